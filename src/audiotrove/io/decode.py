@@ -1,0 +1,249 @@
+"""Stream any audio or video file as float32 blocks with bounded memory.
+
+`open_audio(path)` returns an `AudioReader` whose `blocks()` yields arrays of
+shape (frames, channels), float32, nominally in [-1, 1]. Every block but the last
+has exactly `block_frames` frames, so consumers can rely on a fixed hop.
+
+soundfile (libsndfile) is used where it can read the file (WAV, FLAC, OGG/Vorbis,
+AIFF, MP3...): it is the fastest path. Everything else (MP4/AAC, Opus-in-WebM,
+WMA, video containers) goes through PyAV, whose wheels bundle FFmpeg.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+DEFAULT_BLOCK_FRAMES = 65536
+MAX_SAMPLE_RATE_HZ = 768_000
+MAX_CHANNELS = 64
+# A decode that yields less than this share of the declared duration is a truncated file.
+TRUNCATION_TOLERANCE = 0.9
+TRUNCATION_MIN_MISSING_S = 0.5
+
+
+class DecodeError(Exception):
+    """The file cannot be decoded as audio; the message says why, for the user."""
+
+
+@dataclass
+class AudioReader:
+    path: str
+    sample_rate: int
+    channels: int
+    backend: str  # "soundfile" or "pyav"
+    declared_frames: int | None = None  # from the header; None when unknown
+    decoded_frames: int = field(default=0, init=False)
+
+    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Yield float32 (frames, channels) blocks; check for truncation at the end."""
+        if self.backend == "soundfile":
+            source = _soundfile_blocks(self.path, block_frames)
+        else:
+            source = _rebuffer(_pyav_frames(self.path, self.channels), block_frames, self.channels)
+        self.decoded_frames = 0
+        for block in source:
+            self.decoded_frames += len(block)
+            yield block
+        self._check_complete()
+
+    @property
+    def declared_duration_s(self) -> float | None:
+        if self.declared_frames is None:
+            return None
+        return self.declared_frames / self.sample_rate
+
+    def _check_complete(self) -> None:
+        if self.decoded_frames == 0:
+            raise DecodeError("no audio samples could be decoded (empty audio stream)")
+        if self.declared_frames:
+            missing = self.declared_frames - self.decoded_frames
+            if (
+                self.decoded_frames < TRUNCATION_TOLERANCE * self.declared_frames
+                and missing / self.sample_rate > TRUNCATION_MIN_MISSING_S
+            ):
+                raise DecodeError(
+                    f"truncated: decoded {self.decoded_frames / self.sample_rate:.2f} s of the "
+                    f"{self.declared_frames / self.sample_rate:.2f} s the header declares"
+                )
+
+
+def open_audio(path: str | os.PathLike) -> AudioReader:
+    """Open `path` for block decoding; raise DecodeError with a clear reason if it cannot be."""
+    path = os.fspath(path)
+    _check_readable(path)
+    reader = _open_soundfile(path)
+    if reader is None:
+        reader = _open_pyav(path)
+    _check_format(reader)
+    return reader
+
+
+def read_all(path: str | os.PathLike, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole file (or its first `max_seconds`) into memory. For short files and tests."""
+    reader = open_audio(path)
+    limit = None if max_seconds is None else int(max_seconds * reader.sample_rate)
+    parts, n = [], 0
+    for block in reader.blocks():
+        parts.append(block)
+        n += len(block)
+        if limit is not None and n >= limit:
+            break
+    audio = np.concatenate(parts) if parts else np.zeros((0, reader.channels), np.float32)
+    return (audio[:limit] if limit is not None else audio), reader.sample_rate
+
+
+def _check_readable(path: str) -> None:
+    if os.path.islink(path) and not os.path.exists(path):
+        raise DecodeError("broken symbolic link (or a link loop)")
+    if not os.path.exists(path):
+        raise DecodeError("file not found")
+    if os.path.isdir(path):
+        raise DecodeError("is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise DecodeError("permission denied: the file is not readable")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise DecodeError("empty file (0 bytes)")
+
+
+def _check_format(reader: AudioReader) -> None:
+    if not 1 <= reader.sample_rate <= MAX_SAMPLE_RATE_HZ:
+        raise DecodeError(f"implausible sample rate in header: {reader.sample_rate} Hz")
+    if not 1 <= reader.channels <= MAX_CHANNELS:
+        raise DecodeError(f"implausible channel count in header: {reader.channels}")
+
+
+# --- soundfile -------------------------------------------------------------------------
+
+_SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc",
+                         ".afc", ".mp3", ".au", ".snd", ".w64", ".rf64", ".caf"}
+
+
+def _open_soundfile(path: str) -> AudioReader | None:
+    """Return a reader if libsndfile can read the file, else None (PyAV then tries)."""
+    import soundfile as sf
+
+    if os.path.splitext(path)[1].lower() not in _SOUNDFILE_EXTENSIONS:
+        return None
+    try:
+        info = sf.info(path)
+    except Exception:
+        return None
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        return None  # let PyAV try, and give its message
+    # libsndfile's MP3 frame count can be an estimate; trust it only for PCM-like formats.
+    declared = info.frames if info.format not in ("MPEG",) else None
+    return AudioReader(path, int(info.samplerate), int(info.channels), "soundfile", declared)
+
+
+def _soundfile_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as f:
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    return
+                yield block
+                if len(block) < block_frames:
+                    return
+    except sf.LibsndfileError as exc:
+        raise DecodeError(f"decoding failed: {exc}") from exc
+
+
+# --- PyAV --------------------------------------------------------------------------------
+
+def _open_pyav(path: str) -> AudioReader:
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            streams = container.streams.audio
+            if not streams:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise DecodeError(f"no audio stream (streams found: {', '.join(kinds)})")
+            stream = streams[0]
+            rate = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
+            channels = int(stream.codec_context.channels or 0)
+            declared = _pyav_declared_frames(container, stream, rate)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"not a readable audio/video file: {_av_message(exc)}") from exc
+    return AudioReader(path, rate, channels, "pyav", declared)
+
+
+def _pyav_declared_frames(container, stream, rate: int) -> int | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return int(round(float(stream.duration * stream.time_base) * rate))
+    if container.duration is not None and container.duration > 0:
+        return int(round(container.duration / 1_000_000 * rate))
+    return None
+
+
+def _pyav_frames(path: str, channels: int) -> Iterator[np.ndarray]:
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = container.streams.audio[0]
+            stream.thread_type = "AUTO"
+            resampler = av.AudioResampler(format="fltp")
+            for packet in container.demux(stream):
+                for frame in _decode_packet(packet):
+                    for out in resampler.resample(frame):
+                        yield _frame_to_array(out, channels)
+            for out in resampler.resample(None):
+                yield _frame_to_array(out, channels)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"decoding failed: {_av_message(exc)}") from exc
+
+
+def _decode_packet(packet):
+    try:
+        return packet.decode()
+    except Exception as exc:  # a corrupt packet: report it, do not go on silently
+        raise DecodeError(f"corrupt audio data at {_packet_time(packet)}: {_av_message(exc)}") from exc
+
+
+def _packet_time(packet) -> str:
+    if packet.pts is not None and packet.time_base is not None:
+        return f"{float(packet.pts * packet.time_base):.2f} s"
+    return "an unknown position"
+
+
+def _frame_to_array(frame, channels: int) -> np.ndarray:
+    planes = frame.to_ndarray()  # (channels, samples) for planar float
+    if planes.shape[0] != channels:
+        raise DecodeError(f"channel count changed mid-stream ({channels} -> {planes.shape[0]})")
+    return np.ascontiguousarray(planes.T, dtype=np.float32)
+
+
+def _rebuffer(frames: Iterator[np.ndarray], block_frames: int, channels: int) -> Iterator[np.ndarray]:
+    """Regroup variable-size decoder frames into fixed-size blocks."""
+    pending: list[np.ndarray] = []
+    count = 0
+    for chunk in frames:
+        pending.append(chunk)
+        count += len(chunk)
+        while count >= block_frames:
+            joined = np.concatenate(pending)
+            yield joined[:block_frames]
+            rest = joined[block_frames:]
+            pending, count = ([rest] if len(rest) else []), len(rest)
+    if count:
+        yield np.concatenate(pending)
+
+
+def _av_message(exc: Exception) -> str:
+    text = str(exc)
+    # PyAV messages look like "[Errno 1094995529] Invalid data found when processing input: 'path'"
+    if text.startswith("[Errno"):
+        text = text.split("] ", 1)[-1]
+    return text.split(": '", 1)[0].strip() or type(exc).__name__

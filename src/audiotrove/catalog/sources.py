@@ -1,0 +1,110 @@
+"""Turn `add` arguments (folders, files, list files, URLs) into catalog entries.
+
+A folder is walked recursively for audio and video containers; a list file (`*.txt` or
+`@list`) holds one path or URL per line, `#` comments and blank lines ignored. Relative
+paths in a list file are relative to the list file's folder. URLs are stored as they are
+(fetching them is a later step).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+MEDIA_EXTENSIONS = frozenset(
+    ".wav .wave .bwf .rf64 .w64 .flac .mp3 .mp2 .mp1 .ogg .oga .opus .spx .m4a .m4b .aac .mp4 .m4v "
+    ".aif .aiff .aifc .afc .wma .asf .wmv .mov .mkv .mka .webm .avi .ac3 .eac3 .dts .amr .au .snd "
+    ".caf .ape .wv .tta .alac .mpg .mpeg .ts .mts .m2ts .3gp .3g2 .ogv .flv .voc .dsf .dff".split()
+)
+URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://")
+
+
+@dataclass
+class Expansion:
+    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, source)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+
+def is_url(text: str) -> bool:
+    return text.lower().startswith(URL_SCHEMES)
+
+
+def is_media_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS
+
+
+def expand_sources(args: list[str], *, base: Path | None = None) -> Expansion:
+    """Expand every argument; problems become `skipped` entries, never exceptions."""
+    out = Expansion()
+    for arg in args:
+        _expand_one(arg, base or Path.cwd(), out, depth=0)
+    return out
+
+
+def _expand_one(arg: str, base: Path, out: Expansion, depth: int) -> None:
+    if is_url(arg):
+        out.entries.append((arg, "url", arg))
+        return
+    is_list = arg.startswith("@")
+    raw = arg[1:] if is_list else arg
+    path = Path(os.path.expanduser(raw))
+    if not path.is_absolute():
+        path = base / path
+    path = Path(os.path.abspath(path))
+    if is_list or (path.suffix.lower() == ".txt" and path.is_file()):
+        _expand_list(path, out, depth)
+    elif path.is_dir():
+        for found in _walk_media(path, out):
+            out.entries.append((found, "file", arg))
+    elif path.is_file() or os.path.islink(path):
+        # A broken link is registered too: its analysis then says what is wrong with it.
+        # A file named explicitly is registered even with an unusual extension:
+        # the user asked for it, and the analysis will say if it is not audio.
+        out.entries.append((str(path), "file", arg))
+    else:
+        out.skipped.append((str(path), "not found"))
+
+
+def _expand_list(path: Path, out: Expansion, depth: int) -> None:
+    if depth > 8:
+        out.skipped.append((str(path), "list files nested too deeply"))
+        return
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        out.skipped.append((str(path), f"cannot read list file: {exc.strerror or exc}"))
+        return
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        _expand_one(line, path.parent, out, depth + 1)
+
+
+def _walk_media(root: Path, out: Expansion) -> Iterator[str]:
+    """Recursive walk that follows directory links once (loops are detected and skipped)."""
+    seen: set[tuple[int, int]] = set()
+
+    def onerror(exc: OSError) -> None:
+        out.skipped.append((exc.filename or str(root), f"cannot read folder: {exc.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            out.skipped.append((dirpath, "folder link loop"))
+            dirnames[:] = []
+            continue
+        seen.add(key)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not is_media_name(name):
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.isdir(full):
+                continue
+            yield full

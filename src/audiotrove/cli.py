@@ -1,0 +1,139 @@
+"""The command line: thin front door over the catalog and the runner.
+
+Exit status: 0 all ok, 1 some items failed (the message says how many), 2 usage or setup error,
+130 interrupted (Ctrl-C; run the same command again to resume).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .catalog.db import Catalog
+from .catalog.records import file_record
+from .catalog.sources import expand_sources
+from .commands import enhance as enhance_commands
+from .commands import insight as insight_commands
+from .commands import units as units_commands
+from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, open_catalog, run_step_cli
+
+app = typer.Typer(
+    name="audiotrove",
+    help=(
+        "Analyze, query, restore and cut large collections of recorded sound.\n\n"
+        "Typical use: `audiotrove init coll`, `audiotrove -C coll add ~/recordings`, "
+        "`audiotrove -C coll analyze`, `audiotrove -C coll ls --format jsonl`. "
+        "One-off: `audiotrove analyze a.wav b.mp3` prints one JSON object per file."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main_options(
+    collection: Optional[Path] = typer.Option(
+        None, "-C", "--collection", help="Collection folder (default: the current folder or a parent)."
+    ),
+) -> None:
+    State.collection = collection
+
+
+@app.command()
+def init(folder: Path = typer.Argument(Path("."), help="Folder to make a collection (created if missing).")):
+    """Create a collection: FOLDER/.audiotrove/ holds the catalog (SQLite, WAL)."""
+    cat = Catalog.create(folder)
+    err.print(f"collection ready: {cat.root} (catalog {cat.db_path})")
+    err.print(f"next: audiotrove -C {folder} add <folders, files or lists>")
+    cat.close()
+
+
+@app.command()
+def add(sources: List[str] = typer.Argument(..., help="Folders (recursive), files, list files (*.txt or @list), URLs.")):
+    """Register sources in the collection. Re-adding a file is a no-op."""
+    with open_catalog() as cat:
+        found = expand_sources(sources)
+        added, present = cat.add_files(found.entries)
+        for path, why in found.skipped:
+            err.print(f"[yellow]skipped[/] {path}: {why}")
+        print(f"added {added}, already present {present}, skipped {len(found.skipped)}")
+
+
+@app.command()
+def analyze(
+    files: Optional[List[str]] = typer.Argument(
+        None, help="One-off mode: analyze these files (no collection) and print one JSON object per line."
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+):
+    """Analyze every registered file lacking a current result (or the FILES given)."""
+    if files:
+        raise typer.Exit(_analyze_one_off(files, workers))
+    with open_catalog() as cat:
+        summary = run_step_cli(cat, "analyze", {}, workers=workers, retry_failed=retry_failed)
+        err.print(summary.line())
+        raise typer.Exit(exit_code(summary))
+
+
+def _analyze_one_off(files: list[str], workers: Optional[int]) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="audiotrove-"))
+    try:
+        with Catalog.create(tmp) as cat:
+            found = expand_sources(files)
+            cat.add_files(found.entries)
+            summary = run_step_cli(cat, "analyze", {}, workers=workers, show_progress=len(found.entries) > 1)
+            by_path = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
+            for path, _, _ in found.entries:
+                print(json.dumps(by_path[path]), flush=True)
+            for path, why in found.skipped:
+                print(json.dumps({"path": path, "status": "error", "error": why}), flush=True)
+        failed = summary.failed + len(found.skipped)
+        if failed:
+            err.print(f"[red]{failed} of {len(found.entries) + len(found.skipped)} file(s) failed[/]")
+        return EXIT_FAILURES if failed else EXIT_OK
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@app.command()
+def status():
+    """Counts per step and state, and the failures with their messages."""
+    with open_catalog() as cat:
+        total = cat.file_count()
+        print(f"collection {cat.root}: {total} files")
+        counts = cat.step_counts()
+        done: dict[str, int] = {}
+        for step, state, n in counts:
+            print(f"  {step:<10} {state:<6} {n}")
+            done[step] = done.get(step, 0) + n
+        for step, n in done.items():
+            if total - n:
+                print(f"  {step:<10} {'todo':<6} {total - n}")
+        failures = cat.failures()
+        if failures:
+            print("failures:")
+            for path, step, error in failures:
+                print(f"  {path} [{step}]: {error}")
+        raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
+
+
+for _module in (insight_commands, enhance_commands, units_commands):
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

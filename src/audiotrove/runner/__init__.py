@@ -1,0 +1,96 @@
+"""The runner: plan which files need a step, run them in parallel, commit each result as it arrives."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..catalog.db import Catalog
+from ..steps import get_step
+from .executor import default_workers, run_items
+from .plan import Plan, make_plan
+from .progress import RunProgress
+from .worker import Outcome
+
+
+@dataclass
+class RunSummary:
+    step: str
+    planned: int = 0
+    ok: int = 0
+    failed: int = 0
+    up_to_date: int = 0
+    urls_pending: int = 0
+    audio_s: float = 0.0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def not_started(self) -> int:
+        return self.planned - self.ok - self.failed
+
+    def line(self) -> str:
+        text = (f"{self.step}: {self.ok} ok, {self.failed} failed, {self.up_to_date} already up to date")
+        if self.urls_pending:
+            text += f", {self.urls_pending} URLs not fetched yet"
+        if self.ok + self.failed:
+            text += f"; {self.audio_s / 3600:.2f} h of audio in {self.elapsed_s:.1f} s"
+            if self.elapsed_s > 0 and self.audio_s > 0:
+                text += f" ({self.audio_s / self.elapsed_s:.0f}x real time)"
+        if self.interrupted:
+            text += f"; interrupted, {self.not_started} not done: run again to resume"
+        return text
+
+
+def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
+             workers: int | None = None, file_ids: set[int] | None = None,
+             retry_failed: bool = False, show_progress: bool = True) -> RunSummary:
+    """Bring `step_name` up to date for the chosen files (all by default).
+
+    Steps it requires are brought up to date first (with their default parameters).
+    Raises KeyboardInterrupt after committing what finished if the user presses Ctrl-C;
+    the returned summary's `interrupted` is then set on the exception as `.summary`.
+    """
+    step = get_step(step_name)
+    for required in step.requires:
+        run_step(catalog, required, None, workers=workers, file_ids=file_ids,
+                 show_progress=show_progress)
+    plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
+                     retry_failed=retry_failed)
+    return execute_plan(catalog, plan, workers=workers or default_workers(),
+                        show_progress=show_progress)
+
+
+def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool) -> RunSummary:
+    summary = RunSummary(plan.step.name, planned=len(plan.items), up_to_date=plan.up_to_date,
+                         urls_pending=plan.urls_pending)
+    started = time.perf_counter()
+
+    def commit(outcome: Outcome) -> None:
+        catalog.record(
+            outcome.file_id, size_bytes=outcome.size_bytes, mtime_ns=outcome.mtime_ns,
+            content_hash=outcome.content_hash, step=plan.step.name, step_version=plan.step.version,
+            params_hash=plan.params_hash, params=plan.params, status=outcome.status,
+            error=outcome.error, data=outcome.data, elapsed_s=outcome.elapsed_s,
+        )
+        if outcome.status == "ok":
+            summary.ok += 1
+        else:
+            summary.failed += 1
+        summary.audio_s += outcome.audio_s
+        progress.advance(outcome)
+
+    with RunProgress(plan.step.name, len(plan.items), enabled=show_progress) as progress:
+        try:
+            if plan.items:
+                run_items(plan.step.name, plan.items, workers=min(workers, len(plan.items)),
+                          on_outcome=commit)
+        except KeyboardInterrupt as exc:
+            summary.interrupted = True
+            summary.elapsed_s = time.perf_counter() - started
+            exc.summary = summary  # type: ignore[attr-defined]
+            raise
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+__all__ = ["RunSummary", "run_step", "execute_plan", "default_workers"]

@@ -1,0 +1,49 @@
+"""Which files need which step: everything lacking a current result, nothing else."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..catalog.db import Catalog, FileRow
+from ..io.hashing import params_hash
+from ..steps import Item, Step
+from .worker import stat_facts
+
+
+@dataclass
+class Plan:
+    step: Step
+    params: dict
+    params_hash: str
+    items: list[Item] = field(default_factory=list)
+    up_to_date: int = 0
+    urls_pending: int = 0  # URLs are registered but fetched by a later step
+
+
+def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] | None = None,
+              retry_failed: bool = False) -> Plan:
+    phash = params_hash(params)
+    plan = Plan(step, params, phash)
+    statuses = catalog.result_status(step.name, step.version, phash)
+    for f in catalog.files(file_ids):
+        if f.kind == "url":
+            plan.urls_pending += 1
+            continue
+        status = statuses.get(f.content_hash) if _unchanged(f) else None
+        if status == "ok" or (status == "error" and not retry_failed):
+            plan.up_to_date += 1
+            continue
+        plan.items.append(Item(f.id, f.path, params, _inputs(catalog, step, f)))
+    return plan
+
+
+def _unchanged(f: FileRow) -> bool:
+    """True when the file's size and mtime are those its stored hash was taken at."""
+    return f.content_hash is not None and stat_facts(f.path) == (f.size_bytes, f.mtime_ns)
+
+
+def _inputs(catalog: Catalog, step: Step, f: FileRow) -> dict:
+    if not step.requires or f.content_hash is None:
+        return {}
+    latest = catalog.latest_results(f.content_hash)
+    return {name: latest[name].data for name in step.requires
+            if name in latest and latest[name].status == "ok"}

@@ -1,0 +1,78 @@
+"""What a worker process does with one item: stat, hash, run the step, report.
+
+Runs in a pool process; returns a plain Outcome (picklable) and never raises for a bad item.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+from ..io.decode import DecodeError
+from ..io.hashing import content_hash, placeholder_hash
+from ..steps import Item, get_step
+
+
+@dataclass
+class Outcome:
+    file_id: int
+    size_bytes: int | None
+    mtime_ns: int | None
+    content_hash: str
+    status: str  # "ok" | "error"
+    error: str | None
+    data: dict | None
+    elapsed_s: float
+    audio_s: float  # seconds of audio processed (for throughput), 0 when unknown
+
+
+def stat_facts(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in ns), or (None, None) when the path cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
+
+
+def init_worker() -> None:
+    """Pool initializer: Ctrl-C is the coordinator's business, not the workers'."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def execute(step_name: str, item: Item) -> Outcome:
+    started = time.perf_counter()
+    size_bytes, mtime_ns = stat_facts(item.path)
+    try:
+        digest = content_hash(item.path)
+    except (OSError, ValueError):
+        digest = placeholder_hash(item.path, size_bytes, mtime_ns)
+    try:
+        data = get_step(step_name).run(item)
+        status, error = "ok", None
+    except DecodeError as exc:
+        data, status, error = None, "error", str(exc)
+    except MemoryError:
+        data, status, error = None, "error", "out of memory while processing this file"
+    except Exception as exc:  # a bug or an unexpected input: keep the batch going, say where
+        data, status, error = None, "error", _describe(exc)
+    return Outcome(
+        file_id=item.file_id, size_bytes=size_bytes, mtime_ns=mtime_ns, content_hash=digest,
+        status=status, error=error, data=data, elapsed_s=time.perf_counter() - started,
+        audio_s=_audio_seconds(data),
+    )
+
+
+def _describe(exc: Exception) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _audio_seconds(data: dict | None) -> float:
+    try:
+        return float(data["media_info"]["container"]["duration"] or 0.0)
+    except (TypeError, KeyError):
+        return 0.0

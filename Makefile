@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   creates .venv, installs audiotrove, analyzes the bundled demo collection
+#   make test   creates .venv, installs audiotrove with test tools, runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+AT     := $(VENV)/bin/audiotrove
+DEMO   := demo/collection
+
+.PHONY: venv demo test bench system-test-deps clean
+
+venv: $(VENV)/.installed
+
+# silero-vad and speechmos declare torch (and nothing we use needs it): they are installed
+# with --no-deps, so pip never pulls torch's several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps 'silero-vad==6.2.3' 'speechmos==0.0.1.1'
+	$(PY) -m pip check >/dev/null || $(PY) -m pip check | grep -v -e torch -e silero -e speechmos || true
+	touch $@
+
+demo: venv
+	$(PY) demo/make_problem_files.py demo/recordings demo/recordings/problems
+	rm -rf $(DEMO)
+	$(AT) init $(DEMO)
+	$(AT) -C $(DEMO) add demo/recordings
+	-$(AT) -C $(DEMO) analyze
+	$(AT) -C $(DEMO) ls
+	@echo
+	@echo "Results are in $(DEMO)/.audiotrove/catalog.db. Try next:"
+	@echo "  . $(VENV)/bin/activate"
+	@echo "  audiotrove -C $(DEMO) status"
+	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
+
+# Debian packages the report test uses (headless Chromium); skipped quietly when not root.
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the report rendering test will be skipped"; }
+
+test: venv system-test-deps
+	$(PY) -m pytest
+
+bench: venv
+	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }
+	$(PY) -m pip install -q librosa pyloudnorm
+	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO) demo/recordings/problems .pytest_cache

@@ -44,7 +44,7 @@ def probe(path: str | os.PathLike) -> dict:
             video_streams = [s for s in container.streams.video if not _is_cover_art(s)]
             kind = _container_kind(container.format.name, path)
             duration_s = container.duration / 1_000_000 if container.duration else None
-            audio = _audio_info(audio_streams[0]) if audio_streams else None
+            audio = _audio_info(audio_streams[0], path) if audio_streams else None
             if audio_streams and duration_s is None:
                 duration_s = _stream_duration_s(audio_streams[0])
             bitrate = container.bit_rate or None
@@ -65,24 +65,33 @@ def probe(path: str | os.PathLike) -> dict:
     }
 
 
-def _audio_info(stream) -> dict:
+def _audio_info(stream, path: str) -> dict:
     ctx = stream.codec_context
     codec = ctx.name
     return {
         "codec": codec,
         "channels": int(ctx.channels or 0),
         "sample_rate": int(ctx.sample_rate or 0),
-        "bit_depth": _bit_depth(ctx, codec),
+        "bit_depth": _bit_depth(ctx, codec, path),
     }
 
 
-def _bit_depth(ctx, codec: str) -> int | None:
+# libsndfile subtypes -> bits per sample (PyAV does not expose FFmpeg's bits_per_raw_sample).
+_SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32,
+                 "DOUBLE": 64, "ULAW": 8, "ALAW": 8}
+
+
+def _bit_depth(ctx, codec: str, path: str) -> int | None:
     if codec in LOSSY_CODECS:
         return None
-    for attr in ("bits_per_raw_sample", "bits_per_coded_sample"):
-        bits = getattr(ctx, attr, 0) or 0
+    try:
+        import soundfile as sf
+
+        bits = _SUBTYPE_BITS.get(sf.info(path).subtype)
         if bits:
-            return int(bits)
+            return bits
+    except Exception:
+        pass  # not a libsndfile format: fall back to FFmpeg's view
     if codec.startswith("pcm_"):  # pcm_s16le, pcm_f32le, pcm_u8, pcm_mulaw ...
         digits = "".join(ch for ch in codec.split("_")[1] if ch.isdigit())
         return int(digits) if digits else 8

@@ -39,7 +39,23 @@ def expand_sources(args: list[str], *, base: Path | None = None) -> Expansion:
     out = Expansion()
     for arg in args:
         _expand_one(arg, base or Path.cwd(), out, depth=0)
+    _skip_non_utf8_names(out)
     return out
+
+
+def _skip_non_utf8_names(out: Expansion) -> None:
+    """A name that is not valid UTF-8 (e.g. Latin-1 bytes from an old archive) cannot be
+    stored in the catalog: skip it with a clear reason instead of failing the whole `add`."""
+    kept = []
+    for entry in out.entries:
+        try:
+            entry[0].encode("utf-8")
+        except UnicodeEncodeError:
+            shown = entry[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            out.skipped.append((shown, "file name is not valid UTF-8: rename the file to add it"))
+            continue
+        kept.append(entry)
+    out.entries = kept
 
 
 def _expand_one(arg: str, base: Path, out: Expansion, depth: int) -> None:

@@ -134,9 +134,48 @@ def _open_soundfile(path: str) -> AudioReader | None:
         return None
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
         return None  # let PyAV try, and give its message
+    if info.format == "MP3":
+        # soundfile seeks after every read; libsndfile's MP3 seeks are only approximate
+        # (mpg123 "fuzzy" seeking when the Xing table is off), and blocks then come back
+        # partly zeroed. FFmpeg decodes MP3 in one forward pass, and trims encoder padding.
+        return None
     # libsndfile's MP3 frame count can be an estimate; trust it only for PCM-like formats.
     declared = info.frames if info.format not in ("MPEG",) else None
+    if info.format in ("WAV", "WAVEX", "AIFF"):
+        declared = _pcm_header_frames(path, info.format, info.frames) or declared
     return AudioReader(path, int(info.samplerate), int(info.channels), "soundfile", declared)
+
+
+def _pcm_header_frames(path: str, fmt: str, readable_frames: int) -> int | None:
+    """Frames a WAV/AIFF header declares, when more than the file holds (else None).
+
+    libsndfile (and FFmpeg) quietly shorten a truncated WAV/AIFF to the bytes present,
+    so the header's own length is read here for `_check_complete` to flag truncation.
+    """
+    import struct
+
+    big = fmt == "AIFF"
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(12)  # past RIFF/FORM, its size and WAVE/AIFF/AIFC
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                tag, length = struct.unpack(">4sI" if big else "<4sI", head)
+                start = f.tell()
+                if big and tag == b"COMM":
+                    frames = struct.unpack(">I", f.read(6)[2:6])[0]
+                    return frames if frames > readable_frames else None
+                if not big and tag == b"data":
+                    available = size - start
+                    if length in (0, 0xFFFFFFFF) or length <= available or available <= 0:
+                        return None  # streaming placeholder, or complete
+                    return int(readable_frames * length / available)
+                f.seek(start + length + (length & 1))
+    except (OSError, struct.error):
+        return None
 
 
 def _soundfile_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
@@ -167,6 +206,8 @@ def _open_pyav(path: str) -> AudioReader:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
                 raise DecodeError(f"no audio stream (streams found: {', '.join(kinds)})")
             stream = streams[0]
+            if stream.codec_context is None:  # FFmpeg has no decoder for the codec tag
+                raise DecodeError("unknown or unsupported audio codec (no decoder for it)")
             rate = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
             channels = int(stream.codec_context.channels or 0)
             declared = _pyav_declared_frames(container, stream, rate)

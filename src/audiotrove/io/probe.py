@@ -67,7 +67,10 @@ def probe(path: str | os.PathLike) -> dict:
 
 def _audio_info(stream, path: str) -> dict:
     ctx = stream.codec_context
-    codec = ctx.name
+    if ctx is None:  # FFmpeg has no decoder for the stream's codec tag
+        raise DecodeError("unknown or unsupported audio codec (no decoder for it)")
+    # The codec's name ("mp3", "mp4als"), not its decoder's ("mp3float", "als"): as ffprobe says.
+    codec = getattr(ctx.codec, "canonical_name", None) or ctx.name
     return {
         "codec": codec,
         "channels": int(ctx.channels or 0),

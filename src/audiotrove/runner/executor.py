@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
 from ..io.hashing import content_hash, placeholder_hash
-from ..steps import Item
+from ..steps import _STEP_MODULES, Item
 from .worker import Outcome, execute, init_worker, stat_facts
 
 # Libraries under numpy/scipy/onnxruntime must not each start a thread per core in every worker.
@@ -31,7 +31,10 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
         os.environ.setdefault(name, "1")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["audiotrove.runner.worker"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
+    # Workers get the coordinator's step registry: steps added with `steps.register` at run
+    # time (plugins, tests) are otherwise unknown in a fresh forkserver child.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
+                               initargs=(dict(_STEP_MODULES),))
 
 
 def run_items(step_name: str, items: Iterable[Item], *, workers: int,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..io.decode import DecodeError
 from ..io.hashing import content_hash, placeholder_hash
-from ..steps import Item, get_step
+from ..steps import Item, get_step, register
 
 
 @dataclass
@@ -37,9 +37,15 @@ def stat_facts(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns
 
 
-def init_worker() -> None:
-    """Pool initializer: Ctrl-C is the coordinator's business, not the workers'."""
+def init_worker(step_modules: dict[str, str] | None = None) -> None:
+    """Pool initializer: Ctrl-C is the coordinator's business, not the workers'.
+
+    `step_modules` is the coordinator's step registry (name -> module), so that steps
+    registered at run time are found here too.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name, module in (step_modules or {}).items():
+        register(name, module)
 
 
 def execute(step_name: str, item: Item) -> Outcome:

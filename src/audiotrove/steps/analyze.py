@@ -17,7 +17,13 @@ DEFAULTS: dict = {}
 
 def build_meters(sample_rate: int, channels: int, params: dict) -> list:
     """The streaming meters whose results make up the "audio" object."""
-    return []
+    from ..dsp.bandwidth import BandwidthMeter
+    from ..dsp.noise import NoiseMeter
+
+    return [
+        NoiseMeter(sample_rate, channels),
+        BandwidthMeter(sample_rate, channels),
+    ]
 
 
 def analyze_file(path: str, params: dict | None = None) -> dict:
@@ -36,10 +42,13 @@ def analyze_file(path: str, params: dict | None = None) -> dict:
         for meter in meters:
             meter.update(block)
     # The exact duration is the decoded length, not the header's estimate.
-    media_info["container"]["duration"] = reader.decoded_frames / reader.sample_rate
+    media_info["container"]["duration"] = round(reader.decoded_frames / reader.sample_rate, 6)
     audio: dict = {"non_finite_samples": non_finite}
     for meter in meters:
         audio.update(meter.result())
+    # Non-finite samples were zeroed above, so the meters saw none: the count lives here.
+    if isinstance(audio.get("noise"), dict):
+        audio["noise"].pop("non_finite_samples", None)
     return {"media_info": media_info, "audio": audio}
 
 

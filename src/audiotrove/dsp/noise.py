@@ -1,0 +1,287 @@
+"""Noise floor, SNR, mains hum, clicks and DC offset in one streaming pass.
+
+`NoiseMeter(sample_rate, channels)` follows the meter protocol of `audiotrove.dsp`
+(update(block) ... result()) and returns
+
+    {"noise": {
+        "level_average": dBFS,       noise floor: 5th percentile of 20 ms frame levels
+        "snr_average": dB,           mean level of the active frames minus the floor
+        "hum": {"frequency": 50 | 60 | None (Hz, nominal mains), "frequency_measured": Hz,
+                "level": dB above the local spectral floor (strongest harmonic),
+                "level_dbfs": dBFS (all found harmonics together), "harmonics": [1, 2, ...]},
+        "clicks_per_minute": float,  isolated impulses < 2 ms per minute of audio
+        "num_clicks": int,
+        "dc_offset": float,          signed mean sample value (fraction of full scale), the
+                                     channel with the largest |mean|
+        "digital_silence_duration": s, frames excluded from the floor (exact zeros / DC only)
+        "non_finite_samples": int,   NaN / inf samples, replaced by 0 for measuring
+        "reason": str                only when a value is None: why
+    }}
+
+Definitions
+- Frame level: AC power (mean square after removing each channel's frame mean, so a DC
+  offset does not pass for noise), averaged over channels, of consecutive 20 ms frames, in
+  dBFS (10 log10 of the mean square; a full-scale sine is -3 dBFS). Averaging powers, not
+  the amplitude mix, keeps uncorrelated noise in two channels from losing 3 dB.
+  Frames are 20 ms, not longer: the gaps between words are often only 50-150 ms, and with
+  50 ms frames the floor of short utterances (xmas.wav, cmu_arctic a0003 in the test data)
+  landed 10-20 dB up inside the speech.
+- Frames that are exact digital zero, or constant (DC only), are excluded from the
+  statistics and reported as `digital_silence_duration`; a file made only of them gets
+  level_average = None with a reason.
+- level_average: the 5th percentile of the frame levels (0.05 dB histogram: memory is
+  constant whatever the length): the level of the quiet stretches (pauses, room tone, tape
+  hiss); for a file that is never quiet (dense music, a steady tone) the level of its
+  quietest twentieth. On steady noise it reads ~0.5 dB below the noise's mean level (the
+  spread of 20 ms estimates).
+- snr_average: frames more than 6 dB above the floor are "active"; their mean power in dB
+  minus the floor. None (with a reason) when no frame rises 6 dB above the floor (steady noise
+  or a steady tone: there is no signal to set against the floor).
+- Hum: `audiotrove.dsp.hum`; clicks: `audiotrove.dsp.clicks` (both on the channel mix).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .clicks import ClickDetector
+from .hum import HumDetector
+from .spectrum import StreamFramer
+
+__all__ = ["NoiseMeter", "dc_offset", "measure_noise", "noise_floor_dbfs", "snr_db"]
+
+FRAME_S = 0.02
+FLOOR_PERCENTILE = 5.0
+ACTIVE_MARGIN_DB = 6.0
+HIST_MIN_DB = -200.0
+HIST_MAX_DB = 20.0
+HIST_STEP_DB = 0.05
+# a frame whose AC power is below this share of its raw power is constant (DC only)
+_CONSTANT_FRAME_SHARE = 1e-10
+
+
+class _LevelHistogram:
+    """Histogram of frame levels (dB) with the summed power per bin: exact means above a level."""
+
+    def __init__(self):
+        self.n_bins = round((HIST_MAX_DB - HIST_MIN_DB) / HIST_STEP_DB)
+        self.counts = np.zeros(self.n_bins, np.int64)
+        self.power = np.zeros(self.n_bins, np.float64)
+
+    def add(self, power: np.ndarray) -> None:
+        power = np.asarray(power, np.float64)
+        level = 10 * np.log10(np.maximum(power, 1e-300))
+        idx = np.clip(((level - HIST_MIN_DB) / HIST_STEP_DB).astype(np.int64), 0, self.n_bins - 1)
+        self.counts += np.bincount(idx, minlength=self.n_bins)
+        self.power += np.bincount(idx, weights=power, minlength=self.n_bins)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def percentile_db(self, q: float) -> float:
+        """Level below which q % of the frames lie (linear interpolation inside the bin)."""
+        cum = np.cumsum(self.counts)
+        rank = q / 100.0 * cum[-1]
+        i = int(np.searchsorted(cum, rank, side="left"))
+        i = min(i, self.n_bins - 1)
+        below = cum[i - 1] if i > 0 else 0
+        inside = self.counts[i]
+        frac = (rank - below) / inside if inside else 0.5
+        return float(HIST_MIN_DB + (i + min(max(frac, 0.0), 1.0)) * HIST_STEP_DB)
+
+    def mean_power_above(self, level_db: float) -> tuple[float, int]:
+        """(mean power, frame count) of the frames in bins starting at or above level_db."""
+        i = math.ceil((level_db - HIST_MIN_DB) / HIST_STEP_DB)
+        i = min(max(i, 0), self.n_bins)
+        n = int(self.counts[i:].sum())
+        return (float(self.power[i:].sum()) / n if n else 0.0), n
+
+
+class _FrameLevels:
+    """20 ms AC frame levels of an interleaved stream, kept as a histogram (see module doc)."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
+        self.frame_length = max(1, round(FRAME_S * self.sample_rate))
+        L, C = self.frame_length, self.channels
+        self._framer = StreamFramer(L * C, L * C, dtype=np.float32)
+        # per-channel sums of a frame as one matrix product: (m, L*C) @ (L*C, C)
+        self._channel_picker = np.tile(np.eye(C, dtype=np.float32), (L, 1)) if C > 1 else None
+        self.hist = _LevelHistogram()
+        self.silent_frames = 0
+        self.silent_samples = 0  # per channel
+        self._finished = False
+
+    def push(self, interleaved: np.ndarray) -> None:
+        self._add(self._framer.push(interleaved))
+
+    def finish(self) -> None:
+        """Shorter than one frame: measure what there is as one frame."""
+        if not self._finished and self.hist.total + self.silent_frames == 0 \
+                and len(self._framer.pending):
+            self._add(self._framer.pending[None, :])
+        self._finished = True
+
+    def _add(self, frames: np.ndarray) -> None:
+        if not len(frames):
+            return
+        width = frames.shape[1]
+        L = width // self.channels
+        raw = np.einsum("ij,ij->i", frames, frames).astype(np.float64)
+        if self._channel_picker is not None and width == self._channel_picker.shape[0]:
+            sums = (frames @ self._channel_picker).astype(np.float64)
+        else:
+            sums = frames.reshape(len(frames), L, self.channels).sum(axis=1, dtype=np.float64)
+        ac = (raw - (sums**2).sum(axis=1) / L) / width
+        raw /= width
+        silent = (raw <= 0) | (ac <= _CONSTANT_FRAME_SHARE * raw)
+        self.silent_frames += int(np.count_nonzero(silent))
+        self.silent_samples += int(np.count_nonzero(silent)) * L
+        if not silent.all():
+            self.hist.add(ac[~silent])
+
+    @property
+    def silent_duration_s(self) -> float:
+        return self.silent_samples / self.sample_rate
+
+    def floor_db(self) -> float | None:
+        return self.hist.percentile_db(FLOOR_PERCENTILE) if self.hist.total else None
+
+
+class NoiseMeter:
+    """Streaming noise floor / SNR / hum / clicks / DC meter (see module doc)."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        if sample_rate < 1 or channels < 1:
+            raise ValueError("sample_rate and channels must be >= 1")
+        self.sample_rate = int(sample_rate)
+        self.channels = int(channels)
+        self._levels = _FrameLevels(self.sample_rate, self.channels)
+        self._mix = np.full(self.channels, 1.0 / self.channels, np.float32)
+        self._sums = np.zeros(self.channels, np.float64)
+        self._ones = np.ones(0, np.float32)
+        self._n = 0
+        self._non_finite = 0
+        self._clicks = ClickDetector(self.sample_rate)
+        self._num_clicks = 0
+        self._hum = HumDetector(self.sample_rate)
+        self._result: dict | None = None
+
+    def update(self, block: np.ndarray) -> None:
+        if self._result is not None:
+            raise RuntimeError("update() after result()")
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 1:
+            block = block[:, None]
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(
+                f"expected blocks of shape (frames, {self.channels}), got {block.shape}")
+        n = len(block)
+        if not n:
+            return
+        block = np.ascontiguousarray(block)
+        if len(self._ones) < n:
+            self._ones = np.ones(n, np.float32)
+        sums = self._ones[:n] @ block  # NaN / inf propagate: one pass checks and sums
+        if not np.isfinite(sums).all():
+            finite = np.isfinite(block)
+            self._non_finite += int(block.size - np.count_nonzero(finite))
+            block = np.where(finite, block, np.float32(0))
+            sums = self._ones[:n] @ block
+        self._n += n
+        self._sums += sums
+        self._levels.push(block.reshape(-1))
+        mono = block[:, 0] if self.channels == 1 else block @ self._mix
+        self._num_clicks += len(self._clicks.process(mono))
+        self._hum.update(mono)
+
+    def result(self) -> dict:
+        if self._result is None:
+            self._result = {"noise": self._finish()}
+        return self._result
+
+    def _finish(self) -> dict:
+        reasons: list[str] = []
+        sr, n = self.sample_rate, self._n
+        self._levels.finish()
+        hist = self._levels.hist
+        out: dict = {"level_average": None, "snr_average": None}
+        floor = self._levels.floor_db()
+        if n == 0:
+            reasons.append("no samples")
+        elif floor is None:
+            reasons.append(
+                "digital silence (every frame is exact zero or constant): no noise floor")
+        else:
+            out["level_average"] = round(float(floor), 2)
+            active_power, n_active = hist.mean_power_above(floor + ACTIVE_MARGIN_DB)
+            if n_active:
+                out["snr_average"] = round(float(10 * math.log10(active_power) - floor), 2)
+            else:
+                reasons.append(f"no frame rises {ACTIVE_MARGIN_DB:g} dB above the noise floor "
+                               "(steady noise or tone): no SNR")
+        if n:
+            out["hum"] = self._hum.result()
+        else:
+            out["hum"] = {"frequency": None, "frequency_measured": None, "level": None,
+                          "level_dbfs": None, "harmonics": [], "reason": "no samples"}
+        self._num_clicks += len(self._clicks.flush())
+        if n >= 3:
+            out["clicks_per_minute"] = round(self._num_clicks / (n / sr / 60.0), 2)
+            out["num_clicks"] = self._num_clicks
+        else:
+            out["clicks_per_minute"] = None
+            out["num_clicks"] = None
+            reasons.append("fewer than 3 samples: no click detection")
+        if n:
+            means = self._sums / n
+            out["dc_offset"] = round(float(means[int(np.argmax(np.abs(means)))]), 7)
+        else:
+            out["dc_offset"] = None
+        out["digital_silence_duration"] = round(self._levels.silent_duration_s, 3)
+        out["non_finite_samples"] = self._non_finite
+        if reasons:
+            out["reason"] = "; ".join(reasons)
+        return out
+
+
+def _as_2d(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, np.float32)
+    return audio[:, None] if audio.ndim == 1 else audio
+
+
+def measure_noise(audio: np.ndarray, *, sample_rate: int) -> dict:
+    """The NoiseMeter result ({"noise": {...}}) for a whole (frames,) or (frames, ch) array."""
+    audio = _as_2d(audio)
+    meter = NoiseMeter(sample_rate, audio.shape[1])
+    meter.update(audio)
+    return meter.result()
+
+
+def noise_floor_dbfs(audio: np.ndarray, *, sample_rate: int) -> float | None:
+    """Noise floor in dBFS (5th percentile of 20 ms AC frame levels); None for digital silence.
+
+    Only the frame statistics are computed (no hum or click analysis).
+    """
+    audio = _as_2d(audio)
+    levels = _FrameLevels(sample_rate, audio.shape[1])
+    levels.push(np.where(np.isfinite(audio), audio, np.float32(0)).reshape(-1))
+    levels.finish()
+    floor = levels.floor_db()
+    return None if floor is None else round(float(floor), 2)
+
+
+def snr_db(audio: np.ndarray, *, sample_rate: int) -> float | None:
+    """SNR in dB (mean level of frames 6 dB above the floor minus the floor), None if undefined."""
+    return measure_noise(audio, sample_rate=sample_rate)["noise"]["snr_average"]
+
+
+def dc_offset(audio: np.ndarray) -> float | None:
+    """Signed mean sample value of the channel with the largest |mean| (fraction of full scale)."""
+    audio = _as_2d(audio)
+    if not len(audio):
+        return None
+    means = np.where(np.isfinite(audio), audio, 0).mean(axis=0, dtype=np.float64)
+    return float(means[int(np.argmax(np.abs(means)))])

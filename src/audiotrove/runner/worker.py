@@ -67,7 +67,7 @@ def execute(step_name: str, item: Item) -> Outcome:
     return Outcome(
         file_id=item.file_id, size_bytes=size_bytes, mtime_ns=mtime_ns, content_hash=digest,
         status=status, error=error, data=data, elapsed_s=time.perf_counter() - started,
-        audio_s=_audio_seconds(data),
+        audio_s=_audio_seconds(data) or _audio_seconds(item.inputs.get("analyze")),
     )
 
 

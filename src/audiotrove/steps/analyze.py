@@ -15,12 +15,20 @@ VERSION = "1"
 DEFAULTS: dict = {}
 
 
-def build_meters(sample_rate: int, channels: int, params: dict) -> list:
+# Companded 8-bit codecs: their loud samples sit on a coarse grid that looks like flat tops.
+_COMPANDED_STEP = {"pcm_mulaw": 1 / 32, "pcm_alaw": 1 / 32}
+
+
+def build_meters(sample_rate: int, channels: int, params: dict, codec: str | None = None) -> list:
     """The streaming meters whose results make up the "audio" object."""
     from ..dsp.bandwidth import BandwidthMeter
+    from ..dsp.clipping import ClippingMeter
+    from ..dsp.loudness import LoudnessMeter
     from ..dsp.noise import NoiseMeter
 
     return [
+        LoudnessMeter(sample_rate, channels),
+        ClippingMeter(sample_rate, channels, quantization_step=_COMPANDED_STEP.get(codec or "")),
         NoiseMeter(sample_rate, channels),
         BandwidthMeter(sample_rate, channels),
     ]
@@ -32,7 +40,8 @@ def analyze_file(path: str, params: dict | None = None) -> dict:
     if not media_info["has_audio"]:
         raise DecodeError("no audio stream in this file")
     reader = open_audio(path)
-    meters = build_meters(reader.sample_rate, reader.channels, params)
+    meters = build_meters(reader.sample_rate, reader.channels, params,
+                          codec=(media_info.get("audio") or {}).get("codec"))
     non_finite = 0
     for block in reader.blocks():
         bad = ~np.isfinite(block)

@@ -72,23 +72,37 @@ def analyze(
     ),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+    silence_threshold: Optional[float] = typer.Option(
+        None, "--silence-threshold", help="Absolute silence threshold in dBFS (default -60)."),
+    silence_min: Optional[float] = typer.Option(
+        None, "--silence-min", help="Shortest silence reported, in seconds (default 2)."),
+    quality: Optional[bool] = typer.Option(
+        None, "--quality/--no-quality", help="DNSMOS speech quality score on speech windows (default on)."),
 ):
-    """Analyze every registered file lacking a current result (or the FILES given)."""
+    """Analyze every registered file lacking a current result (or the FILES given).
+
+    One pass over the decoded audio measures media info, loudness (BS.1770-4 / EBU R128, LRA,
+    true peak), clipping, noise floor and SNR, hum, clicks, DC offset, bandwidth and the
+    speech / music / silence / other sections. Changing an option recomputes every file.
+    """
+    overrides = {"silence_threshold_dbfs": silence_threshold, "silence_min_s": silence_min,
+                 "quality": quality}
     if files:
-        raise typer.Exit(_analyze_one_off(files, workers))
+        raise typer.Exit(_analyze_one_off(files, workers, overrides))
     with open_catalog() as cat:
-        summary = run_step_cli(cat, "analyze", {}, workers=workers, retry_failed=retry_failed)
+        summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
 
 
-def _analyze_one_off(files: list[str], workers: Optional[int]) -> int:
+def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="audiotrove-"))
     try:
         with Catalog.create(tmp) as cat:
             found = expand_sources(files)
             cat.add_files(found.entries)
-            summary = run_step_cli(cat, "analyze", {}, workers=workers, show_progress=len(found.entries) > 1)
+            summary = run_step_cli(cat, "analyze", overrides, workers=workers,
+                                   show_progress=len(found.entries) > 1)
             by_path = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
             for path, _, _ in found.entries:
                 print(json.dumps(by_path[path]), flush=True)

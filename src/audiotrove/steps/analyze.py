@@ -12,7 +12,12 @@ from ..io.probe import probe
 from .base import Item, Step
 
 VERSION = "1"
-DEFAULTS: dict = {}
+DEFAULTS: dict = {
+    "silence_threshold_dbfs": -60.0,  # absolute silence threshold
+    "silence_min_s": 2.0,  # shortest stretch reported as silence
+    "quality": True,  # DNSMOS speech quality on speech windows
+    "quality_max_windows": 3,  # at most this many 9 s windows per file (about 0.2 s CPU each)
+}
 
 
 # Companded 8-bit codecs: their loud samples sit on a coarse grid that looks like flat tops.
@@ -23,6 +28,7 @@ def build_meters(sample_rate: int, channels: int, params: dict, codec: str | Non
     """The streaming meters whose results make up the "audio" object."""
     from ..dsp.bandwidth import BandwidthMeter
     from ..dsp.clipping import ClippingMeter
+    from ..dsp.content import ContentMeter
     from ..dsp.loudness import LoudnessMeter
     from ..dsp.noise import NoiseMeter
 
@@ -31,6 +37,13 @@ def build_meters(sample_rate: int, channels: int, params: dict, codec: str | Non
         ClippingMeter(sample_rate, channels, quantization_step=_COMPANDED_STEP.get(codec or "")),
         NoiseMeter(sample_rate, channels),
         BandwidthMeter(sample_rate, channels),
+        ContentMeter(
+            sample_rate, channels,
+            silence_threshold_dbfs=params["silence_threshold_dbfs"],
+            silence_min_s=params["silence_min_s"],
+            quality=params["quality"],
+            quality_max_windows=params["quality_max_windows"],
+        ),
     ]
 
 

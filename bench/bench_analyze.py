@@ -64,9 +64,10 @@ def write_test_file(path: Path, seconds: float, material: np.ndarray) -> None:
 
 
 def time_it(fn) -> float:
-    started = time.perf_counter()
+    """CPU seconds of this process (one core; not skewed by other load on the machine)."""
+    started = time.process_time()
     fn()
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def pure_decode(path: Path) -> None:
@@ -97,12 +98,25 @@ def librosa_way(path: Path) -> None:
     librosa.onset.onset_strength(y=mono, sr=sr)
 
 
+def per_meter_seconds(path: Path) -> dict[str, float]:
+    """CPU seconds of each meter of `analyze` on the same decoded blocks."""
+    from audiotrove.io.decode import open_audio
+    from audiotrove.steps.analyze import DEFAULTS, build_meters
+
+    reader = open_audio(path)
+    blocks = list(reader.blocks())
+    out = {}
+    for meter in build_meters(reader.sample_rate, reader.channels, DEFAULTS):
+        out[type(meter).__name__] = time_it(lambda: ([meter.update(b) for b in blocks], meter.result()))
+    return out
+
+
 def peak_rss_mb(path: Path) -> tuple[float, float]:
     """Peak RSS (MB) and seconds of a fresh process analyzing `path`."""
     code = (
         "import resource, sys, time; from audiotrove.steps.analyze import analyze_file; "
-        "t = time.perf_counter(); analyze_file(sys.argv[1]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)"
+        "t = time.process_time(); analyze_file(sys.argv[1]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.process_time() - t)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
                          text=True).stdout.split()
@@ -132,6 +146,8 @@ def main() -> None:
               f"  ({t_ours / t_decode:.1f}x the decode floor)")
         print(f"librosa + pyloudnorm  {t_librosa:7.2f} s  {seconds / t_librosa:8.0f}x real time"
               f"  (audiotrove is {t_librosa / t_ours:.1f}x faster)")
+        for name, secs in per_meter_seconds(path).items():
+            print(f"  {name:<16} {secs:6.2f} s  {seconds / secs:8.0f}x real time")
         if args.long_hours > 0:
             long_path = Path(tmp) / "long.wav"
             write_test_file(long_path, args.long_hours * 3600, material)

@@ -7,6 +7,8 @@ from .base import Item, Step
 
 _STEP_MODULES = {
     "analyze": "audiotrove.steps.analyze",
+    "enhance": "audiotrove.steps.enhance",
+    "segment": "audiotrove.steps.segment",
 }
 
 

@@ -1,0 +1,150 @@
+"""The Python front door: a collection as pandas DataFrames.
+
+    import audiotrove
+    c = audiotrove.open("coll")                  # the collection folder (or any folder inside it)
+    df = c.frame(where="audio.noise.snr_average < 15 and duration > 10m")
+    df[["path", "audio.loudness.measured"]]
+    c.stats(["media_info.audio.sample_rate"])   # the `audiotrove stats` object
+    c.records(where="status = error")           # the JSON objects of `ls --format jsonl`
+
+Columns are the dotted field names (the same as `export` and the query language): path, status,
+error, every registered field (catalog/fields.py), then fields other steps returned. Integer fields
+are pandas "Int64", true/false fields "boolean", lists (sections) Python lists, the rest float or
+object. Reading is safe while a run writes to the catalog (SQLite WAL).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator, Sequence
+
+from .catalog.db import Catalog
+from .catalog.fields import Field
+from .catalog.index import FieldIndex
+from .catalog.query import parse_field_list
+
+
+class Collection:
+    """An open collection. Use as a context manager or call close()."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.root = catalog.root
+
+    def __repr__(self) -> str:
+        return f"<audiotrove.Collection {str(self.root)!r}: {self.catalog.file_count()} files>"
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    @property
+    def index(self) -> FieldIndex:
+        """The field index, brought up to date with the catalog on each access."""
+        return FieldIndex(self.catalog)
+
+    def fields(self) -> list[Field]:
+        """Every field a query, `frame()` or `stats()` accepts (registered and discovered)."""
+        return list(self.index.fields)
+
+    def frame(self, where: str | None = None, *, fields: Sequence[str] | str | None = None,
+              sort: str | None = None, limit: int | None = None):
+        """A pandas DataFrame, one row per selected file, dotted field names as columns."""
+        return build_frame(self.index, where=where, fields=fields, sort=sort, limit=limit)
+
+    def records(self, where: str | None = None, *, limit: int | None = None) -> list[dict]:
+        """The files' JSON objects ({"path", "status", "error", "media_info", "audio"...})."""
+        return list(self.index.records(where, limit=limit))
+
+    def paths(self, where: str | None = None) -> list[str]:
+        return [r[0] for r in self.index.rows(where, columns=["path"])]
+
+    def file_ids(self, where: str | None = None) -> set[int]:
+        return self.index.file_ids(where)
+
+    def count(self, where: str | None = None) -> int:
+        return self.index.count(where)
+
+    def stats(self, fields: Sequence[str] | None = None, *, where: str | None = None,
+              bins: str | int = "auto", minority: float = 0.25,
+              price_per_minute: float | None = None, workers: int | None = None) -> dict:
+        """The object `audiotrove stats --format json` prints."""
+        from .report.summary import summarize
+
+        return summarize(self.index, where=where, fields=fields, bins=bins, minority=minority,
+                         price_per_minute=price_per_minute, workers=workers)
+
+    def report(self, output: str | os.PathLike, *, where: str | None = None, **options):
+        """Write the HTML report (see `audiotrove report --help` for the options)."""
+        from .report.html import write_report
+
+        return write_report(self.index, output, where=where, **options)
+
+
+def open(path: str | os.PathLike = ".") -> Collection:  # noqa: A001 - the package's front door
+    """Open the collection at `path` (its folder or any folder inside it)."""
+    return Collection(Catalog.open(path))
+
+
+def build_frame(index: FieldIndex, *, where=None, fields: Sequence[str] | str | None = None,
+                sort: str | None = None, limit: int | None = None):
+    """The DataFrame behind `Collection.frame()` and `audiotrove export`."""
+    import pandas as pd
+
+    from .catalog.query import parse_sort
+
+    if fields:
+        cols = parse_field_list(fields, index.fields)
+        if not any(f.name == "path" for f in cols):
+            cols = [index.fields.resolve("path"), *cols]
+    else:
+        cols = index.export_fields(where)
+    keys = parse_sort(sort, index.fields) if sort else None
+    rows = list(index.rows(where, columns=cols, sort=keys, limit=limit))
+    data = {}
+    for k, f in enumerate(cols):
+        column = [r[k] for r in rows]
+        data[f.name] = _series(f, column, pd)
+    return pd.DataFrame(data, columns=[f.name for f in cols])
+
+
+def _series(f: Field, values: list, pd):
+    if f.kind == "list":
+        return pd.Series([None if v is None else json.loads(v) for v in values], dtype=object)
+    if f.kind == "bool":
+        return pd.Series([None if v is None else bool(v) for v in values], dtype="boolean")
+    if f.kind == "number":
+        if f.integer:
+            try:
+                return pd.Series(pd.array(values, dtype="Int64"))
+            except (TypeError, ValueError):
+                pass
+        try:
+            return pd.Series(values, dtype="float64")
+        except (TypeError, ValueError):
+            return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=object)
+
+
+def iter_flat_rows(index: FieldIndex, *, where=None, fields: Sequence[Field]) -> Iterator[dict]:
+    """Flat dicts {dotted name: JSON value} (lists decoded, bools as bools) for JSON exports."""
+    for row in index.rows(where, columns=fields):
+        yield {f.name: json_value(f, v) for f, v in zip(fields, row)}
+
+
+def json_value(f: Field, v):
+    if v is None:
+        return None
+    if f.kind == "list":
+        return json.loads(v) if isinstance(v, str) else v
+    if f.kind == "bool":
+        return bool(v)
+    return v
+
+
+__all__ = ["Collection", "open", "build_frame"]

@@ -1,0 +1,289 @@
+"""The registry of known fields: dotted names, types, units and descriptions.
+
+One name per measurement everywhere: the JSON of a file (`file_record`), the query language,
+the columns of `ls`/`export`/`Collection.frame()`, `stats` and the HTML report.
+
+    kind     number | text | bool | list   (list = a JSON array, e.g. sections [[start_s, end_s], ...])
+    unit     s, Hz, bit/s, bytes, bits, LUFS, LU, dBFS, dBTP, dB, %, 1/min, FS (fraction of full
+             scale), MOS (1-5), samples, count; None for unitless text
+    discrete True when a value count is the useful summary (codec, sample rate...) rather than a
+             distribution; `uniformity` marks the discrete fields whose minority values are
+             anomalies across a collection (codec, sample rate, channels, bit depth, bitrate,
+             container).
+
+Fields that a step returns but that are not listed here still work (the index discovers them
+from the data, `FieldSet.extended`); listing them adds a unit, a description and a typed column.
+
+Short names: every field can be written by a unique dotted suffix (`sample_rate`,
+`loudness.true_peak`) and by the aliases in `ALIASES` (`duration`, `lufs`, `snr`...).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+KINDS = ("number", "text", "bool", "list")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str
+    unit: str | None = None
+    description: str = ""
+    discrete: bool = False
+    uniformity: bool = False
+    integer: bool = False
+    label: str | None = None  # short column heading for tables
+    registered: bool = True  # False: discovered in the data, not listed in the registry
+
+    @property
+    def heading(self) -> str:
+        return self.label or self.name.rsplit(".", 1)[-1]
+
+    @property
+    def continuous(self) -> bool:
+        return self.kind == "number" and not self.discrete
+
+
+class UnknownFieldError(KeyError):
+    """A name that is neither a field, an alias nor a unique suffix; `.suggestions` are the nearest."""
+
+    def __init__(self, name: str, suggestions: list[str], *, ambiguous: bool = False):
+        self.name = name
+        self.suggestions = suggestions
+        self.ambiguous = ambiguous
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        if self.ambiguous:
+            return f"field name {self.name!r} is ambiguous: " + ", ".join(self.suggestions)
+        text = f"unknown field {self.name!r}"
+        if self.suggestions:
+            text += "; did you mean " + ", ".join(self.suggestions) + "?"
+        return text
+
+
+def _f(name, kind, unit=None, description="", **kw) -> Field:
+    return Field(name, kind, unit, description, **kw)
+
+
+_SECTIONS = "[[start_s, end_s], ...] (stored list may be capped; counts stay exact)"
+
+FIELDS: tuple[Field, ...] = (
+    # --- the file ---------------------------------------------------------------------------
+    _f("path", "text", None, "absolute path of the file, or its URL"),
+    _f("status", "text", None, "state of the analyze step: ok, error or pending", discrete=True),
+    _f("error", "text", None, "why the analyze step failed (null when ok)"),
+    # --- media_info (container header) ------------------------------------------------------
+    _f("media_info.container.kind", "text", None, "container format (wav, flac, mp3, ogg, mp4...)",
+       discrete=True, uniformity=True, label="container"),
+    _f("media_info.container.duration", "number", "s", "duration (decoded length)", label="duration"),
+    _f("media_info.container.bitrate", "number", "bit/s", "overall bitrate", discrete=True,
+       uniformity=True, integer=True, label="bitrate"),
+    _f("media_info.container.size", "number", "bytes", "file size", integer=True, label="size"),
+    _f("media_info.audio.codec", "text", None, "audio codec (pcm_s16le, flac, mp3, aac, opus...)",
+       discrete=True, uniformity=True, label="codec"),
+    _f("media_info.audio.channels", "number", "count", "number of audio channels", discrete=True,
+       uniformity=True, integer=True, label="ch"),
+    _f("media_info.audio.sample_rate", "number", "Hz", "sample rate", discrete=True, uniformity=True,
+       integer=True, label="sample_rate"),
+    _f("media_info.audio.bit_depth", "number", "bits", "bits per sample (null where lossy)",
+       discrete=True, uniformity=True, integer=True, label="bits"),
+    _f("media_info.has_audio", "bool", None, "the file has an audio stream", discrete=True),
+    _f("media_info.has_video", "bool", None, "the file has a video stream (cover art does not count)",
+       discrete=True, label="video"),
+    # --- audio: analyze measurements --------------------------------------------------------
+    _f("audio.non_finite_samples", "number", "samples", "NaN/inf samples (replaced by 0 for measuring)",
+       integer=True),
+    _f("audio.loudness.measured", "number", "LUFS", "integrated loudness (ITU-R BS.1770-4 / EBU R128)",
+       label="loudness"),
+    _f("audio.loudness.range", "number", "LU", "loudness range (EBU Tech 3342)", label="lra"),
+    _f("audio.loudness.momentary_max", "number", "LUFS", "maximum momentary loudness (400 ms)"),
+    _f("audio.loudness.short_term_max", "number", "LUFS", "maximum short-term loudness (3 s)"),
+    _f("audio.loudness.sample_peak", "number", "dBFS", "highest sample magnitude", label="peak"),
+    _f("audio.loudness.true_peak", "number", "dBTP", "highest inter-sample peak (oversampled)",
+       label="true_peak"),
+    _f("audio.loudness.gating_mode", "text", None, "loudness gating used (ebu_r128)", discrete=True),
+    _f("audio.loudness.reason", "text", None, "why a loudness value is null"),
+    _f("audio.clipping.num_sections", "number", "count", "clipped sections", integer=True,
+       label="clipped"),
+    _f("audio.clipping.percentage", "number", "%", "share of the duration that is clipped",
+       label="clipped_%"),
+    _f("audio.clipping.sections", "list", "s", "clipped sections " + _SECTIONS),
+    _f("audio.noise.level_average", "number", "dBFS", "noise floor (RMS of the quiet frames)",
+       label="noise"),
+    _f("audio.noise.snr_average", "number", "dB", "active signal level over the noise floor",
+       label="snr"),
+    _f("audio.noise.hum.frequency", "number", "Hz", "mains hum fundamental (50/60 Hz; null if none)",
+       discrete=True, label="hum"),
+    _f("audio.noise.hum.level", "number", "dB", "hum line over the local spectral floor",
+       label="hum_level"),
+    _f("audio.noise.hum.harmonics", "list", None, "hum harmonics found above threshold"),
+    _f("audio.noise.clicks_per_minute", "number", "1/min", "impulsive clicks per minute",
+       label="clicks"),
+    _f("audio.noise.dc_offset", "number", "FS", "mean sample value (signed fraction of full scale)",
+       label="dc"),
+    _f("audio.noise.reason", "text", None, "why a noise value is null"),
+    _f("audio.bandwidth", "number", "Hz", "effective upper frequency of the content",
+       label="bandwidth"),
+    *(
+        f
+        for part in ("speech", "music", "silence", "other")
+        for f in (
+            _f(f"audio.{part}.percentage", "number", "%", f"share of the duration that is {part}",
+               label=f"{part}_%"),
+            _f(f"audio.{part}.num_sections", "number", "count", f"{part} sections", integer=True),
+            _f(f"audio.{part}.sections", "list", "s", f"{part} sections " + _SECTIONS),
+        )
+    ),
+    _f("audio.quality_score.dnsmos_ovrl", "number", "MOS", "DNSMOS overall speech quality (1-5)",
+       label="mos"),
+    _f("audio.quality_score.dnsmos_sig", "number", "MOS", "DNSMOS speech signal quality (1-5)"),
+    _f("audio.quality_score.dnsmos_bak", "number", "MOS", "DNSMOS background noise quality (1-5)"),
+    _f("audio.quality_score.windows", "number", "count", "speech windows scored by DNSMOS",
+       integer=True),
+    # --- units (segment step summary) -------------------------------------------------------
+    _f("units.count", "number", "count", "units cut from the file", integer=True, label="units"),
+    _f("units.median_power", "number", "dB", "median unit power (dB RMS)"),
+    _f("units.median_hz", "number", "Hz", "median unit fundamental frequency"),
+    _f("units.median_clarity", "number", None, "median unit pitch clarity (0-1)"),
+    _f("units.median_dur", "number", "s", "median unit duration"),
+)
+
+ALIASES: dict[str, str] = {
+    "duration": "media_info.container.duration",
+    "size": "media_info.container.size",
+    "bitrate": "media_info.container.bitrate",
+    "container": "media_info.container.kind",
+    "format": "media_info.container.kind",
+    "codec": "media_info.audio.codec",
+    "channels": "media_info.audio.channels",
+    "sample_rate": "media_info.audio.sample_rate",
+    "sr": "media_info.audio.sample_rate",
+    "bit_depth": "media_info.audio.bit_depth",
+    "has_video": "media_info.has_video",
+    "loudness": "audio.loudness.measured",
+    "lufs": "audio.loudness.measured",
+    "lra": "audio.loudness.range",
+    "true_peak": "audio.loudness.true_peak",
+    "peak": "audio.loudness.sample_peak",
+    "clipped": "audio.clipping.num_sections",
+    "noise": "audio.noise.level_average",
+    "snr": "audio.noise.snr_average",
+    "hum": "audio.noise.hum.frequency",
+    "audio.hum.frequency": "audio.noise.hum.frequency",
+    "audio.hum.level": "audio.noise.hum.level",
+    "audio.hum.harmonics": "audio.noise.hum.harmonics",
+    "clicks": "audio.noise.clicks_per_minute",
+    "dc_offset": "audio.noise.dc_offset",
+    "bandwidth": "audio.bandwidth",
+    "speech": "audio.speech.percentage",
+    "music": "audio.music.percentage",
+    "silence": "audio.silence.percentage",
+    "mos": "audio.quality_score.dnsmos_ovrl",
+    "quality": "audio.quality_score.dnsmos_ovrl",
+    "units": "units.count",
+}
+
+
+class FieldSet:
+    """A set of fields with aliases and suffix resolution (the query language's vocabulary)."""
+
+    def __init__(self, fields: Iterable[Field], aliases: dict[str, str] | None = None):
+        self._fields: dict[str, Field] = {}
+        for f in fields:
+            if f.kind not in KINDS:
+                raise ValueError(f"field {f.name!r}: kind must be one of {KINDS}")
+            self._fields[f.name] = f
+        self.aliases = {a: t for a, t in (aliases or {}).items() if t in self._fields}
+        self._suffixes: dict[str, list[str]] = {}
+        for name in self._fields:
+            parts = name.split(".")
+            for i in range(1, len(parts)):
+                self._suffixes.setdefault(".".join(parts[i:]), []).append(name)
+
+    def __iter__(self) -> Iterator[Field]:
+        return iter(self._fields.values())
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields
+
+    def get(self, name: str) -> Field | None:
+        return self._fields.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._fields)
+
+    def resolve(self, name: str) -> Field:
+        """The field for a dotted name, an alias or a unique dotted suffix; else UnknownFieldError."""
+        if name in self._fields:
+            return self._fields[name]
+        if name in self.aliases:
+            return self._fields[self.aliases[name]]
+        matches = self._suffixes.get(name, [])
+        if len(matches) == 1:
+            return self._fields[matches[0]]
+        if len(matches) > 1:
+            raise UnknownFieldError(name, sorted(matches), ambiguous=True)
+        raise UnknownFieldError(name, self.nearest(name))
+
+    def nearest(self, name: str, n: int = 3) -> list[str]:
+        """Known names closest to a misspelled one (full dotted names first)."""
+        candidates = list(self._fields) + list(self.aliases) + list(self._suffixes)
+        close = difflib.get_close_matches(name, candidates, n=n * 3, cutoff=0.6)
+        if not close and "." in name:  # compare the last part: 'audio.noise.snr' -> snr_average
+            tail = name.rsplit(".", 1)[-1]
+            close = difflib.get_close_matches(tail, list(self._suffixes), n=n * 3, cutoff=0.6)
+        out: list[str] = []
+        for c in close:
+            full = self._canonical(c)
+            for item in full:
+                if item not in out:
+                    out.append(item)
+        return out[:n]
+
+    def _canonical(self, name: str) -> list[str]:
+        if name in self._fields:
+            return [name]
+        if name in self.aliases:
+            return [self.aliases[name]]
+        return sorted(self._suffixes.get(name, []))
+
+    def extended(self, extra: Iterable[Field]) -> "FieldSet":
+        """This set plus fields discovered in the data (registered ones win on a clash)."""
+        fields = list(self._fields.values())
+        fields += [f for f in extra if f.name not in self._fields]
+        return FieldSet(fields, self.aliases)
+
+
+REGISTRY = FieldSet(FIELDS, ALIASES)
+
+
+def infer_kind(value) -> str | None:
+    """The kind of one JSON value (None for null and objects)."""
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    return "text"
+
+
+def describe_fields(fields: FieldSet = REGISTRY) -> list[dict]:
+    """One dict per field (name, kind, unit, description, aliases): for `audiotrove fields`, docs."""
+    by_target: dict[str, list[str]] = {}
+    for alias, target in fields.aliases.items():
+        by_target.setdefault(target, []).append(alias)
+    return [
+        {"name": f.name, "kind": f.kind, "unit": f.unit, "description": f.description,
+         "discrete": f.discrete, "aliases": by_target.get(f.name, [])}
+        for f in fields
+    ]

@@ -1,0 +1,427 @@
+"""Cut a stream of analysis frames into units: onsets, speech phrases, fixed windows.
+
+All three segmenters take the per-frame features of audiotrove.dsp.features (frame k is
+centred on sample k * hop; `level_db` is the level of the hop around it, `onset_db` its
+mel-band levels) and return units as (start_sample, end_sample) pairs, end exclusive, in
+order, as soon as they are final. They carry their state across batches, so the units do
+not depend on how the stream was cut into blocks, and keep only a bounded history (a few
+seconds of per-frame numbers).
+
+    seg = OnsetSegmenter(sample_rate_hz=sr, hop=hop)
+    for batch in frame_batches:
+        units += seg.update(batch.start, batch.level_db, batch.onset_db)
+    units += seg.finish(total_samples)
+
+Onset mode: spectral-flux novelty (mean rise in dB over mel bands), peak-picked against a
+local mean (librosa-style pre/post max and average windows, a minimum gap), gated by level;
+each onset is moved back to the preceding level minimum (backtracking). A unit lasts until
+the next onset, or until its level falls to the floor (release_db below its peak, the noise
+floor, or an absolute floor), or max_dur_s; units shorter than min_dur_s are dropped.
+
+Speech mode: frames inside the given speech sections (or everywhere, when none are given)
+whose level is above a floor are active; a run of inactive frames of at least pause_s is a
+pause; the units are the stretches between pauses, split at their quietest frame when longer
+than max_dur_s.
+
+Window mode: consecutive windows of window_s; a last partial window is kept if >= min_dur_s.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .features import MEL_FLOOR_DB, spectral_flux
+
+ONSET_DEFAULTS = {"min_dur_s": 0.08, "max_dur_s": 1.0}
+SPEECH_DEFAULTS = {"min_dur_s": 0.2, "max_dur_s": 10.0}
+
+
+def _frames(seconds: float, frame_rate_hz: float, minimum: int = 1) -> int:
+    return max(minimum, int(round(seconds * frame_rate_hz)))
+
+
+class _FloorTracker:
+    """Noise floor per frame: the minimum, over the past window_s, of the level smoothed
+    over 5 frames (dB). Causal, so it streams."""
+
+    SMOOTH = 5
+
+    def __init__(self, window_frames: int):
+        self.window = max(1, window_frames)
+        self._tail_lvl = np.zeros(0)
+        self._tail_sm = np.zeros(0)
+
+    def update(self, level_db: np.ndarray) -> np.ndarray:
+        lvl = np.concatenate([self._tail_lvl, level_db])
+        pad = self.SMOOTH - 1 - len(self._tail_lvl)
+        src = np.concatenate([np.full(max(pad, 0), lvl[0] if len(lvl) else 0.0), lvl])
+        sm_new = np.lib.stride_tricks.sliding_window_view(src, self.SMOOTH).mean(axis=1)[-len(level_db):] \
+            if len(level_db) else np.zeros(0)
+        sm = np.concatenate([self._tail_sm, sm_new])
+        pad = self.window - 1 - len(self._tail_sm)
+        src = np.concatenate([np.full(max(pad, 0), np.inf), sm])
+        floor = np.lib.stride_tricks.sliding_window_view(src, self.window).min(axis=1)[-len(level_db):] \
+            if len(level_db) else np.zeros(0)
+        self._tail_lvl = lvl[-(self.SMOOTH - 1):] if self.SMOOTH > 1 else np.zeros(0)
+        self._tail_sm = sm[-(self.window - 1):] if self.window > 1 else np.zeros(0)
+        return floor
+
+
+class _Track:
+    """Per-frame arrays with absolute frame indices, trimmed from the front."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.start = 0
+        self.data = {n: np.zeros(0) for n in names}
+
+    @property
+    def end(self) -> int:
+        return self.start + len(next(iter(self.data.values())))
+
+    def append(self, **arrays: np.ndarray) -> None:
+        for n, a in arrays.items():
+            self.data[n] = np.concatenate([self.data[n], np.asarray(a, dtype=np.float64)])
+
+    def get(self, name: str, lo: int, hi: int) -> np.ndarray:
+        lo, hi = max(lo, self.start), min(hi, self.end)
+        return self.data[name][lo - self.start:max(lo, hi) - self.start]
+
+    def trim(self, keep_from: int) -> None:
+        cut = min(max(0, keep_from - self.start), self.end - self.start)
+        if cut:
+            for n in self.data:
+                self.data[n] = self.data[n][cut:]
+            self.start += cut
+
+
+class OnsetSegmenter:
+    """Units from spectral-flux onsets (see the module docstring)."""
+
+    def __init__(self, *, sample_rate_hz: float, hop: int, min_dur_s: float = 0.08, max_dur_s: float = 1.0,
+                 delta_db: float = 0.3, delta_rel: float = 0.07, norm_window_s: float = 10.0,
+                 pre_max_s: float = 0.03, post_max_s: float = 0.03,
+                 pre_avg_s: float = 0.1, post_avg_s: float = 0.1, wait_s: float = 0.03,
+                 backtrack_s: float = 0.1, backtrack_tol_db: float = 3.0, attack_s: float = 0.05, release_db: float = 30.0,
+                 floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0):
+        if not 0 < min_dur_s <= max_dur_s:
+            raise ValueError("need 0 < min_dur_s <= max_dur_s")
+        self.sr, self.hop = float(sample_rate_hz), int(hop)
+        fr = self.sr / self.hop
+        self.min_len = int(round(min_dur_s * self.sr))
+        self.max_len = int(round(max_dur_s * self.sr))
+        self.max_frames = int(math.ceil(self.max_len / self.hop))
+        self.delta_db, self.delta_rel = delta_db, delta_rel
+        self.norm = _frames(norm_window_s, fr)
+        self.pre_max, self.post_max = _frames(pre_max_s, fr), _frames(post_max_s, fr)
+        self.pre_avg, self.post_avg = _frames(pre_avg_s, fr), _frames(post_avg_s, fr)
+        self.wait = _frames(wait_s, fr, 0)
+        self.backtrack = _frames(backtrack_s, fr)
+        self.backtrack_tol_db = backtrack_tol_db
+        self.attack = _frames(attack_s, fr)
+        self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
+        self.lookahead = max(self.post_max, self.post_avg)
+        self._floor = _FloorTracker(_frames(noise_window_s, fr))
+        self._track = _Track(("level", "flux", "noise"))
+        self._prev_db: np.ndarray | None = None
+        self._decided = 0  # frames [0, _decided) have had their onset decision
+        self._last_onset = -(10 ** 9)
+        self._pending: list[tuple[int, int]] = []  # (onset frame, start frame)
+        self._last_end = 0  # end sample of the last unit emitted (units never overlap)
+        self.onset_frames: list[int] = []  # every onset found (for inspection and tests)
+
+    @property
+    def earliest_needed_sample(self) -> int:
+        """Samples before this are no longer needed by any unit still to come."""
+        if self._pending:
+            return self._pending[0][1] * self.hop
+        return max(0, (self._decided - self.backtrack - 1) * self.hop)
+
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray) -> list[tuple[int, int]]:
+        if start != self._track.end:
+            raise ValueError("frames must be consecutive")
+        if len(level_db):
+            flux = spectral_flux(onset_db, self._prev_db)
+            self._prev_db = np.asarray(onset_db[-1], dtype=np.float32)
+            self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)))
+        self._decide(final=False)
+        units = self._resolve(final=False, total_samples=None)
+        self._trim()
+        return units
+
+    def finish(self, total_samples: int) -> list[tuple[int, int]]:
+        self._decide(final=True)
+        units = self._resolve(final=True, total_samples=total_samples)
+        return units
+
+    # -- onsets
+    def _decide(self, *, final: bool) -> None:
+        avail = self._track.end
+        hi = avail if final else avail - self.lookahead
+        lo = self._decided
+        if hi <= lo:
+            return
+        t = self._track
+        ctx_lo = max(t.start, lo - max(self.pre_max, self.pre_avg, self.norm))
+        flux = t.get("flux", ctx_lo, avail)
+        level = t.get("level", ctx_lo, avail)
+        k = np.arange(lo, hi)
+        i = k - ctx_lo
+        n = len(flux)
+        # windowed max and mean, truncated at the edges of what is known
+        pad_lo, pad_hi = max(self.pre_max, self.pre_avg, self.norm), max(self.post_max, self.post_avg)
+        fpad = np.concatenate([np.full(pad_lo, -np.inf), flux, np.full(pad_hi, -np.inf)])
+        wmax = np.lib.stride_tricks.sliding_window_view(fpad, self.pre_max + self.post_max + 1)
+        wmax = wmax[i + pad_lo - self.pre_max].max(axis=1)
+        # windowed mean: each window summed on its own (no running sum), so the result
+        # does not depend on where the history starts
+        zpad = np.concatenate([np.zeros(pad_lo), flux, np.zeros(pad_hi)])
+        ones = np.concatenate([np.zeros(pad_lo), np.ones(n), np.zeros(pad_hi)])
+        width = self.pre_avg + self.post_avg + 1
+        j = i + pad_lo - self.pre_avg
+        wsum = np.lib.stride_tricks.sliding_window_view(zpad, width)[j].sum(axis=1)
+        wcount = np.lib.stride_tricks.sliding_window_view(ones, width)[j].sum(axis=1)
+        wmean = wsum / np.maximum(wcount, 1)
+        lpad = np.concatenate([level, np.full(self.post_max, -np.inf)])
+        peak_level = np.lib.stride_tricks.sliding_window_view(lpad, self.post_max + 1)[i].max(axis=1)
+        # the scale of the novelty: its maximum over the past norm_window_s (as librosa
+        # normalises by the file's maximum, but causal, so it streams)
+        rmax = np.lib.stride_tricks.sliding_window_view(fpad, self.norm + self.post_max + 1)
+        rmax = rmax[i + pad_lo - self.norm].max(axis=1)
+        threshold = wmean + np.maximum(self.delta_db, self.delta_rel * rmax)
+        cand = (flux[i] >= wmax) & (flux[i] >= threshold) & (peak_level >= self.floor_db) & (flux[i] > 0)
+        for frame in k[cand]:
+            if frame - self._last_onset > self.wait:
+                self._add_onset(int(frame))
+        self._decided = hi
+
+    def _add_onset(self, frame: int) -> None:
+        t = self._track
+        floor = max(t.start, frame - self.backtrack)
+        if self._pending:
+            floor = max(floor, self._pending[-1][0] + 1)
+        elif self.onset_frames:
+            floor = max(floor, self.onset_frames[-1] + 1)
+        seg = t.get("level", floor, frame + 1)
+        # the latest frame within backtrack_tol_db of the minimum level before the onset: where
+        # the rise starts (plain argmin would land anywhere in a stretch of noise)
+        if len(seg):
+            near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
+            b = floor + int(near_min[-1])
+        else:
+            b = frame
+        self._pending.append((frame, b))
+        self.onset_frames.append(frame)
+        self._last_onset = frame
+
+    # -- units
+    def _resolve(self, *, final: bool, total_samples: int | None) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        t = self._track
+        while self._pending:
+            onset, b = self._pending[0]
+            next_start = self._pending[1][1] if len(self._pending) > 1 else None
+            limit = b + self.max_frames
+            if next_start is not None:
+                limit = min(limit, next_start)
+            known = min(limit, t.end)
+            lvl = t.get("level", b, known)
+            noise = t.get("noise", b, known)
+            end_frame = None
+            if len(lvl):
+                p0 = onset - b
+                p = p0 + int(np.argmax(lvl[p0:p0 + self.attack + 1])) if p0 < len(lvl) else len(lvl) - 1
+                runmax = np.maximum.accumulate(lvl)
+                # the noise floor counts only when well below the unit's peak: over a
+                # sustained sound the running minimum is the sound itself, not noise
+                noise_floor = np.where(noise < runmax - self.noise_margin_db, noise + 3.0, -np.inf)
+                floor = np.maximum(np.maximum(self.floor_db, runmax - self.release_db), noise_floor)
+                below = np.flatnonzero(lvl[p + 1:] < floor[p + 1:])
+                if below.size:
+                    end_frame = b + p + 1 + int(below[0])
+            if end_frame is None:
+                if next_start is not None:
+                    end_frame = next_start
+                elif final or t.end >= limit:
+                    end_frame = limit
+                else:
+                    break  # wait for more frames
+            elif next_start is None and not final and self._decided < end_frame:
+                break  # an onset might still come before the release
+            self._pending.pop(0)
+            start_sample = max(b * self.hop, self._last_end)
+            end_sample = min(end_frame * self.hop, b * self.hop + self.max_len)
+            if total_samples is not None:
+                end_sample = min(end_sample, total_samples)
+            if end_sample - start_sample >= self.min_len:
+                out.append((start_sample, end_sample))
+                self._last_end = end_sample
+        return out
+
+    def _trim(self) -> None:
+        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm) - 2
+        if self._pending:
+            keep = min(keep, self._pending[0][1])
+        self._track.trim(keep)
+
+
+class SpeechSegmenter:
+    """Units from speech sections (or level alone) cut at pauses (see the module docstring)."""
+
+    def __init__(self, *, sample_rate_hz: float, hop: int, sections: list[list[float]] | None = None,
+                 sections_until_s: float | None = None, min_dur_s: float = 0.2, max_dur_s: float = 10.0,
+                 pause_s: float = 0.2, floor_db: float = -55.0, above_noise_db: float = 10.0,
+                 pad_s: float = 0.03, noise_window_s: float = 3.0):
+        """sections: [[start_s, end_s], ...] where speech is; None: everywhere (level only).
+        sections_until_s: the sections list covers only [0, this) (a capped list): level alone
+        decides after it."""
+        if not 0 < min_dur_s <= max_dur_s:
+            raise ValueError("need 0 < min_dur_s <= max_dur_s")
+        self.sr, self.hop = float(sample_rate_hz), int(hop)
+        fr = self.sr / self.hop
+        self.min_len = int(round(min_dur_s * self.sr))
+        self.max_frames = max(2, int(max_dur_s * fr))
+        self.max_len = int(round(max_dur_s * self.sr))
+        self.pause = _frames(pause_s, fr)
+        self.pad = int(round(pad_s * self.sr))
+        self.floor_db, self.above_noise_db = floor_db, above_noise_db
+        self._floor = _FloorTracker(_frames(noise_window_s, fr))
+        self.sections = None
+        if sections is not None:
+            arr = np.asarray(sections, dtype=np.float64).reshape(-1, 2)
+            self.sections = arr[np.argsort(arr[:, 0])] if len(arr) else arr
+        self.sections_until = sections_until_s
+        self._track = _Track(("level",))
+        self._open: int | None = None  # first active frame of the unit being built
+        self._last_active = -1
+        self._last_end = 0
+        self._frames_seen = 0
+
+    @property
+    def earliest_needed_sample(self) -> int:
+        if self._open is not None:
+            return max(0, self._open * self.hop - self.hop - self.pad)
+        return max(0, self._frames_seen * self.hop - self.hop - self.pad)
+
+    def _allowed(self, k: np.ndarray) -> np.ndarray:
+        if self.sections is None:
+            return np.ones(len(k), dtype=bool)
+        t = k * self.hop / self.sr
+        inside = np.zeros(len(k), dtype=bool)
+        if len(self.sections):
+            i = np.searchsorted(self.sections[:, 0], t, side="right") - 1
+            ok = i >= 0
+            inside[ok] = t[ok] < self.sections[i[ok], 1]
+        if self.sections_until is not None:
+            inside |= t >= self.sections_until
+        return inside
+
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None) -> list[tuple[int, int]]:
+        level_db = np.asarray(level_db, dtype=np.float64)
+        if start != self._frames_seen:
+            raise ValueError("frames must be consecutive")
+        out: list[tuple[int, int]] = []
+        m = len(level_db)
+        if m == 0:
+            return out
+        noise = self._floor.update(level_db)
+        k = np.arange(start, start + m)
+        active = self._allowed(k) & (level_db >= np.maximum(self.floor_db, noise + self.above_noise_db))
+        self._track.append(level=level_db)
+        self._frames_seen += m
+        # runs of active frames in this batch
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+        for r0, r1 in zip(edges[::2], edges[1::2]):
+            a0, a1 = start + int(r0), start + int(r1) - 1
+            if self._open is not None and a0 - self._last_active - 1 >= self.pause:
+                out += self._close(None)
+            if self._open is None:
+                self._open = a0
+            self._last_active = a1
+            out += self._split_long()
+        if self._open is not None and self._frames_seen - 1 - self._last_active >= self.pause:
+            out += self._close(None)
+        keep = self._open if self._open is not None else self._frames_seen - 1
+        self._track.trim(keep)
+        return out
+
+    def finish(self, total_samples: int) -> list[tuple[int, int]]:
+        return self._close(total_samples) if self._open is not None else []
+
+    def _split_long(self) -> list[tuple[int, int]]:
+        out = []
+        while self._open is not None and self._last_active - self._open + 1 > self.max_frames:
+            lo = self._open + self.max_frames // 2
+            hi = self._open + self.max_frames
+            seg = self._track.get("level", lo, hi)
+            split = lo + int(np.argmin(seg))
+            s = max(self._open * self.hop - self.hop // 2 - self.pad, self._last_end, 0)
+            e = min(split * self.hop, s + self.max_len)
+            if e - s >= self.min_len:
+                out.append((s, e))
+            self._last_end = e
+            self._open = split
+        return out
+
+    def _close(self, total_samples: int | None) -> list[tuple[int, int]]:
+        s = max(self._open * self.hop - self.hop // 2 - self.pad, self._last_end, 0)
+        e = self._last_active * self.hop + self.hop // 2 + self.pad
+        if total_samples is not None:
+            e = min(e, total_samples)
+        e = min(e, s + self.max_len)
+        self._open = None
+        if e - s >= self.min_len:
+            self._last_end = e
+            return [(s, e)]
+        return []
+
+
+class WindowSegmenter:
+    """Consecutive windows of window_s seconds (the last one kept if >= min_dur_s)."""
+
+    def __init__(self, *, sample_rate_hz: float, hop: int, window_s: float, min_dur_s: float | None = None):
+        if window_s <= 0:
+            raise ValueError("window length must be > 0 s")
+        self.sr, self.hop = float(sample_rate_hz), int(hop)
+        self.window_s = window_s
+        self.min_len = int(round((window_s / 2 if min_dur_s is None else min_dur_s) * self.sr))
+        self._next = 0
+        self._frames_seen = 0
+
+    def _edge(self, i: int) -> int:
+        return int(round(i * self.window_s * self.sr))
+
+    @property
+    def earliest_needed_sample(self) -> int:
+        return self._edge(self._next)
+
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None) -> list[tuple[int, int]]:
+        self._frames_seen = start + len(level_db)
+        out = []
+        # a window is final when the frames centred before its end are all known
+        while self._edge(self._next + 1) <= (self._frames_seen - 1) * self.hop:
+            out.append((self._edge(self._next), self._edge(self._next + 1)))
+            self._next += 1
+        return out
+
+    def finish(self, total_samples: int) -> list[tuple[int, int]]:
+        out = []
+        while self._edge(self._next) < total_samples:
+            s, e = self._edge(self._next), min(self._edge(self._next + 1), total_samples)
+            if e - s >= self.min_len or (e - s > 0 and self._next == 0 and e == total_samples):
+                out.append((s, e))
+            self._next += 1
+        return out
+
+
+def detect_onsets(level_db: np.ndarray, onset_db: np.ndarray, *, sample_rate_hz: float, hop: int,
+                  **params) -> np.ndarray:
+    """Onset frame indices of a whole (in-memory) frame sequence; params as OnsetSegmenter."""
+    seg = OnsetSegmenter(sample_rate_hz=sample_rate_hz, hop=hop, **params)
+    seg.update(0, np.asarray(level_db), np.asarray(onset_db))
+    seg.finish(len(level_db) * hop)
+    return np.asarray(seg.onset_frames, dtype=np.int64)
+
+
+__all__ = ["OnsetSegmenter", "SpeechSegmenter", "WindowSegmenter", "detect_onsets",
+           "ONSET_DEFAULTS", "SPEECH_DEFAULTS", "MEL_FLOOR_DB"]

@@ -1,0 +1,372 @@
+"""The HTML report: one self-contained page (inline CSS, plots as base64 PNG, no script, no
+network), written to a temporary name and renamed.
+
+Sections: totals and estimate; uniformity tables (value counts, anomalies marked); distributions
+(content shares, histograms of loudness, true peak, noise floor, SNR, bandwidth, duration,
+speech/music/silence/other shares, and a statistics table); problem files (failed, clipped,
+silent, very noisy, off-spec) with the query that lists each group, and per file why, a waveform
++ spectrogram thumbnail and a player (see report/media.py for how the original is played).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog.index import FieldIndex
+from ..catalog.query import Node
+from . import format as fmt
+from .media import MIME, browser_playable, data_uri, problem_media, relative_url
+from .plots import HISTOGRAMS, histogram_png, shares_png
+from .problems import CATEGORY_ORDER, TITLES, find_problems
+from .summary import summarize
+
+esc = html.escape
+
+CSS = """
+:root { --fg:#1d2330; --muted:#5b6473; --line:#e3e6eb; --bg:#f6f7f9; --accent:#3465a4; --bad:#c0392b;
+        --warn:#d68910; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg);
+       background:var(--bg); }
+header { background:#1d2330; color:#fff; padding:22px 32px 16px; }
+header h1 { margin:0 0 4px; font-size:22px; font-weight:600; }
+header p { margin:0; color:#c9cfda; font-size:13px; }
+nav { position:sticky; top:0; background:#fff; border-bottom:1px solid var(--line); padding:8px 32px;
+      z-index:2; }
+nav a { margin-right:18px; color:var(--accent); text-decoration:none; font-weight:500; }
+main { padding:8px 32px 40px; max-width:1280px; }
+section { margin-top:26px; }
+h2 { font-size:18px; margin:0 0 12px; border-bottom:2px solid var(--line); padding-bottom:4px; }
+h3 { font-size:15px; margin:0 0 6px; }
+.cards { display:flex; flex-wrap:wrap; gap:12px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:10px 16px; min-width:150px; }
+.card .n { font-size:22px; font-weight:600; }
+.card .l { color:var(--muted); font-size:12px; }
+.card.bad .n { color:var(--bad); }
+.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(380px,1fr)); gap:12px; }
+.box { background:#fff; border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
+table { border-collapse:collapse; background:#fff; }
+th, td { padding:3px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th { font-weight:600; color:var(--muted); font-size:12px; }
+td.r, th.r { text-align:right; font-variant-numeric:tabular-nums; }
+tr.anomaly td { background:#fdecea; }
+.bar { display:inline-block; height:9px; background:var(--accent); border-radius:2px; vertical-align:middle; }
+tr.anomaly .bar { background:var(--bad); }
+.tag { display:inline-block; font-size:11px; padding:1px 7px; border-radius:10px; color:#fff;
+       margin-right:4px; background:#777; }
+.tag.failed { background:#7b1fa2; } .tag.clipped { background:var(--bad); }
+.tag.silent { background:#607d8b; } .tag.noisy { background:var(--warn); }
+.tag.off-spec { background:#2e86c1; } .tag.anomaly { background:var(--bad); }
+.problem { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; margin:12px 0; }
+.problem .file { color:var(--muted); font-size:12px; word-break:break-all; }
+.problem ul { margin:6px 0 8px 18px; padding:0; }
+.problem img { display:block; max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; }
+.nothumb { color:var(--muted); font-style:italic; padding:8px 0; }
+.player { display:flex; align-items:center; gap:12px; margin-top:6px; flex-wrap:wrap; }
+.player audio { width:360px; max-width:100%; }
+.note { color:var(--muted); font-size:12px; }
+code { background:#eef1f5; padding:1px 5px; border-radius:4px; font-size:12px; }
+.uni { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px; }
+.empty { color:var(--muted); font-style:italic; }
+table.failed audio { height:30px; width:220px; vertical-align:middle; }
+footer { color:var(--muted); font-size:12px; padding:16px 32px 40px; max-width:1280px; }
+"""
+
+
+def _img(png: bytes, alt: str, cls: str = "") -> str:
+    return (f'<img{f" class={cls!r}" if cls else ""} alt="{esc(alt)}" '
+            f'src="{data_uri("image/png", png)}">')
+
+
+def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
+                 max_problems: int = 60, embed_audio: bool = False, spec: str | None = None,
+                 title: str | None = None, workers: int | None = None, minority: float = 0.25,
+                 progress: bool = False) -> dict:
+    """Write the report; return {"files", "problems", "path"}."""
+    output = Path(output)
+    report_dir = output.resolve().parent
+    node = index.parse(where) if isinstance(where, str) and where.strip() else (
+        where if not isinstance(where, str) else None)
+    where_text = where if isinstance(where, str) and where.strip() else None
+    stats = summarize(index, where=node, minority=minority)
+    problems, groups = find_problems(index, where=node, stats=stats, spec=spec)
+    # Files that decode get a card (picture + player); failed files a compact table at the end.
+    shown = [p for p in problems if p.categories != ["failed"]][:max_problems]
+    media = _problem_media(shown, embed_audio=embed_audio, workers=workers, progress=progress)
+    root = index.catalog.root
+    title = title or f"{root.name} — audiotrove report"
+    parts = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+        f"<header><h1>{esc(title)}</h1><p>collection <b>{esc(str(root))}</b> · "
+        f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+        + (f" · files matching <code>{esc(where_text)}</code>" if where_text else "") + "</p></header>",
+        '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
+        '<a href="#distributions">Distributions</a><a href="#problems">Problem files</a></nav><main>',
+        _totals_html(stats, len(problems)),
+        _uniformity_html(index, stats),
+        _distributions_html(index, stats, node),
+        _problems_html(index, problems, shown, groups, media, report_dir=report_dir),
+        "</main>", _footer_html(embed_audio), "</body></html>",
+    ]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"files": stats["totals"]["files"], "problems": len(problems), "path": str(output)}
+
+
+# ----------------------------------------------------------------------------------- sections
+
+
+def _totals_html(stats: dict, n_problems: int) -> str:
+    t, est = stats["totals"], stats["estimate"]
+    cards = [
+        (f"{t['files']}", "files"), (fmt.hours(t["audio_s"]), f"of audio ({t['hours']:.2f} h)"),
+        (fmt.size(t["bytes"]), "on disk"), (f"{t['ok']}", "analyzed ok"),
+    ]
+    html_cards = [f'<div class="card"><div class="n">{esc(n)}</div><div class="l">{esc(l)}</div></div>'
+                  for n, l in cards]
+    for n, label in ((t["failed"], "failed"), (t["pending"], "not analyzed yet"),
+                     (n_problems, "problem files")):
+        cls = "card bad" if n and label != "not analyzed yet" else "card"
+        html_cards.append(f'<div class="{cls}"><div class="n">{n}</div><div class="l">{label}</div></div>')
+    if est.get("throughput_x_realtime"):
+        line = (f"Re-running <code>{esc(est['step'])}</code> on these files takes about "
+                f"<b>{esc(fmt.hours(est['processing_s']))}</b> with {est['workers']} worker(s), at the "
+                f"measured {est['throughput_x_realtime']:.0f}× real time per worker.")
+    else:
+        line = f"No measured <code>{esc(est['step'])}</code> times yet."
+    return (f'<section id="totals"><h2>Totals</h2><div class="cards">{"".join(html_cards)}</div>'
+            f'<p class="note">{line}</p></section>')
+
+
+def _uniformity_html(index: FieldIndex, stats: dict) -> str:
+    boxes = []
+    for name, s in stats["fields"].items():
+        if s["kind"] != "discrete":
+            continue
+        f = index.fields.resolve(name)
+        rows = []
+        for v in s["values"]:
+            cls = ' class="anomaly"' if v["anomaly"] else ""
+            tag = ' <span class="tag anomaly">anomaly</span>' if v["anomaly"] else ""
+            width = max(1, int(round(120 * v["share"])))
+            rows.append(f"<tr{cls}><td>{esc(fmt.value(f, v['value'], unit=True))}{tag}</td>"
+                        f'<td class="r">{v["count"]}</td><td class="r">{100 * v["share"]:.1f}%</td>'
+                        f'<td><span class="bar" style="width:{width}px"></span></td></tr>')
+        if "other_values" in s:
+            o = s["other_values"]
+            rows.append(f'<tr><td>({o["distinct"]} other values)</td><td class="r">{o["count"]}</td>'
+                        "<td></td><td></td></tr>")
+        if s["missing"]:
+            rows.append(f'<tr><td class="note">no value</td><td class="r">{s["missing"]}</td><td></td><td></td></tr>')
+        flag = (f' <span class="tag anomaly">{s["anomalous_files"]} file(s) off the norm</span>'
+                if s["anomalies"] else "")
+        boxes.append(f'<div class="box"><h3>{esc(f.heading)}{flag}</h3><div class="note">{esc(name)}</div>'
+                     f'<table><tr><th>value</th><th class="r">files</th><th class="r">share</th><th></th></tr>'
+                     f'{"".join(rows)}</table></div>')
+    body = "".join(boxes) or '<p class="empty">No files analyzed yet.</p>'
+    return (f'<section id="uniformity"><h2>Uniformity</h2><p class="note">A value held by less than '
+            f'{100 * stats["minority"]:.0f}% of the files, where most files share one value, is an '
+            f'anomaly; those files are listed as off-spec below.</p><div class="uni">{body}</div></section>')
+
+
+def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
+    fields = stats["fields"]
+    out = ['<section id="distributions"><h2>Distributions</h2>']
+    shares = _content_shares(index, node)
+    plots = []
+    if shares:
+        plots.append(f'<div class="box">{_img(shares_png(shares, title="Audio time by content"), "content shares")}</div>')
+    for name, title, refs in HISTOGRAMS:
+        s = fields.get(name)
+        if not s or s.get("kind") != "continuous" or not s["count"]:
+            continue
+        png = histogram_png(s["histogram"], title=title, median=s["median"], refs=refs)
+        plots.append(f'<div class="box">{_img(png, "histogram of " + title)}'
+                     f'<div class="note">{s["count"]} files · median {esc(fmt.number(index.fields.resolve(name), s["median"]))}'
+                     f' · <code>{esc(name)}</code></div></div>')
+    if plots:
+        out.append(f'<div class="grid">{"".join(plots)}</div>')
+    else:
+        out.append('<p class="empty">No measurements yet: run <code>audiotrove analyze</code>.</p>')
+    rows = []
+    for name, s in fields.items():
+        if s.get("kind") != "continuous":
+            continue
+        f = index.fields.resolve(name)
+        cells = [fmt.number(f, s[k]) for k in ("mean", "std", "min", "q25", "median", "q75", "max")]
+        rows.append(f"<tr><td>{esc(name)}</td><td>{esc(s['unit'] or '')}</td><td class='r'>{s['count']}</td>"
+                    + "".join(f"<td class='r'>{esc(c)}</td>" for c in cells) + "</tr>")
+    if rows:
+        out.append("<h3 style='margin-top:16px'>Statistics</h3><table><tr><th>field</th><th>unit</th>"
+                   "<th class='r'>files</th><th class='r'>mean</th><th class='r'>std</th><th class='r'>min</th>"
+                   "<th class='r'>25%</th><th class='r'>median</th><th class='r'>75%</th><th class='r'>max</th></tr>"
+                   + "".join(rows) + "</table>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _content_shares(index: FieldIndex, node) -> dict[str, float]:
+    matrix, names = index.packed_matrix(node)
+    if not matrix.size:
+        return {}
+    dur = matrix[:, names.index("media_info.container.duration")]
+    out = {}
+    for part in ("speech", "music", "silence", "other"):
+        col = matrix[:, names.index(f"audio.{part}.percentage")]
+        ok = ~np.isnan(col) & ~np.isnan(dur)
+        if ok.any() and dur[ok].sum() > 0:
+            out[part] = float((col[ok] * dur[ok]).sum() / dur[ok].sum())
+    return out if sum(out.values()) > 0 else {}
+
+
+def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_dir: Path) -> str:
+    out = ['<section id="problems"><h2>Problem files</h2>']
+    rows = []
+    for name in CATEGORY_ORDER:
+        g = groups.get(name)
+        if g is None:
+            continue
+        q = f"<code>audiotrove ls '{esc(g['query'])}'</code>" if g.get("query") else \
+            '<span class="note">minority values in the uniformity tables</span>'
+        rows.append(f'<tr><td><span class="tag {name}">{esc(TITLES[name])}</span></td>'
+                    f'<td class="r">{g["count"]}</td><td>{q}</td></tr>')
+    out.append('<table><tr><th>problem</th><th class="r">files</th><th>list them</th></tr>'
+               + "".join(rows) + "</table>")
+    if not problems:
+        out.append('<p class="empty">No problem files found.</p></section>')
+        return "".join(out)
+    for p in shown:
+        out.append(_problem_card(index, p, media.get(p.file_id, {}), report_dir))
+    shown_ids = {p.file_id for p in shown}
+    failed = [p for p in problems if p.categories == ["failed"]]
+    rest = [p for p in problems if p.file_id not in shown_ids and p.categories != ["failed"]]
+    if rest:
+        out.append(f"<h3>{len(rest)} more problem file(s)</h3><p class='note'>Raise --max-problems "
+                   "to see them with pictures and players.</p><table><tr><th>file</th><th>why</th></tr>")
+        for p in rest:
+            url = relative_url(p.path, report_dir)
+            out.append(f'<tr><td><a href="{esc(url)}">{esc(p.path)}</a></td>'
+                       f"<td>{esc('; '.join(p.reasons))}</td></tr>")
+        out.append("</table>")
+    if failed:
+        out.append(f'<h3 id="failed">Failed files ({len(failed)})</h3><table class="failed">'
+                   "<tr><th>file</th><th>why it failed</th><th>original</th></tr>")
+        for p in failed:
+            url = relative_url(p.path, report_dir)
+            out.append(f'<tr id="file-{p.file_id}"><td>{esc(p.path)}</td>'
+                       f'<td>{esc(p.values.get("error") or "failed")}</td>'
+                       f'<td><audio controls preload="none" src="{esc(url)}"></audio> '
+                       f'<a href="{esc(url)}">open</a></td></tr>')
+        out.append("</table>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
+    v = p.values
+    tags = "".join(f'<span class="tag {c}">{esc(TITLES[c])}</span>' for c in p.categories)
+    name = Path(p.path).name if "://" not in p.path else p.path
+    facts = []
+    dur = v.get("media_info.container.duration")
+    if dur is not None:
+        facts.append(fmt.clock(dur))
+    for key in ("media_info.audio.codec", "media_info.audio.sample_rate", "media_info.audio.channels"):
+        if v.get(key) is not None:
+            f = index.fields.resolve(key)
+            facts.append(f"{fmt.value(f, v[key], unit=True)}{' ch' if key.endswith('channels') else ''}")
+    why = "".join(f"<li>{esc(r)}</li>" for r in p.reasons)
+    if m.get("png"):
+        picture = _img(m["png"], f"waveform and spectrogram of {name}")
+    else:
+        picture = f'<div class="nothumb">no waveform: {esc(m.get("thumb_error") or "not rendered")}</div>'
+    url = relative_url(p.path, report_dir)
+    container, codec = v.get("media_info.container.kind"), v.get("media_info.audio.codec")
+    if m.get("preview"):
+        src = data_uri("audio/mpeg", m["preview"])
+        note = '<span class="note">embedded preview (first 30 s, MP3)</span>'
+    else:
+        src = url
+        note = "" if browser_playable(container, codec) else \
+            '<span class="note">your browser may not play this format</span>'
+    mime = "audio/mpeg" if m.get("preview") else MIME.get(container or "", "")
+    type_attr = f' data-type="{esc(mime)}"' if mime else ""
+    player = (f'<div class="player"><audio controls preload="none" src="{esc(src)}"{type_attr}></audio>'
+              f'<a href="{esc(url)}">original</a>{note}</div>')
+    return (f'<article class="problem" id="file-{p.file_id}"><h3>{tags} {esc(name)}</h3>'
+            f'<div class="file">{esc(p.path)}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
+            f"<ul>{why}</ul>{picture}{player}</article>")
+
+
+def _footer_html(embed_audio: bool) -> str:
+    how = ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
+           "the 'original' links point to the files themselves." if embed_audio else
+           "Players play the original files through paths relative to this page: keep the page where "
+           "it was written (or next to the collection) to listen, or write it with --embed-audio for "
+           "a portable page. Formats browsers cannot play get an embedded 30-second MP3 preview.")
+    return (f"<footer>{how} Waveforms show the first 10 minutes at most; red bands mark clipped "
+            "sections. Made by audiotrove.</footer>")
+
+
+# ----------------------------------------------------------------------------------- media
+
+
+def _problem_media(shown, *, embed_audio: bool, workers: int | None, progress: bool) -> dict[int, dict]:
+    tasks = []
+    for p in shown:
+        v = p.values
+        sections = v.get("audio.clipping.sections")
+        if isinstance(sections, str):
+            import json
+
+            try:
+                sections = json.loads(sections)
+            except ValueError:
+                sections = None
+        tasks.append({"file_id": p.file_id, "path": p.path, "duration": v.get("media_info.container.duration"),
+                      "sections": sections, "embed": embed_audio,
+                      "playable": browser_playable(v.get("media_info.container.kind"),
+                                                   v.get("media_info.audio.codec"))})
+    if not tasks:
+        return {}
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    results: dict[int, dict] = {}
+    if workers == 1 or len(tasks) < 3:
+        for k, t in enumerate(tasks):
+            results[t["file_id"]] = problem_media(t)
+            _tick(progress, k + 1, len(tasks))
+        return results
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_quiet_stderr) as pool:
+        for k, (t, r) in enumerate(zip(tasks, pool.map(problem_media, tasks))):
+            results[t["file_id"]] = r
+            _tick(progress, k + 1, len(tasks))
+    return results
+
+
+def _quiet_stderr() -> None:
+    """Workers only: decoder libraries print resync notes on broken files straight to fd 2;
+    what matters comes back as the task's error text."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _tick(progress: bool, done: int, total: int) -> None:
+    if progress:
+        end = "\n" if done == total else "\r"
+        print(f"report: pictures {done}/{total}", end=end, file=sys.stderr, flush=True)

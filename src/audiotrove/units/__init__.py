@@ -1,0 +1,1 @@
+"""Units: cut recordings into short sounds, describe, store (Parquet + DuckDB), select, render."""

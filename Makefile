@@ -27,10 +27,14 @@ demo: venv
 	$(AT) -C $(DEMO) add demo/recordings
 	-$(AT) -C $(DEMO) analyze
 	$(AT) -C $(DEMO) ls
+	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
 	@echo
-	@echo "Results are in $(DEMO)/.audiotrove/catalog.db. Try next:"
+	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
+	@echo "(two files fail on purpose: they are broken). Try next:"
 	@echo "  . $(VENV)/bin/activate"
 	@echo "  audiotrove -C $(DEMO) status"
+	@echo "  audiotrove -C $(DEMO) stats"
+	@echo "  audiotrove -C $(DEMO) ls 'snr < 20 or clipped > 0' --fields snr,clipped,hum"
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
 
 # Debian packages the report test uses (headless Chromium); skipped quietly when not root.

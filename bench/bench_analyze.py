@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: set before numpy loads its BLAS
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RATE = 44100

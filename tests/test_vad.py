@@ -111,9 +111,22 @@ def test_sequence_model_matches_the_streaming_model_frame_for_frame():
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["sequence", "stream"])
+def test_fast_backend_matches_the_shipped_model():
+    if not (silero_model_dir() / SEQUENCE_MODEL).is_file():
+        pytest.skip("this silero-vad wheel has no sequence model")
+    try:
+        x = _speech16k("cmu_arctic_us_aew_a0001.wav")
+    except pytest.skip.Exception:
+        x = _white(3.0, -25)
+    fast = _all(SileroVad(backend="fast", gate_dbfs=None), x)
+    shipped = _all(SileroVad(backend="stream", gate_dbfs=None), x)
+    assert fast.shape == shipped.shape
+    np.testing.assert_allclose(fast, shipped, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["fast", "sequence", "stream"])
 def test_results_do_not_depend_on_chunk_sizes(backend):
-    if backend == "sequence" and not (silero_model_dir() / SEQUENCE_MODEL).is_file():
+    if backend in ("fast", "sequence") and not (silero_model_dir() / SEQUENCE_MODEL).is_file():
         pytest.skip("no sequence model")
     try:
         x = _speech16k("sense_and_sensibility_01_austen_64kb-0880.wav")

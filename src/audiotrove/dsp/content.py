@@ -45,12 +45,14 @@ other `other_min_s`) are merged into their longer neighbour; silence runs are ke
 
 Memory: per 32 ms frame the meter keeps 5 bytes (speech probability, level, three music
 features, quantised), about 0.56 MB per hour of audio, plus fixed-size history buffers
+and at most ~2 s (plus one block) of 16 kHz frames waiting to be analysed in one batch
 (and, with `quality=True`, at most `quality_max_windows` 9.01 s windows of 16-bit speech
 audio for DNSMOS, dsp/quality.py). Results do not depend on the block size.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from .quality import SpeechWindowReservoir, quality_score
 from .sections import (
@@ -98,6 +100,7 @@ _TONAL_LOCAL_FRAMES = round(0.5 / FRAME_S)  # relative silence: local tonality w
 _STAT_HALF = 250  # STFT frames (4 s) each side: the stationarity window is 8 s
 _STAT_SHARE = 0.95
 _STAT_MIN_SPAN = 375  # STFT frames (6 s)
+_BATCH_FRAMES = 64  # label frames (2 s) analysed per batch
 
 
 def _ms_to_q(mean_square: np.ndarray) -> np.ndarray:
@@ -108,7 +111,10 @@ def _ms_to_q(mean_square: np.ndarray) -> np.ndarray:
 
 
 def _unit_to_q(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(np.nan_to_num(x) * 255.0), 0, 255).astype(np.uint8)
+    """0..1 -> uint8 0..255 (NaN -> 0)."""
+    q = np.clip(np.round(np.asarray(x, dtype=np.float64) * 255.0), 0, 255)
+    q[np.isnan(q)] = 0
+    return q.astype(np.uint8)
 
 
 class _ByteTrack:
@@ -145,31 +151,36 @@ class _FrameLevels:
         return (np.asarray(k, dtype=np.int64) * self.sr * 32) // 1000
 
     def update(self, x: np.ndarray) -> None:
-        n = x.shape[0]
+        n, ch = x.shape
         if n == 0:
             return
-        # Per-sample power averaged over channels (einsum: a fast row-wise dot product).
-        p = np.einsum("ij,ij->i", x, x)
-        c = np.empty(n + 1)
-        c[0] = 0.0
-        np.cumsum(p, dtype=np.float64, out=c[1:])
-        c[1:] /= x.shape[1]
         o = self.n_seen
-        # Frames whose end falls within (o, o + n].
-        k_last = int(((o + n) * 1000) // (self.sr * 32))  # frames fully ended by o + n
-        if k_last > self.k:
-            ks = np.arange(self.k, k_last)
-            starts = np.maximum(self._bound(ks) - o, 0)
-            ends = self._bound(ks + 1) - o
-            sums = c[ends] - c[starts]
-            sums[0] += self.carry
-            lens = self._bound(ks + 1) - self._bound(ks)
-            self.out.append(_ms_to_q(sums / np.maximum(lens, 1)))
-            self.carry = float(c[n] - c[ends[-1]])
-            self.k = k_last
-        else:
-            self.carry += float(c[n])
         self.n_seen += n
+        # Per-sample power of every channel, summed per frame in float64 (one reduceat over
+        # the interleaved samples: frame boundaries are multiplied by the channel count).
+        sq = np.square(np.ascontiguousarray(x)).reshape(-1)
+        k_last = int(((o + n) * 1000) // (self.sr * 32))  # frames fully ended by o + n
+        if k_last <= self.k:
+            self.carry += float(np.sum(sq, dtype=np.float64)) / ch
+            return
+        # Frames are contiguous: the first one to complete started at or before `o` (its
+        # earlier part is in `carry`), so the cuts are the ends of the completed frames.
+        ks = np.arange(self.k, k_last + 1)
+        bounds = self._bound(ks)
+        ends = bounds[1:] - o  # in (0, n]
+        lens = bounds[1:] - bounds[:-1]
+        cuts = np.concatenate(([0], ends[:-1])) * ch
+        tail = ends[-1] < n
+        if tail:
+            cuts = np.append(cuts, ends[-1] * ch)
+        sums = np.add.reduceat(sq, cuts, dtype=np.float64) / ch
+        sums[0] += self.carry
+        if tail:
+            self.carry, sums = float(sums[-1]), sums[:-1]
+        else:
+            self.carry = 0.0
+        self.out.append(_ms_to_q(sums / np.maximum(lens, 1)))
+        self.k = k_last
 
     def finish(self, n_frames: int) -> np.ndarray:
         """Levels (dBFS, 0.5 dB steps) of exactly `n_frames` frames (the last one partial)."""
@@ -179,6 +190,42 @@ class _FrameLevels:
             self.out.append(_ms_to_q(np.array([self.carry / length])))
             self.k += 1
         return -self.out.array(n_frames, fill=255).astype(np.float64) / 2.0
+
+
+class _Rows:
+    """A FIFO of equal-width rows: appended at the end, dropped from the front.
+
+    Appending writes into spare capacity (amortised O(rows appended)); when it runs out the
+    live rows move to a fresh array sized for twice what is needed, so the capacity follows
+    the live size up and down.
+    """
+
+    def __init__(self, width: int, dtype, capacity: int = 1024) -> None:
+        self._data = np.zeros((capacity, width), dtype=dtype)
+        self._lo = 0
+        self._hi = 0
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    def view(self) -> np.ndarray:
+        return self._data[self._lo : self._hi]
+
+    def last(self) -> np.ndarray:
+        return self._data[self._hi - 1]
+
+    def append(self, rows: np.ndarray) -> None:
+        m = rows.shape[0]
+        if self._hi + m > self._data.shape[0]:
+            live = self._hi - self._lo
+            data = np.empty((max(1024, 2 * (live + m)), self._data.shape[1]), self._data.dtype)
+            data[:live] = self.view()
+            self._data, self._lo, self._hi = data, 0, live
+        self._data[self._hi : self._hi + m] = rows
+        self._hi += m
+
+    def drop(self, k: int) -> None:
+        self._lo += k
 
 
 class _MusicFeatures:
@@ -194,7 +241,13 @@ class _MusicFeatures:
     stay inside the file near its start and end (the whole file when it is shorter, and
     nothing is stationary in less than 6 s). That needs 8 s of look-ahead: the tonal tracks
     lag the input by 2 * `_STAT_HALF` STFT frames and `finish()` completes them. Buffers
-    hold at most ~12 s of 323-bin spectra (about 2.5 MB).
+    hold at most ~12 s of 323-bin spectra (about 2.5 MB; at most as much again in spare
+    capacity).
+
+    Speed: scipy.fft (several times faster than numpy.fft on float32), peak tests in
+    float32 from running sums of 6 bins, FIFO buffers instead of re-concatenation, and
+    the chroma entropy only for the frames that are stored (one per label frame). No BLAS
+    calls (a multi-threaded BLAS would burn CPU on these small products).
     """
 
     def __init__(self) -> None:
@@ -204,10 +257,11 @@ class _MusicFeatures:
         # STFT frames [buf_start, buf_start + len) are held; frames >= next_t are pending.
         self.buf_start = 0
         self.next_t = 0
-        self.near_buf = np.zeros((0, self.nb), dtype=bool)
-        self.cs_buf = np.zeros((1, self.nb), dtype=np.int32)  # one row more than near_buf
-        self.P_buf = np.zeros((0, self.nb), dtype=np.float32)
-        self.peak_buf = np.zeros((0, self.nb), dtype=bool)
+        self.near_buf = _Rows(self.nb, bool)
+        self.cs_buf = _Rows(self.nb, np.int32)  # one row more than near_buf
+        self.cs_buf.append(np.zeros((1, self.nb), dtype=np.int32))
+        self.P_buf = _Rows(self.nb, np.float32)
+        self.peak_buf = _Rows(self.nb, bool)
         self.chroma_hist = np.zeros((_CHROMA_FRAMES - 1, 12), dtype=np.float64)
         self.onset_hist = np.zeros(_PULSE_FRAMES - 1, dtype=np.float64)
         self.onsets_seen = 0
@@ -222,29 +276,33 @@ class _MusicFeatures:
 
     # -- streaming ----------------------------------------------------------------------
     def update(self, frames16k: np.ndarray) -> None:
+        """Add (k, 512) frames of 16 kHz audio."""
         k = frames16k.shape[0]
+        if k == 0:
+            return
         x = np.concatenate((self.hist, frames16k.reshape(-1)))
         self.hist = x[-(_N_FFT - _HOP):].copy()
         stft_frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[::_HOP]
-        spec = np.fft.rfft(stft_frames * self.window, axis=1)[:, : self.nb]
-        P = spec.real**2 + spec.imag**2  # float32, (2k, nb)
-        self.tracks["pulse"].append(_unit_to_q(self._pulse(P.astype(np.float64))))
-        peaks = self._peaks(P.astype(np.float64))
+        assert 2 * k == stft_frames.shape[0]
+        spec = scipy.fft.rfft(stft_frames * self.window, axis=1)[:, : self.nb]
+        P32 = spec.real**2 + spec.imag**2  # float32, (2k, nb)
+        P = P32.astype(np.float64)
+        self.tracks["pulse"].append(_unit_to_q(self._pulse(P)))
+        peaks = self._peaks(P32)
         near = self._dilate(peaks, 1)
-        self.near_buf = np.concatenate((self.near_buf, near))
         # Running per-bin peak counts (cs[i] = peaks in the frames before buffer row i).
         inc = np.cumsum(near, axis=0, dtype=np.int32)
-        inc += self.cs_buf[-1]
-        self.cs_buf = np.concatenate((self.cs_buf, inc))
-        self.P_buf = np.concatenate((self.P_buf, P))
-        self.peak_buf = np.concatenate((self.peak_buf, peaks))
-        end = self.buf_start + self.near_buf.shape[0]
+        inc += self.cs_buf.last()
+        self.near_buf.append(near)
+        self.cs_buf.append(inc)
+        self.P_buf.append(P32)
+        self.peak_buf.append(peaks)
+        end = self.buf_start + len(self.near_buf)
         self._process(end - 2 * _STAT_HALF, end)
-        assert 2 * k == stft_frames.shape[0]
 
     def finish(self, n_frames: int) -> dict[str, np.ndarray]:
         """Process the look-ahead tail; return the three tracks, `n_frames` long each."""
-        end = self.buf_start + self.near_buf.shape[0]
+        end = self.buf_start + len(self.near_buf)
         self._process(end, end)
         return {name: track.array(n_frames) for name, track in self.tracks.items()}
 
@@ -260,7 +318,8 @@ class _MusicFeatures:
         # Stationarity: share of the frames of an 8 s window where the bin is a peak. The
         # window is centred on the frame, shifted to stay inside the file at its edges
         # (hence the 8 s look-ahead), and is the whole file when that is shorter.
-        cs = self.cs_buf
+        cs = self.cs_buf.view()
+        near_all = self.near_buf.view()
         t = np.arange(t0, upto)
         width = 2 * _STAT_HALF + 1
         lo = np.maximum(t - _STAT_HALF, 0)
@@ -270,52 +329,71 @@ class _MusicFeatures:
         lo[over] = max(0, end - width)
         lo -= b0
         hi -= b0
-        # At least 6 s of evidence: nothing in a short clip counts as stationary.
+        # At least 6 s of evidence: nothing in a short clip counts as stationary. Counts
+        # are integers: count >= x exactly when count >= ceil(x).
         span = np.maximum(hi - lo, _STAT_MIN_SPAN).astype(np.float64)
-        stationary = (cs[hi] - cs[lo]) >= _STAT_SHARE * span[:, None]
+        need = np.ceil(_STAT_SHARE * span).astype(np.int32)
+        stationary = (cs[hi] - cs[lo]) >= need[:, None]
 
         i0 = t0 - b0
-        P = self.P_buf[i0 : i0 + n].astype(np.float64)
-        peaks = self.peak_buf[i0 : i0 + n]
-        # Peaks LAG frames earlier (frames before the file start are no peaks).
+        P = self.P_buf.view()[i0 : i0 + n].astype(np.float64)
+        peaks = self.peak_buf.view()[i0 : i0 + n]
+        # Peaks LAG frames earlier (frames before the buffer start are before the file
+        # start: no peaks). The frames are consecutive, so this is one slice.
         lagged = np.zeros_like(peaks)
-        src = t - _PERSIST_LAG
-        ok = src >= b0
-        lagged[ok] = self.near_buf[src[ok] - b0]
+        s0 = t0 - _PERSIST_LAG - b0
+        first = max(0, -s0)
+        if first < n:
+            lagged[first:] = near_all[s0 + first : s0 + n]
         moving = peaks & ~stationary
         held = self._dilate(moving & lagged, 2)
         keep = ~self._dilate(peaks & stationary, 2)
         band = slice(_BIN_LO, _BIN_HI)
-        num = (P[:, band] * held[:, band]).sum(axis=1)
-        den = (P[:, band] * keep[:, band]).sum(axis=1)
+        Pb = P[:, band]
+        num = np.where(held[:, band], Pb, 0.0).sum(axis=1)
+        den = np.where(keep[:, band], Pb, 0.0).sum(axis=1)
         persist = np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
         self.tracks["persist"].append(_unit_to_q(persist.reshape(-1, 2).mean(axis=1)))
-        ent = self._chroma_entropy(P, moving)
-        self.tracks["ent"].append(_unit_to_q(ent[1::2]))
+        self.tracks["ent"].append(_unit_to_q(self._chroma_entropy(P, moving)))
 
         # Drop what is no longer needed: keep _STAT_HALF frames of history.
         self.next_t = upto
         keep_from = max(b0, upto - max(_STAT_HALF, _PERSIST_LAG))
         cut = keep_from - b0
-        self.near_buf = self.near_buf[cut:]
-        self.cs_buf = self.cs_buf[cut:]
         self.buf_start = keep_from
-        self.P_buf = self.P_buf[cut:]
-        self.peak_buf = self.peak_buf[cut:]
+        for buf in (self.near_buf, self.cs_buf, self.P_buf, self.peak_buf):
+            buf.drop(cut)
 
     def _peaks(self, P: np.ndarray) -> np.ndarray:
-        """Spectral peaks: local maxima over +-2 bins, `_PEAK_RATIO` x above their surroundings."""
+        """Spectral peaks: local maxima over +-2 bins, `_PEAK_RATIO` x above their surroundings.
+
+        The surroundings of bin j are the mean power of bins j-8..j-3 and j+3..j+8 (the
+        +-8 bins minus the peak's own +-2-bin main lobe; bins past either end of the
+        spectrum count as 0), summed without cancellation from sums of 6 consecutive bins.
+        Works in the precision of `P` (float32 from the STFT: sums of 12 positive values
+        are exact to ~1e-6, which only matters for a bin within 1e-6 of the threshold).
+        Bins outside [_BIN_LO, _BIN_HI) are never peaks.
+        """
         nb = self.nb
-        pad = np.pad(P, ((0, 0), (9, 9)))
-        c = np.concatenate((np.zeros((P.shape[0], 1)), np.cumsum(pad, axis=1)), axis=1)
-        idx = np.arange(nb) + 9
-        s8 = c[:, idx + 9] - c[:, idx - 8]  # +-8 bins
-        s2 = c[:, idx + 3] - c[:, idx - 2]  # +-2 bins (the peak's own main lobe)
-        surround = (s8 - s2) / 12.0 + 1e-20
-        local_max = P >= np.maximum.reduce([pad[:, 9 + d : 9 + d + nb] for d in (-2, -1, 1, 2)])
-        peaks = local_max & (P > _PEAK_RATIO * surround)
-        peaks[:, :_BIN_LO] = False
-        peaks[:, _BIN_HI:] = False
+        n = P.shape[0]
+        lo, hi = _BIN_LO, _BIN_HI
+        w = hi - lo
+        core = P[:, lo:hi]
+        # pair[:, i] = max(P[:, lo - 2 + i], P[:, lo - 1 + i]): for bin j = lo + i the two
+        # bins below are pair[:, i], the two above pair[:, i + 3] (all inside the spectrum).
+        pair = np.maximum(P[:, lo - 2 : hi + 1], P[:, lo - 1 : hi + 2])
+        local_max = core >= np.maximum(pair[:, :w], pair[:, 3 : 3 + w])
+        # Bin j is column j + 9 of `pad`; w6[:, i] sums pad columns i..i+5.
+        pad = np.zeros((n, nb + 18), dtype=P.dtype)
+        pad[:, 9 : 9 + nb] = P
+        w2 = pad[:, :-1] + pad[:, 1:]
+        w4 = w2[:, :-2] + w2[:, 2:]
+        w6 = w4[:, :-2] + w2[:, 4:]
+        side = w6[:, lo + 1 : hi + 1] + w6[:, lo + 12 : hi + 12]  # bins j-8..j-3, j+3..j+8
+        # P > ratio * (side / 12 + 1e-20), the tiny term keeping silence peak-free.
+        strong = core * (12.0 / _PEAK_RATIO) > side + 12e-20
+        peaks = np.zeros((n, nb), dtype=bool)
+        np.logical_and(local_max, strong, out=peaks[:, lo:hi])
         return peaks
 
     @staticmethod
@@ -327,7 +405,8 @@ class _MusicFeatures:
         return out
 
     def _chroma_entropy(self, P: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-        """Normalised entropy (0..1) of the peak chroma summed over the 2 s ending at each frame."""
+        """Normalised entropy (0..1) of the peak chroma summed over the 2 s ending at each
+        label frame (at the second of its two STFT frames: odd rows of `P`)."""
         n = P.shape[0]
         # Only peaks within _CHROMA_RANGE_DB of the frame's strongest one: the hiss between
         # the partials of a note must not flatten its chroma.
@@ -344,11 +423,15 @@ class _MusicFeatures:
             delta = np.where(den < 0, 0.5 * (L[:, 0] - L[:, 2]) / safe, 0.0)
             freq = (bi + np.clip(delta, -0.5, 0.5)) * VAD_SAMPLE_RATE_HZ / _N_FFT
             pc = np.mod(np.round(12.0 * np.log2(freq / 440.0)), 12).astype(np.int64)
-            weights = P[fi, bi] ** _CHROMA_POWER
+            weights = np.sqrt(P[fi, bi]) if _CHROMA_POWER == 0.5 else P[fi, bi] ** _CHROMA_POWER
             chroma = np.bincount(fi * 12 + pc, weights=weights, minlength=n * 12).reshape(n, 12)
         allc = np.concatenate((self.chroma_hist, chroma))
         self.chroma_hist = allc[-(_CHROMA_FRAMES - 1):].copy()
-        win = np.lib.stride_tricks.sliding_window_view(allc, _CHROMA_FRAMES, axis=0).sum(axis=2)
+        # Window sums from a running sum (exactly 0 over a window of zeros: adding 0.0
+        # leaves a float unchanged), for the odd rows only.
+        csum = np.zeros((allc.shape[0] + 1, 12))
+        np.cumsum(allc, axis=0, out=csum[1:])
+        win = csum[_CHROMA_FRAMES + 1 :: 2] - csum[1 : n + 1 : 2]
         tot = win.sum(axis=1)
         p = win / np.maximum(tot, 1e-30)[:, None]
         plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
@@ -358,9 +441,8 @@ class _MusicFeatures:
     def _pulse(self, P: np.ndarray) -> np.ndarray:
         """Pulse clarity per label frame: max normalised onset autocorrelation, 0.25-1 s lags."""
         n = P.shape[0]
-        c = np.cumsum(P, axis=1)
         e = self.band_edges
-        bands = np.log10(c[:, e[1:]] - c[:, e[:-1]] + 1e-10)
+        bands = np.log10(np.add.reduceat(P[:, : e[-1] + 1], e[:-1] + 1, axis=1) + 1e-10)
         prev = bands[:1] if self.prev_bands is None else self.prev_bands[None, :]
         self.prev_bands = bands[-1].copy()
         flux = np.maximum(np.diff(np.concatenate((prev, bands)), axis=0), 0.0).mean(axis=1)
@@ -386,8 +468,8 @@ class _MusicFeatures:
     def _acf_peak(self, allo: np.ndarray, ends: np.ndarray) -> np.ndarray:
         win = np.lib.stride_tricks.sliding_window_view(allo, _PULSE_FRAMES)[ends]
         win = win - win.mean(axis=1, keepdims=True)
-        spec = np.fft.rfft(win, 2 * _PULSE_FRAMES, axis=1)
-        acf = np.fft.irfft(spec.real**2 + spec.imag**2, 2 * _PULSE_FRAMES, axis=1)[:, :_PULSE_FRAMES]
+        spec = scipy.fft.rfft(win, 2 * _PULSE_FRAMES, axis=1)
+        acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, 2 * _PULSE_FRAMES, axis=1)[:, :_PULSE_FRAMES]
         acf = acf * self.acf_norm / np.maximum(acf[:, :1], 1e-30)
         lo, hi = _PULSE_LAGS
         return np.where(win.std(axis=1) > 1e-9, acf[:, lo:hi].max(axis=1), 0.0)
@@ -463,6 +545,8 @@ class ContentMeter:
             )
         self._pending16 = np.zeros(0, dtype=np.float32)
         self._n16 = 0  # 16 kHz samples framed so far
+        self._batch: list[np.ndarray] = []  # 16 kHz frames waiting for analysis
+        self._batch_frames = 0
         self._vad = SileroVad(gate_dbfs=vad_gate_dbfs)
         self._music = _MusicFeatures()
         self._reservoir = SpeechWindowReservoir(max_windows=quality_max_windows) if quality else None
@@ -502,6 +586,19 @@ class ContentMeter:
         self._pending16 = buf[k * VAD_FRAME_SAMPLES :].copy()
 
     def _frames(self, frames: np.ndarray) -> None:
+        # Frames are analysed in batches of at least _BATCH_FRAMES (2 s): fewer, larger
+        # calls into the VAD and the music features. Results do not depend on it.
+        self._batch.append(frames)
+        self._batch_frames += frames.shape[0]
+        if self._batch_frames >= _BATCH_FRAMES:
+            self._flush_frames()
+
+    def _flush_frames(self) -> None:
+        if not self._batch:
+            return
+        frames = np.concatenate(self._batch) if len(self._batch) > 1 else self._batch[0]
+        self._batch = []
+        self._batch_frames = 0
         probs = self._vad.probabilities(frames.reshape(-1))
         self._music.update(frames)
         self._probs.append(_unit_to_q(probs))
@@ -518,6 +615,7 @@ class ContentMeter:
         missing = target16 - self._n16 - self._pending16.size
         if missing > 0:
             self._push16(np.zeros(missing, dtype=np.float32), limit=target16)
+        self._flush_frames()
         return n_frames
 
     # -- result -----------------------------------------------------------------------

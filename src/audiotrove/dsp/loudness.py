@@ -192,7 +192,7 @@ class LoudnessMeter:
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self._sos = k_weighting_sos(self.sample_rate)
-        self._zi = np.zeros((self._sos.shape[0], 2, self.channels))
+        self._zi = np.zeros((self._sos.shape[0], self.channels, 2))  # filter state per channel
         w = (
             channel_weights(self.channels)
             if weights is None
@@ -201,6 +201,8 @@ class LoudnessMeter:
         if w.shape != (self.channels,):
             raise ValueError(f"need {self.channels} channel weights, got {w.shape}")
         self._weights = w
+        # Mono is measured as a single channel, unweighted.
+        self._energy_weights = w if self.channels > 1 else np.ones(1)
         self._peaks = PeakMeter(self.sample_rate, self.channels) if peaks else None
         self.frames = 0
         self._done: list[np.ndarray] = []  # completed sub-block energies (sum of G_i z_i^2)
@@ -218,8 +220,10 @@ class LoudnessMeter:
             return
         if self._peaks is not None:
             self._peaks.update(x)
-        y, self._zi = sosfilt(self._sos, x, axis=0, zi=self._zi)
-        energy = (y * y) @ self._weights if self.channels > 1 else y[:, 0] * y[:, 0]
+        # Filter along time with the channels as rows (sosfilt works that way internally;
+        # y.T is then a contiguous (channels, frames) array).
+        y, self._zi = sosfilt(self._sos, x.T, axis=-1, zi=self._zi)
+        np.square(y, out=y)  # y: (channels, frames), per-sample energy of each channel
 
         fs = self.sample_rate
         start = self.frames
@@ -229,16 +233,17 @@ class LoudnessMeter:
             SUBBLOCKS_PER_SECOND * end + SUBBLOCKS_PER_SECOND - 1
         ) // fs  # complete sub-blocks
         if n_total == self._n_done:
-            self._partial += float(energy.sum())
+            self._partial += float(y.sum(axis=1) @ self._energy_weights)
             return
         ks = np.arange(self._n_done + 1, n_total + 1, dtype=np.int64)
         cuts = ks * fs // SUBBLOCKS_PER_SECOND - start  # ends of completed sub-blocks, in (0, n]
         bounds = np.concatenate(([0], cuts))
+        # Per-channel sums over each sub-block, then the channel weights: sum of G_i z_i^2.
         if bounds[-1] == n:
-            sums = np.add.reduceat(energy, bounds[:-1])
+            sums = np.add.reduceat(y, bounds[:-1], axis=1).T @ self._energy_weights
             tail = 0.0
         else:
-            sums = np.add.reduceat(energy, bounds)
+            sums = np.add.reduceat(y, bounds, axis=1).T @ self._energy_weights
             tail = float(sums[-1])
             sums = sums[:-1]
         sums[0] += self._partial

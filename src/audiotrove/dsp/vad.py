@@ -17,12 +17,20 @@ Model contract (read from the ONNX graphs, checked by tests/test_vad.py):
   but a whole run of frames costs one call: about 2.3x less CPU per frame on one core
   (the per-call overhead of the streaming model dominates at 512 samples).
 
-`SileroVad` prefers the sequence model and falls back to the streaming one when the wheel
-does not ship it. Frames whose RMS level is below `gate_dbfs` ("clearly silent") are not
-sent to the model: their probability is 0 and, after a gated run of `GATE_RESET_FRAMES`
-frames, the recurrent state is reset to zeros, as at the start of a file. Everything is a
-function of the frame sequence alone, so results do not depend on how the caller chunks
-the audio.
+- "fast" (built here, see `_fast_sequence_model`): the sequence network rebuilt from the
+  sequence model's own weights with its convolutions laid out as one image for all frames,
+  so that onnxruntime runs one large matrix product per layer instead of one small one per
+  frame: about 2.5x less CPU than the shipped sequence graph, probabilities equal to it
+  within ~3e-6. It is used only after it reproduced the shipped graph on a test signal in
+  this process; otherwise the shipped graph is used.
+
+`SileroVad` prefers the fast graph, then the sequence model, and falls back to the
+streaming one when the wheel does not ship the sequence model. Frames whose RMS level is
+below `gate_dbfs` ("clearly silent") are not sent to the model: their probability is 0
+and, after a gated run of `GATE_RESET_FRAMES` frames, the recurrent state is reset to
+zeros, as at the start of a file. Everything is a function of the frame sequence alone, so
+results do not depend on how the caller chunks the audio (the fast graph always runs
+fixed-size batches for that reason).
 """
 from __future__ import annotations
 
@@ -68,13 +76,19 @@ def _session(path: Path):
         if sess is None:
             import onnxruntime as ort
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3  # the sequence graph carries unused initialisers
-            sess = ort.InferenceSession(key, sess_options=opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(
+                key, sess_options=_session_options(ort), providers=["CPUExecutionProvider"]
+            )
             _sessions[key] = sess
     return sess
+
+
+def _session_options(ort):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # the sequence graph carries unused initialisers
+    return opts
 
 
 class SileroVad:
@@ -84,10 +98,12 @@ class SileroVad:
     (0..1) per 512-sample frame completed by this chunk; leftover samples wait for the next
     call. `flush()` zero-pads and scores a final partial frame.
 
-    backend: "auto" (sequence model if the wheel has it), "sequence" or "stream".
+    backend: "auto" (fast graph, else sequence model, else streaming model), "fast",
+        "sequence" or "stream".
     gate_dbfs: frames with RMS below this level (dBFS, full-scale square = 0 dBFS) skip the
         model and get probability 0; None runs the model on every frame.
-    max_batch_frames: frames per sequence-model call (bounds transient memory).
+    max_batch_frames: frames per sequence-model call (bounds transient memory); the fast
+        graph always takes `_FAST_BATCH_FRAMES` frames per call.
     """
 
     def __init__(
@@ -98,12 +114,19 @@ class SileroVad:
         max_batch_frames: int = 512,
     ) -> None:
         folder = silero_model_dir()
-        if backend == "auto":
-            backend = "sequence" if (folder / SEQUENCE_MODEL).is_file() else "stream"
-        if backend not in ("sequence", "stream"):
+        if backend not in ("auto", "fast", "sequence", "stream"):
             raise ValueError(f"unknown VAD backend {backend!r}")
+        has_sequence = (folder / SEQUENCE_MODEL).is_file()
+        fast = _fast_session(folder) if has_sequence and backend in ("auto", "fast") else None
+        if backend == "fast" and fast is None:
+            raise RuntimeError("the fast Silero graph is not available with this silero-vad wheel")
+        if backend == "auto":
+            backend = "fast" if fast is not None else "sequence" if has_sequence else "stream"
         self.backend = backend
-        self._session = _session(folder / (SEQUENCE_MODEL if backend == "sequence" else STREAM_MODEL))
+        if backend == "fast":
+            self._session = fast
+        else:
+            self._session = _session(folder / (SEQUENCE_MODEL if backend == "sequence" else STREAM_MODEL))
         self.gate_power = None if gate_dbfs is None else 10.0 ** (gate_dbfs / 10.0)
         self.max_batch_frames = max(1, int(max_batch_frames))
         self.reset()
@@ -178,7 +201,9 @@ class SileroVad:
         self._state[:] = 0.0
 
     def _run_span(self, inputs: np.ndarray, probs: np.ndarray, s: int, e: int) -> None:
-        if self.backend == "sequence":
+        if self.backend == "fast":
+            probs[s:e], self._h, self._c = _run_fast(self._session, inputs[s:e], self._h, self._c)
+        elif self.backend == "sequence":
             for a in range(s, e, self.max_batch_frames):
                 b = min(e, a + self.max_batch_frames)
                 out, self._h, self._c = self._session.run(
@@ -195,3 +220,310 @@ class SileroVad:
                 )
                 probs[i] = out[0, 0]
             self._state = state
+
+
+# -- a faster graph for the same network ------------------------------------------------------
+#
+# The shipped sequence graph runs its 1-D convolutions with the frames as the batch axis:
+# onnxruntime then does one small matrix product per frame and convolution (4 time steps of
+# 129 bins at the first layers), which costs most of its time. `_fast_sequence_model` builds
+# the same network with the frames laid out along the height of a single image and the
+# convolutions as (1, k) 2-D convolutions: one large matrix product per layer for the whole
+# run of frames. Same weights (read from the shipped file), same operations; its speech
+# probabilities agree with the shipped graph's to ~3e-6 (float32 summation order), and it is
+# only used after checking that on a test signal (`_fast_session`). About 2.5x less CPU.
+
+_FAST_CHECK_TOLERANCE = 1e-4  # probabilities
+_FAST_BATCH_FRAMES = 32  # frames per call of the fast graph (the last batch zero-padded)
+
+
+def _pb_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def _pb_fields(data: bytes):
+    """(field number, wire type, value) of a protobuf message (bytes for length-delimited)."""
+    i = 0
+    while i < len(data):
+        key, i = _pb_varint(data, i)
+        wire = key & 7
+        if wire == 0:
+            value, i = _pb_varint(data, i)
+        elif wire == 1:
+            value, i = data[i : i + 8], i + 8
+        elif wire == 2:
+            size, i = _pb_varint(data, i)
+            value, i = data[i : i + size], i + size
+        elif wire == 5:
+            value, i = data[i : i + 4], i + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield key >> 3, wire, value
+
+
+def _read_onnx_graph(path: Path) -> tuple[dict[str, np.ndarray], list[tuple[str, list[str]]]]:
+    """Float32 initializers {name: array} and nodes [(op_type, inputs)] of an ONNX file."""
+    graph = next(v for f, w, v in _pb_fields(path.read_bytes()) if f == 7 and w == 2)
+    tensors: dict[str, np.ndarray] = {}
+    nodes: list[tuple[str, list[str]]] = []
+    for field, wire, value in _pb_fields(graph):
+        if field == 1 and wire == 2:  # NodeProto
+            op, inputs = "", []
+            for f, w, v in _pb_fields(value):
+                if f == 1:
+                    inputs.append(v.decode())
+                elif f == 4:
+                    op = v.decode()
+            nodes.append((op, inputs))
+        elif field == 5 and wire == 2:  # TensorProto
+            dims, dtype, name, raw, floats = [], 0, "", None, []
+            for f, w, v in _pb_fields(value):
+                if f == 1 and w == 0:
+                    dims.append(v)
+                elif f == 1 and w == 2:
+                    j = 0
+                    while j < len(v):
+                        d, j = _pb_varint(v, j)
+                        dims.append(d)
+                elif f == 2:
+                    dtype = v
+                elif f == 4:
+                    floats.append(np.frombuffer(v, dtype="<f4"))
+                elif f == 8:
+                    name = v.decode()
+                elif f == 9:
+                    raw = v
+            if dtype != 1:  # FLOAT only
+                continue
+            if raw is not None:
+                data = np.frombuffer(raw, dtype="<f4")
+            else:
+                data = np.concatenate(floats or [np.zeros(0, dtype="<f4")])
+            tensors[name] = data.astype(np.float32).reshape(dims)
+    return tensors, nodes
+
+
+def _pb_key(field: int, wire: int) -> bytes:
+    return _pb_uint(field << 3 | wire)
+
+
+def _pb_uint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64 as two's complement
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _pb(field: int, value) -> bytes:
+    """One protobuf field: int (varint), or str / bytes (length-delimited)."""
+    if isinstance(value, int):
+        return _pb_key(field, 0) + _pb_uint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _pb_key(field, 2) + _pb_uint(len(value)) + value
+
+
+def _onnx_tensor(name: str, array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array)
+    dtype = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
+    dims = b"".join(_pb(1, int(d)) for d in array.shape)
+    return dims + _pb(2, dtype) + _pb(8, name) + _pb(9, array.astype(array.dtype.newbyteorder("<")).tobytes())
+
+
+def _onnx_value_info(name: str, dims: tuple, elem_type: int = 1) -> bytes:
+    """A tensor's name, element type (1 float32, 6 int32) and dims (int or symbolic str)."""
+    shape = b"".join(_pb(1, _pb(1, d) if isinstance(d, int) else _pb(2, d)) for d in dims)
+    return _pb(1, name) + _pb(2, _pb(1, _pb(1, elem_type) + _pb(2, shape)))
+
+
+def _onnx_node(op: str, inputs: list[str], outputs: list[str], **attrs) -> bytes:
+    out = b"".join(_pb(1, i) for i in inputs) + b"".join(_pb(2, o) for o in outputs) + _pb(4, op)
+    for name, value in attrs.items():
+        if isinstance(value, str):
+            body = _pb(1, name) + _pb(20, 3) + _pb(4, value)
+        elif isinstance(value, int):
+            body = _pb(1, name) + _pb(20, 2) + _pb(3, value)
+        else:
+            body = _pb(1, name) + _pb(20, 7) + b"".join(_pb(8, int(v)) for v in value)
+        out += _pb(5, body)
+    return out
+
+
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _fast_sequence_model(folder: Path) -> bytes:
+    """The sequence network as a serialized ONNX model with image-layout convolutions.
+
+    Inputs and outputs are those of the shipped sequence model: `input` (frames, 576),
+    `h`, `c` (1, 1, 128) -> `speech_probs` (frames,), `hn`, `cn`.
+    """
+    weights, nodes = _read_onnx_graph(folder / SEQUENCE_MODEL)
+    lstm = next(inputs for op, inputs in nodes if op == "LSTM")
+    w = {
+        "stft": weights["stft.forward_basis_buffer"],
+        "lstm_w": weights[lstm[1]],
+        "lstm_r": weights[lstm[2]],
+        "lstm_b": weights[lstm[3]],
+        "out_w": weights["output.weight"],
+        "out_b": weights["output.bias"],
+    }
+    for k in range(4):
+        w[f"enc{k}_w"] = weights[f"encoder.{k}.weight"]
+        w[f"enc{k}_b"] = weights[f"encoder.{k}.bias"]
+    expected = {
+        "stft": (258, 1, 256), "enc0_w": (128, 129, 3), "enc1_w": (64, 128, 3),
+        "enc2_w": (64, 64, 3), "enc3_w": (128, 64, 3), "out_w": (1, 128, 1),
+        "lstm_w": (1, 512, 128), "lstm_r": (1, 512, 128), "lstm_b": (1, 1024),
+    }
+    for key, shape in expected.items():
+        if w[key].shape != shape:
+            raise ValueError(f"unexpected Silero weight shape {key}: {w[key].shape}")
+    init = {
+        "pads": _i64(0, 0, 0, VAD_CONTEXT_SAMPLES),  # reflect 64 samples after each frame
+        "image_shape": _i64(1, 1, -1, VAD_FRAME_SAMPLES + 2 * VAD_CONTEXT_SAMPLES),
+        "stft_w": w["stft"].reshape(258, 1, 1, 256),
+        "re_start": _i64(0), "re_end": _i64(129), "im_start": _i64(129), "im_end": _i64(258),
+        "axis1": _i64(1),
+        "seq_shape": _i64(1, 128, -1),
+        "lstm_w": w["lstm_w"], "lstm_r": w["lstm_r"], "lstm_b": w["lstm_b"],
+        "rows_shape": _i64(-1, 128),
+        "out_w": w["out_w"].reshape(1, 128).T.copy(),
+        "out_b": w["out_b"],
+        "flat": _i64(-1),
+    }
+    for k in range(4):
+        init[f"enc{k}_w"] = w[f"enc{k}_w"][:, :, None, :]
+        init[f"enc{k}_b"] = w[f"enc{k}_b"]
+    graph_nodes = [
+        _onnx_node("Pad", ["input", "pads"], ["padded"], mode="reflect"),
+        _onnx_node("Reshape", ["padded", "image_shape"], ["image"]),
+        _onnx_node("Conv", ["image", "stft_w"], ["spec"], kernel_shape=[1, 256], strides=[1, 128], pads=[0, 0, 0, 0]),
+        _onnx_node("Slice", ["spec", "re_start", "re_end", "axis1"], ["re"]),
+        _onnx_node("Slice", ["spec", "im_start", "im_end", "axis1"], ["im"]),
+        _onnx_node("Mul", ["re", "re"], ["re2"]),
+        _onnx_node("Mul", ["im", "im"], ["im2"]),
+        _onnx_node("Add", ["re2", "im2"], ["power"]),
+        _onnx_node("Sqrt", ["power"], ["enc_in0"]),
+    ]
+    for k, stride in enumerate((1, 2, 2, 1)):
+        graph_nodes += [
+            _onnx_node("Conv", [f"enc_in{k}", f"enc{k}_w", f"enc{k}_b"], [f"enc_conv{k}"],
+                       kernel_shape=[1, 3], strides=[1, stride], pads=[0, 1, 0, 1]),
+            _onnx_node("Relu", [f"enc_conv{k}"], [f"enc_in{k + 1}"]),
+        ]
+    graph_nodes += [
+        _onnx_node("Reshape", ["enc_in4", "seq_shape"], ["features"]),  # (1, 128, frames)
+        _onnx_node("Transpose", ["features"], ["sequence"], perm=[2, 0, 1]),  # (frames, 1, 128)
+        _onnx_node("LSTM", ["sequence", "lstm_w", "lstm_r", "lstm_b", "frames_used", "h", "c"],
+                   ["lstm_y", "hn", "cn"], hidden_size=128),
+        _onnx_node("Reshape", ["lstm_y", "rows_shape"], ["lstm_rows"]),
+        _onnx_node("Relu", ["lstm_rows"], ["decoder_in"]),
+        _onnx_node("MatMul", ["decoder_in", "out_w"], ["logit0"]),
+        _onnx_node("Add", ["logit0", "out_b"], ["logit"]),
+        _onnx_node("Sigmoid", ["logit"], ["prob"]),
+        _onnx_node("Reshape", ["prob", "flat"], ["speech_probs"]),
+    ]
+    graph = (
+        b"".join(_pb(1, n) for n in graph_nodes)
+        + _pb(2, "silero_vad_image_layout")
+        + b"".join(_pb(5, _onnx_tensor(name, arr)) for name, arr in init.items())
+        + _pb(11, _onnx_value_info("input", ("frames", VAD_FRAME_SAMPLES + VAD_CONTEXT_SAMPLES)))
+        + _pb(11, _onnx_value_info("h", (1, 1, 128)))
+        + _pb(11, _onnx_value_info("c", (1, 1, 128)))
+        + _pb(11, _onnx_value_info("frames_used", (1,), elem_type=6))
+        + _pb(12, _onnx_value_info("speech_probs", ("frames",)))
+        + _pb(12, _onnx_value_info("hn", (1, 1, 128)))
+        + _pb(12, _onnx_value_info("cn", (1, 1, 128)))
+    )
+    opset = _pb(1, "") + _pb(2, 17)
+    return _pb(1, 8) + _pb(2, "audiotrove") + _pb(7, graph) + _pb(8, opset)
+
+
+def _run_fast(session, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):
+    """Speech probabilities of `inputs` (n, 576) through the fast graph, and the state after.
+
+    Frames go in fixed batches of `_FAST_BATCH_FRAMES` (the last one zero-padded; the LSTM
+    stops at the real frames, `frames_used`), so every call has the same shapes and a
+    frame's probability does not depend on how the stream was cut.
+    """
+    n = inputs.shape[0]
+    probs = np.empty(n, dtype=np.float32)
+    size = _FAST_BATCH_FRAMES
+    for a in range(0, n, size):
+        part = inputs[a : a + size]
+        m = part.shape[0]
+        if m < size:
+            part = np.concatenate((part, np.zeros((size - m, part.shape[1]), dtype=np.float32)))
+        out, h, c = session.run(
+            ["speech_probs", "hn", "cn"],
+            {"input": part, "h": h, "c": c, "frames_used": np.array([m], dtype=np.int32)},
+        )
+        probs[a : a + m] = np.asarray(out).reshape(-1)[:m]
+    return probs, h, c
+
+
+def _check_signal(frames: int = 96) -> np.ndarray:
+    """Deterministic test input (frames, 576): noise, a gliding harmonic tone with a
+    syllable-rate envelope, a click train and near-silence, with each frame's context."""
+    n = frames * VAD_FRAME_SAMPLES
+    t = np.arange(n) / VAD_SAMPLE_RATE_HZ
+    rng = np.random.default_rng(12345)
+    f0 = 120.0 + 60.0 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / VAD_SAMPLE_RATE_HZ
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+    x = 0.1 * voice + 0.02 * rng.standard_normal(n)
+    x[n // 3 : n // 2] = 0.3 * rng.standard_normal(n // 2 - n // 3)
+    x[n // 2 : 2 * n // 3 : 400] += 0.8
+    x[5 * n // 6 :] *= 1e-4
+    frames_ = x.astype(np.float32).reshape(frames, VAD_FRAME_SAMPLES)
+    ctx = np.zeros((frames, VAD_CONTEXT_SAMPLES), dtype=np.float32)
+    ctx[1:] = frames_[:-1, -VAD_CONTEXT_SAMPLES:]
+    return np.concatenate((ctx, frames_), axis=1)
+
+
+def _fast_session(folder: Path):
+    """Session of `_fast_sequence_model`, or None when it cannot be built or does not
+    reproduce the shipped sequence model on `_check_signal` (also run in two calls, to
+    check the state hand-over). Cached per process."""
+    key = os.fspath(folder / SEQUENCE_MODEL) + "#image-layout"
+    with _sessions_lock:
+        if key in _sessions:
+            return _sessions[key]
+    try:
+        import onnxruntime as ort
+
+        fast = ort.InferenceSession(
+            _fast_sequence_model(folder), sess_options=_session_options(ort),
+            providers=["CPUExecutionProvider"],
+        )
+        ref = _session(folder / SEQUENCE_MODEL)
+        x = _check_signal()
+        zeros = np.zeros((1, 1, 128), dtype=np.float32)
+        want, _, _ = ref.run(["speech_probs", "hn", "cn"], {"input": x, "h": zeros, "c": zeros})
+        want = np.asarray(want).reshape(-1)
+        half = x.shape[0] // 2 + 5  # not a whole number of batches
+        p1, h, c = _run_fast(fast, x[:half], zeros, zeros)
+        p2, _, _ = _run_fast(fast, x[half:], h, c)
+        got = np.concatenate((p1, p2))
+        ok = got.shape == want.shape and bool(np.all(np.abs(got - want) <= _FAST_CHECK_TOLERANCE))
+        session = fast if ok else None
+    except Exception:  # noqa: BLE001 - any failure: use the shipped graph
+        session = None
+    with _sessions_lock:
+        _sessions[key] = session
+    return session

@@ -88,7 +88,7 @@ def probe_decode_all(paths: list[Path]) -> int:
 def ffprobe_all(paths: list[Path], workers: int) -> int:
     def one(path: Path) -> bool:
         out = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json",
-                              str(path)], capture_output=True)
+                              str(path)], capture_output=True, check=False)
         return out.returncode == 0
 
     with ThreadPoolExecutor(workers) as pool:
@@ -98,7 +98,7 @@ def ffprobe_all(paths: list[Path], workers: int) -> int:
 def run_cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, COLUMNS="300")
     done = subprocess.run([*audiotrove_command(), *map(str, args)], capture_output=True, text=True,
-                          env=env)
+                          env=env, check=False)
     if done.returncode not in (0, 1):
         sys.exit(f"audiotrove {' '.join(map(str, args))} failed:\n{done.stderr}")
     return done

@@ -28,7 +28,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def tone(*, freq_hz: float = 440.0, seconds: float = 1.0, sample_rate: int = 44100,
          channels: int = 1, amplitude: float = 0.5) -> np.ndarray:
     """A sine tone, float32 (frames, channels); channel k is detuned by k x 3 % so they differ."""
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
     cols = [amplitude * np.sin(2 * np.pi * freq_hz * (1 + 0.03 * k) * t) for k in range(channels)]
     return np.stack(cols, axis=1).astype(np.float32)
 
@@ -37,7 +37,7 @@ def noise(*, seconds: float = 1.0, sample_rate: int = 44100, channels: int = 1,
           rms_dbfs: float = -20.0, seed: int = 0) -> np.ndarray:
     """Gaussian white noise at a given RMS level (dBFS), float32 (frames, channels)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((int(round(seconds * sample_rate)), channels))
+    x = rng.standard_normal((round(seconds * sample_rate), channels))
     return (x * 10 ** (rms_dbfs / 20)).astype(np.float32)
 
 
@@ -47,7 +47,7 @@ def speech_like(*, seconds: float = 2.0, sample_rate: int = 16000, seed: int = 0
     from scipy import signal
 
     rng = np.random.default_rng(seed)
-    n = int(round(seconds * sample_rate))
+    n = round(seconds * sample_rate)
     t = np.arange(n) / sample_rate
     f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
@@ -194,7 +194,7 @@ def run_cli(*args, cwd: str | os.PathLike | None = None, timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess:
     """Run `audiotrove ARGS...`; return the completed process (text stdout/stderr)."""
     return subprocess.run([*AUDIOTROVE, *map(str, args)], cwd=cwd, env=cli_env(), timeout=timeout,
-                          capture_output=True, text=True, input=input)
+                          capture_output=True, text=True, input=input, check=False)
 
 
 def jsonl(text: str) -> list[dict]:

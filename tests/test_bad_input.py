@@ -9,8 +9,16 @@ import struct
 from pathlib import Path
 
 import numpy as np
-
-from conftest import db_rows, jsonl, noise, run_cli, speech_like, tone, tree_state, write_audio
+from conftest import (
+    db_rows,
+    jsonl,
+    noise,
+    run_cli,
+    speech_like,
+    tone,
+    tree_state,
+    write_audio,
+)
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -94,7 +94,7 @@ def test_latest_result_per_step_wins(collection):
         ((f, results),) = list(cat.iter_latest())
         assert results["analyze"].step_version == "2" and results["analyze"].data == {"audio": {"peak": 2}}
         assert set(results) == {"analyze", "toy"}
-        ((f, only),) = list(cat.iter_latest("toy"))
+        ((_, only),) = list(cat.iter_latest("toy"))
         assert set(only) == {"toy"}
         # recording the same key again replaces the row: never a duplicate
         _record(cat, a.id, "h:a", version="2", data={"audio": {"peak": 3}})

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import jsonl, run_cli, tone, write_audio
 
 

@@ -5,10 +5,10 @@ import json
 import os
 
 import pytest
+from conftest import shared_data, tone, write_audio
 
 from audiotrove.io.decode import DecodeError, open_audio
 from audiotrove.io.probe import probe
-from conftest import shared_data, tone, write_audio
 
 # name: (container.kind, audio.codec, channels, sample_rate Hz, bit_depth, has_video)
 EXPECTED = {

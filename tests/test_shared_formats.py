@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, run_step_quiet
 
 from audiotrove.catalog.db import Catalog
 from audiotrove.catalog.records import file_record
-from conftest import SHARED_DATA, run_step_quiet
 
 # ffprobe's figure is not the decoded length for these (checked against two decoders):
 DURATION_EXCEPTIONS = {
@@ -37,7 +37,7 @@ def _sources_table() -> dict[str, tuple[float, int, int]]:
     """relative path -> (duration s, sample rate Hz, channels) from SOURCES.md."""
     text = (SHARED_DATA / "SOURCES.md").read_text(encoding="utf-8")
     out = {}
-    for match in re.finditer(r"^\| `([^`]+)` \|[^|]*\| ([\d.]+) s; (\d+) Hz; (\d+) ch;", text, re.M):
+    for match in re.finditer(r"^\| `([^`]+)` \|[^|]*\| ([\d.]+) s; (\d+) Hz; (\d+) ch;", text, re.MULTILINE):
         out[match[1]] = (float(match[2]), int(match[3]), int(match[4]))
     return out
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from audiotrove.catalog.sources import expand_sources, is_media_name, is_url
 from conftest import tone, write_audio
+
+from audiotrove.catalog.sources import expand_sources, is_media_name, is_url
 
 
 def _tree(root: Path) -> dict[str, Path]:

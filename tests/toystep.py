@@ -27,7 +27,7 @@ def run(item: Item) -> dict:
     audio, _ = read_all(item.path)
     peak = float(np.max(np.abs(audio)))
     toy = {"peak_dbfs": 20 * np.log10(max(peak, 1e-12)) + item.params["gain_db"],
-           "frames": int(len(audio)), "worker_pid": os.getpid()}
+           "frames": len(audio), "worker_pid": os.getpid()}
     if "analyze" in item.inputs:
         toy["analyze_duration_s"] = item.inputs["analyze"]["media_info"]["container"]["duration"]
     return {"toy": toy}

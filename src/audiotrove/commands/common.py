@@ -48,8 +48,10 @@ def run_step_cli(cat: Catalog, step: str, overrides: dict, **kwargs):
 
 
 def exit_code(summary) -> int:
-    """0 when every item is ok, 1 (and a message saying how many) when some failed."""
-    if summary.failed:
-        err.print(f"[red]{summary.failed} item(s) failed[/]: see `audiotrove status`")
+    """0 when every item is ok, 1 (and a message saying how many) when some failed,
+    in this run or in an earlier one whose failure still stands."""
+    failed = summary.failed + getattr(summary, "failed_before", 0)
+    if failed:
+        err.print(f"[red]{failed} item(s) failed[/]: see `audiotrove status`")
         return EXIT_FAILURES
     return EXIT_OK

@@ -233,13 +233,21 @@ def _pyav_frames(path: str, channels: int) -> Iterator[np.ndarray]:
         with av.open(path, metadata_errors="ignore") as container:
             stream = container.streams.audio[0]
             stream.thread_type = "AUTO"
-            resampler = av.AudioResampler(format="fltp")
+            # Convert to planar float only when the decoder does not already give it (AAC, MP3,
+            # Vorbis, Opus do): the conversion costs a fifth of the decode time.
+            fmt = stream.codec_context.format
+            resampler = None if fmt is not None and fmt.name == "fltp" else av.AudioResampler(format="fltp")
             for packet in container.demux(stream):
                 for frame in _decode_packet(packet):
+                    if resampler is None and frame.format.name == "fltp":
+                        yield _frame_to_array(frame, channels)
+                        continue
+                    resampler = resampler or av.AudioResampler(format="fltp")
                     for out in resampler.resample(frame):
                         yield _frame_to_array(out, channels)
-            for out in resampler.resample(None):
-                yield _frame_to_array(out, channels)
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    yield _frame_to_array(out, channels)
     except DecodeError:
         raise
     except Exception as exc:

@@ -19,6 +19,7 @@ class RunSummary:
     ok: int = 0
     failed: int = 0
     up_to_date: int = 0
+    failed_before: int = 0  # skipped as up to date, but failed in an earlier run
     urls_pending: int = 0
     audio_s: float = 0.0
     elapsed_s: float = 0.0
@@ -30,6 +31,8 @@ class RunSummary:
 
     def line(self) -> str:
         text = (f"{self.step}: {self.ok} ok, {self.failed} failed, {self.up_to_date} already up to date")
+        if self.failed_before:
+            text += f" ({self.failed_before} of them failed before: --retry-failed runs them again)"
         if self.urls_pending:
             text += f", {self.urls_pending} URLs not fetched yet"
         if self.ok + self.failed:
@@ -62,7 +65,7 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
 
 def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool) -> RunSummary:
     summary = RunSummary(plan.step.name, planned=len(plan.items), up_to_date=plan.up_to_date,
-                         urls_pending=plan.urls_pending)
+                         failed_before=plan.failed_before, urls_pending=plan.urls_pending)
     started = time.perf_counter()
 
     def commit(outcome: Outcome) -> None:

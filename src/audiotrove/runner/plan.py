@@ -16,6 +16,7 @@ class Plan:
     params_hash: str
     items: list[Item] = field(default_factory=list)
     up_to_date: int = 0
+    failed_before: int = 0  # up to date, but their stored result is an error (see --retry-failed)
     urls_pending: int = 0  # URLs are registered but fetched by a later step
 
 
@@ -31,6 +32,7 @@ def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] 
         status = statuses.get(f.content_hash) if _unchanged(f) else None
         if status == "ok" or (status == "error" and not retry_failed):
             plan.up_to_date += 1
+            plan.failed_before += status == "error"
             continue
         plan.items.append(Item(f.id, f.path, params, _inputs(catalog, step, f)))
     return plan

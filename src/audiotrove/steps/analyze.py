@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dsp.bandwidth import BandwidthMeter
+from ..dsp.clipping import ClippingMeter
+from ..dsp.content import ContentMeter
+from ..dsp.loudness import LoudnessMeter
+from ..dsp.noise import NoiseMeter
 from ..io.decode import DecodeError, open_audio
 from ..io.probe import probe
 from .base import Item, Step
@@ -26,12 +31,6 @@ _COMPANDED_STEP = {"pcm_mulaw": 1 / 32, "pcm_alaw": 1 / 32}
 
 def build_meters(sample_rate: int, channels: int, params: dict, codec: str | None = None) -> list:
     """The streaming meters whose results make up the "audio" object."""
-    from ..dsp.bandwidth import BandwidthMeter
-    from ..dsp.clipping import ClippingMeter
-    from ..dsp.content import ContentMeter
-    from ..dsp.loudness import LoudnessMeter
-    from ..dsp.noise import NoiseMeter
-
     return [
         LoudnessMeter(sample_rate, channels),
         ClippingMeter(sample_rate, channels, quantization_step=_COMPANDED_STEP.get(codec or "")),

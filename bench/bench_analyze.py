@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -112,11 +111,16 @@ def per_meter_seconds(path: Path) -> dict[str, float]:
 
 
 def peak_rss_mb(path: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and seconds of a fresh process analyzing `path`."""
+    """Peak RSS (MB) and CPU seconds of a fresh process analyzing `path`.
+
+    VmHWM of /proc/self/status, not ru_maxrss: Linux carries ru_maxrss over exec from the
+    forking parent, VmHWM belongs to the new process alone.
+    """
     code = (
-        "import resource, sys, time; from audiotrove.steps.analyze import analyze_file; "
-        "t = time.process_time(); analyze_file(sys.argv[1]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.process_time() - t)"
+        "import sys, time; from audiotrove.steps.analyze import analyze_file; "
+        "t = time.process_time(); analyze_file(sys.argv[1]); t = time.process_time() - t; "
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+        "print(int(hwm) / 1024, t)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
                          text=True).stdout.split()
@@ -154,7 +158,6 @@ def main() -> None:
             rss, secs = peak_rss_mb(long_path)
             print(f"{args.long_hours:g} h file: peak RSS of one worker {rss:.0f} MB, "
                   f"{args.long_hours * 3600 / secs:.0f}x real time")
-    print(f"(coordinator peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
 if __name__ == "__main__":

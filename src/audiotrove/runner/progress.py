@@ -17,7 +17,7 @@ class RunProgress:
         self.started = time.perf_counter()
         self.progress = Progress(
             TextColumn(f"[bold]{step}[/]"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("files"),
             TextColumn("{task.fields[throughput]}"),
@@ -39,7 +39,7 @@ class RunProgress:
         self.audio_s += outcome.audio_s
         self.failed += outcome.status != "ok"
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        throughput = (f"{self.audio_s / 3600:.2f} h audio, {self.audio_s / 3600 / elapsed:.3f} audio-h/s "
-                      f"({self.audio_s / elapsed:.0f}x real time)")
+        throughput = (f"{self.audio_s / 3600:.2f} h audio · {self.audio_s / 3600 / elapsed:.3f} h/s "
+                      f"({self.audio_s / elapsed:.0f}x)")
         failures = f"[red]{self.failed} failed[/]" if self.failed else ""
         self.progress.update(self.task, advance=1, throughput=throughput, failures=failures)

@@ -1,8 +1,213 @@
-"""CLI commands: enhance (being written)."""
+"""CLI: `audiotrove enhance [FILES...] [--where Q] -o OUTDIR [options]`.
+
+Runs the `enhance` step (steps/enhance.py) on the chosen files of the collection: resumable,
+parallel, cached by parameters like every step. FILES not yet in the collection are added;
+without a collection, FILES are enhanced through a temporary one (one-off mode). At the end a
+table shows, per file, what changed (noise floor, SNR, loudness, true peak, clicks, hum).
+"""
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from .common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    exit_code,
+    fail,
+    run_step_cli,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this topic's commands to the app."""
+    app.command("enhance")(enhance_cmd)
+
+
+def enhance_cmd(
+    files: Optional[List[str]] = typer.Argument(
+        None, help="Files or folders to enhance (added to the collection if new). Default: every file."),
+    out_dir: Path = typer.Option(..., "-o", "--out-dir", help="Output folder: <name>.enhanced.<ext> per file."),
+    where: Optional[str] = typer.Option(None, "--where", help='Query choosing the files, e.g. "snr < 20".'),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="archival | speech | music (with no option at all: archival)."),
+    denoise: Optional[float] = typer.Option(None, "--denoise", metavar="AMOUNT", help="Noise reduction 0-100."),
+    denoise_method: Optional[str] = typer.Option(
+        None, "--denoise-method", help="lsa (default: MMSE-LSA, no musical noise) | classic | rnnoise."),
+    noise_profile: Optional[str] = typer.Option(
+        None, "--noise-profile", metavar="START:END|auto",
+        help="Classic subtraction: noise profile from this region (seconds) or the quiet stretches."),
+    isolate_speech: Optional[float] = typer.Option(
+        None, "--isolate-speech", metavar="AMOUNT", help="Keep speech, suppress the rest, 0-100."),
+    dehum: Optional[str] = typer.Option(None, "--dehum", metavar="auto|50|60|off",
+                                        help="Notch mains hum and harmonics (auto: the detected hum)."),
+    declick: Optional[bool] = typer.Option(None, "--declick/--no-declick", help="Repair clicks and crackle."),
+    highpass: Optional[float] = typer.Option(None, "--highpass", metavar="HZ", help="Cut rumble below HZ."),
+    loudness: Optional[float] = typer.Option(None, "--loudness", metavar="LUFS",
+                                             help="Normalise integrated loudness (linear gain)."),
+    true_peak_max: Optional[float] = typer.Option(
+        None, "--true-peak-max", metavar="DBTP", help="True-peak ceiling for --loudness (default -1)."),
+    fmt: str = typer.Option("wav", "--format", help="wav | flac | mp3 (videos keep their container)."),
+    preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+):
+    """Restore recordings into OUTDIR: denoise, dehum, declick, high-pass, isolate speech, loudness.
+
+    Originals are never written to; each output is written under a temporary name and renamed.
+    A video keeps its picture, copied bit for bit. Before/after numbers are stored with each
+    file (fields enhance.before.*, enhance.after.*, enhance.change.*, enhance.output).
+    """
+    from ..catalog.db import Catalog, CatalogError
+    from ..steps.enhance import DEFAULTS, EnhanceError, resolve_options
+    from .common import State
+
+    params = {
+        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower(), "preset": preset,
+        "denoise": denoise, "denoise_method": denoise_method, "noise_profile": noise_profile,
+        "isolate_speech": isolate_speech, "dehum": dehum, "declick": declick, "highpass": highpass,
+        "loudness": loudness, "true_peak_max": true_peak_max, "preview": preview,
+    }
+    if params["format"] not in ("wav", "flac", "mp3"):
+        raise fail(f"--format takes wav, flac or mp3, not {fmt!r}")
+    try:
+        resolve_options({**DEFAULTS, **params})  # usage errors now, not once per file
+    except EnhanceError as exc:
+        raise fail(str(exc))
+    try:
+        cat = Catalog.open(State.collection or Path.cwd())
+        temp_root = None
+    except CatalogError as exc:
+        if not files:
+            raise fail(f"{exc}\n(or give FILES to enhance them without a collection)")
+        if where:
+            raise fail("--where needs a collection")
+        temp_root = Path(tempfile.mkdtemp(prefix="audiotrove-"))
+        cat = Catalog.create(temp_root)
+    try:
+        code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed)
+    finally:
+        cat.close()
+        if temp_root is not None:
+            shutil.rmtree(temp_root, ignore_errors=True)
+    raise typer.Exit(code)
+
+
+def _run(cat, files, where, params, *, workers, retry_failed) -> int:
+    ids = _select(cat, files, where)
+    if ids is not None and not ids:
+        err.print("no file matches: nothing to enhance")
+        return EXIT_OK
+    if _name_clashes(cat, ids):
+        params["tree"] = str(cat.root)
+        err.print("[yellow]note:[/] several files share a name: outputs mirror their folders "
+                  f"below {params['out_dir']}")
+    _forget_missing_outputs(cat, params, ids)
+    summary = run_step_cli(cat, "enhance", params, workers=workers, file_ids=ids, retry_failed=retry_failed)
+    _print_table(cat, params, ids)
+    err.print(summary.line())
+    return exit_code(summary)
+
+
+def _select(cat, files, where) -> set[int] | None:
+    """File ids: FILES (added when new) and/or the --where query; None for every file."""
+    chosen: set[int] | None = None
+    if files:
+        from ..catalog.sources import expand_sources
+
+        found = expand_sources(files)
+        for path, why in found.skipped:
+            err.print(f"[yellow]skipped[/] {path}: {why}")
+        if not found.entries:
+            raise fail("none of FILES is a media file")
+        added, _ = cat.add_files(found.entries)
+        if added:
+            err.print(f"added {added} file(s) to the collection")
+        wanted = {path for path, _, _ in found.entries}
+        chosen = {f.id for f in cat.files() if f.path in wanted}
+    if where:
+        from ..catalog.query import QueryError, select_file_ids
+
+        try:
+            matched = select_file_ids(cat, where)
+        except QueryError as exc:
+            from rich.markup import escape
+
+            err.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+        chosen = matched if chosen is None else chosen & matched
+    return chosen
+
+
+def _name_clashes(cat, ids) -> bool:
+    names = [Path(f.path).stem.lower() for f in cat.files(ids) if f.kind == "file"]
+    return len(names) != len(set(names))
+
+
+def _current_results(cat, params, ids):
+    """(file, data) of the stored ok results for these parameters and the files' content."""
+    from ..io.hashing import params_hash
+    from ..steps import get_step
+
+    step = get_step("enhance")
+    phash = params_hash(step.params(params))
+    rows = cat.conn.execute(
+        "SELECT f.id, f.path, r.id AS rid, r.data FROM files f JOIN results r ON r.content_hash = f.content_hash "
+        "WHERE r.step = 'enhance' AND r.step_version = ? AND r.params_hash = ? AND r.status = 'ok'",
+        (step.version, phash),
+    ).fetchall()
+    for row in rows:
+        if ids is None or row["id"] in ids:
+            yield row, json.loads(row["data"] or "{}")
+
+
+def _forget_missing_outputs(cat, params, ids) -> None:
+    """A stored result whose output file was deleted is forgotten, so the file is redone."""
+    stale = [row["rid"] for row, data in _current_results(cat, params, ids)
+             if not Path((data.get("enhance") or {}).get("output") or "").is_file()]
+    if stale:
+        with cat.transaction():
+            cat.conn.executemany("DELETE FROM results WHERE id = ?", [(r,) for r in stale])
+        err.print(f"{len(stale)} output(s) missing from the output folder: made again")
+
+
+def _arrow(before: dict, after: dict, key: str) -> str:
+    b, a = before.get(key), after.get(key)
+    if b is None and a is None:
+        return "-"
+    show = lambda v: "-" if v is None else f"{v:.1f}"
+    return f"{show(b)}→{show(a)}"
+
+
+COLUMNS = (("noise dBFS", "noise_floor_dbfs"), ("SNR dB", "snr_db"), ("LUFS", "loudness_lufs"),
+           ("dBTP", "true_peak_dbtp"), ("clicks/min", "clicks_per_min"), ("hum dB", "hum_level_db"))
+
+
+def _print_table(cat, params, ids) -> None:
+    """Before → after per file (stdout); the outputs are OUTDIR/<name>.enhanced.<ext>."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = sorted(_current_results(cat, params, ids), key=lambda r: r[0]["path"])
+    if not rows:
+        return
+    table = Table(title=f"enhance → {params['out_dir']} (before→after)", title_justify="left",
+                  box=None, pad_edge=False)
+    table.add_column("file", overflow="fold")
+    for heading, _ in COLUMNS:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row, data in rows:
+        e = data.get("enhance") or {}
+        before, after = e.get("before") or {}, e.get("after") or {}
+        table.add_row(Path(row["path"]).name, *(_arrow(before, after, key) for _, key in COLUMNS))
+    Console(soft_wrap=False, width=max(Console().width, 120)).print(table)
+
+
+__all__ = ["register", "enhance_cmd", "EXIT_FAILURES"]

@@ -63,7 +63,7 @@ def enhance_cmd(
 
     Originals are never written to; each output is written under a temporary name and renamed.
     A video keeps its picture, copied bit for bit. Before/after numbers are stored with each
-    file (fields enhance.before.*, enhance.after.*, enhance.change.*, enhance.output).
+    file (fields `enhance.before.*`, `enhance.after.*`, `enhance.change.*`, enhance.output).
     """
     from ..catalog.db import Catalog, CatalogError
     from ..steps.enhance import DEFAULTS, EnhanceError, resolve_options

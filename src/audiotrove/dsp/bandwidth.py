@@ -39,6 +39,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal.windows import blackmanharris
 
+from .blocks import as_block
 from .spectrum import StreamFramer, power_spectrum_scale
 
 __all__ = ["BandwidthMeter", "bandwidth_from_spectrum", "effective_bandwidth_hz"]
@@ -164,12 +165,7 @@ class BandwidthMeter:
     def update(self, block: np.ndarray) -> None:
         if self._result is not None:
             raise RuntimeError("update() after result()")
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim == 1:
-            block = block[:, None]
-        if block.ndim != 2 or block.shape[1] != self.channels:
-            raise ValueError(
-                f"expected blocks of shape (frames, {self.channels}), got {block.shape}")
+        block = as_block(block, self.channels, np.float32)
         if not len(block):
             return
         mono = block[:, 0] if self.channels == 1 else block @ self._mix

@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .blocks import as_block
+
 __all__ = ["ClippingMeter"]
 
 _POLARITIES = (1.0, -1.0)
@@ -151,11 +153,7 @@ class ClippingMeter:
 
     # -- streaming -----------------------------------------------------------------------
     def update(self, block: np.ndarray) -> None:
-        x = np.asarray(block)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != self.channels:
-            raise ValueError(f"expected a block of shape (frames, {self.channels}), got {x.shape}")
+        x = as_block(block, self.channels)
         n = x.shape[0]
         if n == 0:
             return

@@ -32,6 +32,8 @@ from scipy import fft as sfft
 from scipy import signal
 from scipy.special import exp1
 
+from .blocks import AlignedOutput
+
 FRAME_S = 0.032  # analysis frame (s)
 OVERLAP = 4      # frames per frame length (hop = frame / 4)
 MAX_FLOOR_DB = -40.0  # AMOUNT 100 -> gains never below -40 dB
@@ -81,19 +83,17 @@ class StftDenoiser:
                          first_frame_time_s=(self.n_fft / 2 - pad) / sample_rate)
         self._x = np.zeros((pad, channels), np.float64)
         self._tail = np.zeros((self.n_fft - self.hop, channels), np.float64)
-        self._to_skip = pad
+        self._aligned = AlignedOutput(latency=pad, channels=channels)
         self._frame = 0
-        self._seen = 0
-        self._emitted = 0
 
     def process(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, np.float64)
-        self._seen += len(block)
+        self._aligned.took(len(block))
         self._x = np.concatenate([self._x, block])
         available = (len(self._x) - self.n_fft) // self.hop + 1 if len(self._x) >= self.n_fft else 0
         n = (available // self.batch) * self.batch
         outs = [self._run(self.batch) for _ in range(n // self.batch)]
-        return self._emit(outs)
+        return self._aligned.trim(outs)
 
     def flush(self) -> np.ndarray:
         self._x = np.concatenate([self._x, np.zeros((self.n_fft, self.channels))])
@@ -104,7 +104,7 @@ class StftDenoiser:
             outs.append(self._run(take))
             available -= take
         outs.append(self._tail.copy())
-        out = self._emit(outs)
+        out = self._aligned.trim(outs)
         return out
 
     def _run(self, n_frames: int) -> np.ndarray:
@@ -125,18 +125,6 @@ class StftDenoiser:
         self._tail = y[n_frames * hop:].copy()
         self._x = self._x[n_frames * hop:]
         return y[: n_frames * hop]
-
-    def _emit(self, outs: list[np.ndarray]) -> np.ndarray:
-        if not outs:
-            return np.zeros((0, self.channels), np.float32)
-        y = np.concatenate(outs)
-        if self._to_skip:
-            cut = min(self._to_skip, len(y))
-            y = y[cut:]
-            self._to_skip -= cut
-        y = y[: max(0, self._seen - self._emitted)]
-        self._emitted += len(y)
-        return y.astype(np.float32)
 
 
 # --- gain models ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
+from .blocks import AlignedOutput
+
 DEFAULT_HUM_HARMONICS = 8
 HIGHPASS_ORDER = 4  # Butterworth-like magnitude slope: 24 dB/octave
 MAX_TAPS = 2**18 + 1
@@ -105,16 +107,14 @@ class FirStream:
         self._history = np.zeros((len(self.taps) - 1, channels), np.float64)
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
-        self._to_skip = self.delay
-        self._seen = 0
-        self._emitted = 0
+        self._aligned = AlignedOutput(latency=self.delay, channels=channels)
         fft_n = sfft.next_fast_len(self.chunk + len(self.taps) - 1, real=True)
         self._fft_n = fft_n
         self._taps_f = sfft.rfft(self.taps, fft_n)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block)
-        self._seen += len(block)
+        self._aligned.took(len(block))
         self._pending.append(block.astype(np.float64, copy=False))
         self._pending_n += len(block)
         outs = []
@@ -123,7 +123,7 @@ class FirStream:
             outs.append(self._convolve(joined[: self.chunk]))
             rest = joined[self.chunk:]
             self._pending, self._pending_n = ([rest] if len(rest) else []), len(rest)
-        return self._emit(outs)
+        return self._aligned.trim(outs)
 
     def flush(self) -> np.ndarray:
         """Push the remaining input and the delay's worth of zeros; return the last output."""
@@ -133,8 +133,7 @@ class FirStream:
         for start in range(0, len(joined), self.chunk):
             outs.append(self._convolve(joined[start:start + self.chunk]))
         self._pending, self._pending_n = [], 0
-        out = self._emit(outs)
-        return out[: self._seen - (self._emitted - len(out))]
+        return self._aligned.trim(outs)
 
     def _convolve(self, x: np.ndarray) -> np.ndarray:
         full = np.concatenate([self._history, x])
@@ -144,18 +143,6 @@ class FirStream:
             raise AssertionError("chunk larger than the FFT plan")
         y = sfft.irfft(spec * self._taps_f[:, None], self._fft_n, axis=0)
         return y[len(self.taps) - 1: len(full)]
-
-    def _emit(self, outs: list[np.ndarray]) -> np.ndarray:
-        if not outs:
-            return np.zeros((0, self.channels), np.float32)
-        y = np.concatenate(outs)
-        if self._to_skip:
-            cut = min(self._to_skip, len(y))
-            y = y[cut:]
-            self._to_skip -= cut
-        y = y[: max(0, self._seen - self._emitted)]
-        self._emitted += len(y)
-        return y.astype(np.float32)
 
 
 def apply_fir(audio: np.ndarray, taps: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.optimize import least_squares
 from scipy.signal import freqz, sosfilt
 
+from .blocks import as_block
 from .peaks import PeakMeter
 
 __all__ = [
@@ -210,11 +211,7 @@ class LoudnessMeter:
         self._partial = 0.0  # energy of the sub-block in progress
 
     def update(self, block: np.ndarray) -> None:
-        x = np.asarray(block)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or x.shape[1] != self.channels:
-            raise ValueError(f"expected a block of shape (frames, {self.channels}), got {x.shape}")
+        x = as_block(block, self.channels)
         n = x.shape[0]
         if n == 0:
             return

@@ -45,6 +45,7 @@ import math
 
 import numpy as np
 
+from .blocks import as_block
 from .clicks import ClickDetector
 from .hum import HumDetector
 from .spectrum import StreamFramer
@@ -172,12 +173,7 @@ class NoiseMeter:
     def update(self, block: np.ndarray) -> None:
         if self._result is not None:
             raise RuntimeError("update() after result()")
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim == 1:
-            block = block[:, None]
-        if block.ndim != 2 or block.shape[1] != self.channels:
-            raise ValueError(
-                f"expected blocks of shape (frames, {self.channels}), got {block.shape}")
+        block = as_block(block, self.channels, np.float32)
         n = len(block)
         if not n:
             return

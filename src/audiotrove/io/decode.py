@@ -74,6 +74,7 @@ def open_audio(path: str | os.PathLike) -> AudioReader:
     """Open `path` for block decoding; raise DecodeError with a clear reason if it cannot be."""
     path = os.fspath(path)
     _check_readable(path)
+    _check_ogg_complete(path)
     reader = _open_soundfile(path)
     if reader is None:
         reader = _open_pyav(path)
@@ -107,6 +108,23 @@ def _check_readable(path: str) -> None:
     size = os.path.getsize(path)
     if size == 0:
         raise DecodeError("empty file (0 bytes)")
+
+
+def _check_ogg_complete(path: str) -> None:
+    """An Ogg stream ends with a page flagged end-of-stream; a cut file does not.
+
+    Decoders read a truncated Ogg file to its last whole page without complaint, and its
+    header has no total length to compare with, so the last page is looked at here.
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != b"OggS":
+            return
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or last + 6 > len(tail) or not tail[last + 5] & 0x04:
+        raise DecodeError("truncated: the Ogg stream ends without its end-of-stream page")
 
 
 def _check_format(reader: AudioReader) -> None:

@@ -367,6 +367,6 @@ def _quiet_stderr() -> None:
 
 
 def _tick(progress: bool, done: int, total: int) -> None:
-    if progress:
+    if progress and (sys.stderr.isatty() or done == total):
         end = "\n" if done == total else "\r"
         print(f"report: pictures {done}/{total}", end=end, file=sys.stderr, flush=True)

@@ -150,6 +150,31 @@ FIELDS: tuple[Field, ...] = (
     _f("units.median_hz", "number", "Hz", "median unit fundamental frequency"),
     _f("units.median_clarity", "number", None, "median unit pitch clarity (0-1)"),
     _f("units.median_dur", "number", "s", "median unit duration"),
+    # --- more analyze detail ----------------------------------------------------------------
+    _f("audio.noise.hum.frequency_measured", "number", "Hz", "measured hum fundamental"),
+    _f("audio.noise.hum.level_dbfs", "number", "dBFS", "level of the hum lines together"),
+    _f("audio.noise.num_clicks", "number", "count", "impulsive clicks found", integer=True),
+    _f("audio.noise.digital_silence_duration", "number", "s",
+       "exact-zero or constant stretches (left out of the noise floor)"),
+    _f("audio.bandwidth_reason", "text", None, "why the bandwidth is null"),
+    _f("audio.silence.threshold_dbfs", "number", "dBFS", "silence threshold that applied"),
+    # --- enhance (before / after / change per restored file) --------------------------------
+    _f("enhance.output", "text", None, "path of the restored output"),
+    _f("enhance.preset", "text", None, "enhance preset used", discrete=True),
+    _f("enhance.loudness_gain_db", "number", "dB", "gain applied by --loudness"),
+    _f("enhance.clicks_repaired", "number", "count", "clicks repaired by --declick", integer=True),
+    *(
+        _f(f"enhance.{when}.{key}", "number", unit, f"{what} ({label})")
+        for when, label in (("before", "input"), ("after", "output"), ("change", "output - input"))
+        for key, unit, what in (
+            ("noise_floor_dbfs", "dBFS" if when != "change" else "dB", "noise floor"),
+            ("snr_db", "dB", "SNR"),
+            ("loudness_lufs", "LUFS" if when != "change" else "LU", "integrated loudness"),
+            ("true_peak_dbtp", "dBTP" if when != "change" else "dB", "true peak"),
+            ("clicks_per_min", "1/min", "clicks per minute"),
+            ("hum_level_db", "dB", "hum over the local floor"),
+        )
+    ),
 )
 
 ALIASES: dict[str, str] = {

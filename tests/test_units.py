@@ -185,7 +185,7 @@ def test_segment_file_writes_a_shard(files, tmp_path):
     from audiotrove.units.store import read_shard
 
     out = tmp_path / "units"
-    data = segment_file(str(files / "notes.wav"), {"mode": "onset", "units_dir": str(out)})
+    data = segment_file(str(files / "notes.wav"), {"mode": "onset"}, units_dir=str(out))
     u = data["units"]
     assert u["count"] == len(NOTES)
     assert u["median_hz"] == pytest.approx(np.median([note_to_hz(n, o) for n, o in NOTES]), rel=0.01)
@@ -193,9 +193,9 @@ def test_segment_file_writes_a_shard(files, tmp_path):
     assert table.num_rows == len(NOTES)
     assert table.column("note").to_pylist() == [n for n, _ in NOTES]
     # same audio, same configuration: same shard name; another mode: another shard
-    again = segment_file(str(files / "notes.wav"), {"mode": "onset", "units_dir": str(out)})
+    again = segment_file(str(files / "notes.wav"), {"mode": "onset"}, units_dir=str(out))
     assert again["units"]["shard"] == u["shard"]
-    other = segment_file(str(files / "notes.wav"), {"mode": "window:1", "units_dir": str(out)})
+    other = segment_file(str(files / "notes.wav"), {"mode": "window:1"}, units_dir=str(out))
     assert other["units"]["shard"] != u["shard"] and other["units"]["count"] == 4
     assert not list(out.glob(".tmp-*"))
 
@@ -204,15 +204,15 @@ def test_speech_mode_uses_analysis_sections(files, tmp_path):
     from audiotrove.steps.segment import segment_file
 
     out = str(tmp_path / "units")
-    params = {"mode": "speech", "units_dir": out}
+    params = {"mode": "speech"}
     analysis = {"analyze": {"audio": {"speech": {"sections": [[0.8, 2.0]], "num_sections": 1}}}}
-    data = segment_file(str(files / "notes.wav"), params, analysis)
+    data = segment_file(str(files / "notes.wav"), params, analysis, units_dir=out)
     assert data["units"]["speech_source"] == "analysis"
     from audiotrove.units.store import read_shard
 
     t = read_shard(Path(out) / data["units"]["shard"]).to_pandas()
     assert len(t) >= 1 and (t["start"] >= 0.75).all() and ((t["start"] + t["dur"]) <= 2.05).all()
-    fallback = segment_file(str(files / "notes.wav"), params, {"analyze": {"audio": {}}})
+    fallback = segment_file(str(files / "notes.wav"), params, {"analyze": {"audio": {}}}, units_dir=out)
     assert fallback["units"]["speech_source"] == "level"
     assert fallback["units"]["count"] >= 1
 
@@ -228,10 +228,10 @@ def _collection(tmp_path, files, mode="onset"):
     cat = Catalog.create(tmp_path / "coll")
     cat.add_files([(str(p), "file", str(files)) for p in sorted(files.iterdir())])
     step = get_step("segment")
-    params = step.params({"mode": mode, "units_dir": str(units_dir(cat))})
+    params = step.params({"mode": mode})
     for f in cat.files():
         st = Path(f.path).stat()
-        data = segment_file(f.path, params)
+        data = segment_file(f.path, params, units_dir=str(units_dir(cat)))
         cat.record(f.id, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, content_hash=content_hash(f.path),
                    step="segment", step_version=step.version, params_hash=params_hash(params), params=params,
                    status="ok", error=None, data=data, elapsed_s=0.1)

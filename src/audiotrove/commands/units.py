@@ -59,7 +59,7 @@ def segment_cmd(
     from ..io.hashing import params_hash
     from ..steps import get_step
     from ..units.extract import ModeError, parse_mode, resolve_durations
-    from ..units.store import mark_current, units_dir
+    from ..units.store import mark_current
 
     try:
         kind, window = parse_mode(mode)
@@ -69,7 +69,7 @@ def segment_cmd(
     canonical = kind if window is None else f"window:{window:g}"
     with open_catalog() as cat:
         file_ids = _select(cat, where)
-        overrides = {"mode": canonical, "min_dur": lo, "max_dur": hi, "units_dir": str(units_dir(cat))}
+        overrides = {"mode": canonical, "min_dur": lo, "max_dur": hi}
         summary = run_step_cli(cat, "segment", overrides, workers=workers, file_ids=file_ids,
                                retry_failed=retry_failed)
         step = get_step("segment")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..catalog.db import Catalog, FileRow
+from ..catalog.db import CATALOG_DIR, Catalog, FileRow
 from ..io.hashing import params_hash
 from ..steps import Item, Step
 from .worker import stat_facts
@@ -25,6 +25,7 @@ def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] 
     phash = params_hash(params)
     plan = Plan(step, params, phash)
     statuses = catalog.result_status(step.name, step.version, phash)
+    workdir = str(catalog.root / CATALOG_DIR)
     for f in catalog.files(file_ids):
         if f.kind == "url":
             plan.urls_pending += 1
@@ -34,7 +35,7 @@ def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] 
             plan.up_to_date += 1
             plan.failed_before += status == "error"
             continue
-        plan.items.append(Item(f.id, f.path, params, _inputs(catalog, step, f)))
+        plan.items.append(Item(f.id, f.path, params, _inputs(catalog, step, f), workdir))
     return plan
 
 

@@ -20,6 +20,9 @@ class Item:
     params: dict
     # Latest ok results of the steps this step `requires`, by step name (e.g. {"analyze": {...}}).
     inputs: dict = field(default_factory=dict)
+    # The collection's .audiotrove folder: where a step keeps files of its own (unit shards).
+    # Not a parameter, so moving a collection does not change any result's key.
+    workdir: str = ""
 
 
 @dataclass(frozen=True)

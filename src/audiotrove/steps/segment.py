@@ -4,11 +4,10 @@ Parameters
     mode       onset | speech | window:SECONDS
     min_dur    s, shortest unit kept (None: the mode's default, see units.extract)
     max_dur    s, longest unit (None: the mode's default)
-    units_dir  where the shards go: <collection>/.audiotrove/units (the command sets it)
 
 The result stored with the file (queryable like other fields: `units.count > 500`):
     {"units": {"count", "median_power" (dB), "median_hz" (Hz), "median_clarity" (0-1),
-               "median_dur" (s), "shard" (the shard's file name in units_dir),
+               "median_dur" (s), "shard" (the shard's file name in <collection>/.audiotrove/units),
                "speech_source" ("analysis" | "level"; speech mode only)}}
 
 Speech mode uses the speech sections of the analysis (audio.speech.sections, from the
@@ -21,6 +20,7 @@ The file is decoded once, in blocks; memory stays bounded at any length.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -31,11 +31,11 @@ from ..units.extract import (
     resolve_durations,
     summarize_units,
 )
-from ..units.store import shard_name, write_shard
+from ..units.store import UNITS_DIRNAME, shard_name, write_shard
 from .base import Item, Step
 
 VERSION = "1"
-DEFAULTS: dict = {"mode": "onset", "min_dur": None, "max_dur": None, "units_dir": None}
+DEFAULTS: dict = {"mode": "onset", "min_dur": None, "max_dur": None}
 
 
 def segmentation_config(params: dict) -> dict:
@@ -64,10 +64,9 @@ def speech_sections(analysis: dict | None) -> tuple[list | None, float | None]:
     return sections, until
 
 
-def segment_file(path: str, params: dict, inputs: dict | None = None) -> dict:
+def segment_file(path: str, params: dict, inputs: dict | None = None, *, units_dir) -> dict:
+    """Segment and describe `path`; write its shard into `units_dir`; return the summary."""
     params = {**DEFAULTS, **params}
-    if not params.get("units_dir"):
-        raise ValueError("segment needs units_dir (the collection's .audiotrove/units folder)")
     config = segmentation_config(params)
     kind, _ = parse_mode(params["mode"])
     sections, until = (None, None)
@@ -90,7 +89,7 @@ def segment_file(path: str, params: dict, inputs: dict | None = None) -> dict:
         rows += extractor.update(block)
     rows += extractor.finish()
     name = shard_name(digest.hexdigest(), config)
-    write_shard(params["units_dir"], name, rows)
+    write_shard(units_dir, name, rows)
     summary = summarize_units(rows)
     summary["shard"] = name
     if source is not None:
@@ -99,7 +98,10 @@ def segment_file(path: str, params: dict, inputs: dict | None = None) -> dict:
 
 
 def _run(item: Item) -> dict:
-    return segment_file(item.path, item.params, item.inputs)
+    if not item.workdir:
+        raise ValueError("segment runs in a collection: its units are stored there")
+    return segment_file(item.path, item.params, item.inputs,
+                        units_dir=os.path.join(item.workdir, UNITS_DIRNAME))
 
 
 STEP = Step(

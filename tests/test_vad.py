@@ -98,30 +98,18 @@ def test_real_speech_is_detected_and_its_pauses_are_not():
     assert np.mean(p[-n_pad + 5 :] > 0.5) == 0.0
 
 
-def test_sequence_model_matches_the_streaming_model_frame_for_frame():
+@pytest.mark.parametrize("backend, atol", [("sequence", 1e-5), ("fast", 1e-4)])
+def test_batched_backends_match_the_streaming_model_frame_for_frame(backend, atol):
     if not (silero_model_dir() / SEQUENCE_MODEL).is_file():
         pytest.skip("this silero-vad wheel has no sequence model")
     try:
         x = _speech16k("cmu_arctic_us_aew_a0001.wav")
     except pytest.skip.Exception:
         x = _white(3.0, -25)
-    a = _all(SileroVad(backend="sequence", gate_dbfs=None), x)
-    b = _all(SileroVad(backend="stream", gate_dbfs=None), x)
-    assert a.shape == b.shape
-    np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_fast_backend_matches_the_shipped_model():
-    if not (silero_model_dir() / SEQUENCE_MODEL).is_file():
-        pytest.skip("this silero-vad wheel has no sequence model")
-    try:
-        x = _speech16k("cmu_arctic_us_aew_a0001.wav")
-    except pytest.skip.Exception:
-        x = _white(3.0, -25)
-    fast = _all(SileroVad(backend="fast", gate_dbfs=None), x)
+    batched = _all(SileroVad(backend=backend, gate_dbfs=None), x)
     shipped = _all(SileroVad(backend="stream", gate_dbfs=None), x)
-    assert fast.shape == shipped.shape
-    np.testing.assert_allclose(fast, shipped, atol=1e-4)
+    assert batched.shape == shipped.shape
+    np.testing.assert_allclose(batched, shipped, atol=atol)
 
 
 @pytest.mark.parametrize("backend", ["fast", "sequence", "stream"])

@@ -98,6 +98,31 @@ def test_default_chain_restores_and_keeps_alignment():
     assert 10 * np.log10(err_in / err_out) > 6  # hum, hiss and clicks mostly gone
 
 
+@pytest.mark.parametrize("seconds", [6.0, 6.0031])
+def test_default_chain_adds_no_clicks_at_the_file_ends(seconds):
+    # Speech-like + 50 Hz hum with harmonics + band-limited noise, the file cut mid-signal (as
+    # demo/hummy_speech.flac): the denoiser once padded the file with zeros, so its last frames
+    # held a step whose high-frequency part passed where the noise is quiet -> a 2 ms click in
+    # the last samples (clicks/min 0 -> 8.4 on the demo).
+    from scipy import signal
+
+    from audiotrove.dsp.clicks import detect_clicks
+
+    sr = 16000
+    n = int(seconds * sr)
+    speech = speech_like(sr, 5.0, seed=0)
+    t = np.arange(n) / sr
+    hum = sum(0.02 / k * np.sin(2 * np.pi * 50 * k * t) for k in (1, 2, 3, 5))
+    noise = signal.sosfilt(signal.butter(6, 2000, fs=sr, output="sos"), np.random.default_rng(0).standard_normal(n))
+    x = (np.pad(speech, (0, n - len(speech))) + hum + 0.002 * noise / noise.std()).astype(np.float32)
+    for data in (x, -x[::-1]):  # the end, then the same edge at the start
+        out = enhance_array(data, sample_rate=sr, analysis={"noise": {"hum": {"frequency": 50.0, "harmonics": [1, 2, 3]}}})
+        before = detect_clicks(data, sample_rate=sr)
+        after = detect_clicks(out, sample_rate=sr)
+        assert len(before) == 0
+        assert len(after) == 0, f"clicks added at {after.positions / sr} s"
+
+
 # --- files ----------------------------------------------------------------------------------
 
 def test_enhance_file_writes_aligned_output_and_before_after(archive, tmp_path):

@@ -78,10 +78,18 @@ class StftDenoiser:
         self.window = np.sqrt(signal.windows.hann(self.n_fft, sym=False))
         self._synth = self.window * (2.0 / overlap)
         self.model = gain_model
-        pad = self.n_fft - self.hop  # zeros before the signal so the first sample sees every frame
+        pad = self.n_fft - self.hop  # samples before the signal so the first sample sees every frame
         self.model.setup(sample_rate=sample_rate, n_fft=self.n_fft, hop=self.hop,
                          first_frame_time_s=(self.n_fft / 2 - pad) / sample_rate)
-        self._x = np.zeros((pad, channels), np.float64)
+        # The signal is continued beyond both ends of the file (odd extension, see
+        # `odd_extension`), not padded with zeros: a file that stops at a non-zero value would
+        # otherwise hold a step in its first or last frames, whose high-frequency part passes
+        # where the noise is quiet while the rest is attenuated, leaving a click at the edge.
+        # The start is held back until `pad` + 1 samples are in (or until flush).
+        self._pad = pad
+        self._started = False
+        self._x = np.zeros((0, channels), np.float64)
+        self._recent = np.zeros((0, channels), np.float64)  # the last n_fft + 1 input frames
         self._tail = np.zeros((self.n_fft - self.hop, channels), np.float64)
         self._aligned = AlignedOutput(latency=pad, channels=channels)
         self._frame = 0
@@ -90,13 +98,25 @@ class StftDenoiser:
         block = np.asarray(block, np.float64)
         self._aligned.took(len(block))
         self._x = np.concatenate([self._x, block])
+        self._recent = np.concatenate([self._recent, block[-(self.n_fft + 1):]])[-(self.n_fft + 1):]
+        if not self._started:
+            if len(self._x) <= self._pad:
+                return np.zeros((0, self.channels), np.float32)
+            self._start()
         available = (len(self._x) - self.n_fft) // self.hop + 1 if len(self._x) >= self.n_fft else 0
         n = (available // self.batch) * self.batch
         outs = [self._run(self.batch) for _ in range(n // self.batch)]
         return self._aligned.trim(outs)
 
+    def _start(self) -> None:
+        head = odd_extension(self._x[::-1], self._pad)[::-1]
+        self._x = np.concatenate([head, self._x])
+        self._started = True
+
     def flush(self) -> np.ndarray:
-        self._x = np.concatenate([self._x, np.zeros((self.n_fft, self.channels))])
+        if not self._started:
+            self._start()
+        self._x = np.concatenate([self._x, odd_extension(self._recent, self.n_fft)])
         available = (len(self._x) - self.n_fft) // self.hop + 1
         outs = []
         while available > 0:
@@ -125,6 +145,22 @@ class StftDenoiser:
         self._tail = y[n_frames * hop:].copy()
         self._x = self._x[n_frames * hop:]
         return y[: n_frames * hop]
+
+
+def odd_extension(x: np.ndarray, n: int) -> np.ndarray:
+    """`n` frames continuing the (frames, channels) signal `x` past its last frame by odd
+    (point) symmetry about it: e[k] = 2 x[-1] - x[-1 - k]. Value and slope stay continuous, so
+    the continuation adds no step; beyond len(x) - 1 frames the last value is held. Zeros
+    when `x` is empty."""
+    x = np.asarray(x, np.float64)
+    if len(x) == 0:
+        return np.zeros((n, x.shape[1] if x.ndim == 2 else 1))
+    m = min(n, len(x) - 1)
+    ext = 2.0 * x[-1] - x[len(x) - 1 - m: len(x) - 1][::-1]
+    if m < n:
+        hold = ext[-1:] if m else x[-1:]
+        ext = np.concatenate([ext, np.repeat(hold, n - m, axis=0)])
+    return ext
 
 
 # --- gain models ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import numpy as np
 from ..io.decode import DecodeError, open_audio
 from .base import Item, Step
 
-VERSION = "1"
+VERSION = "2"  # 2: the denoiser continues the signal past the file ends (no edge clicks)
 
 PRESETS: dict[str, dict] = {
     # rumble cut, detected hum notched, MMSE-LSA noise reduction

@@ -237,131 +237,6 @@ _FAST_CHECK_TOLERANCE = 1e-4  # probabilities
 _FAST_BATCH_FRAMES = 32  # frames per call of the fast graph (the last batch zero-padded)
 
 
-def _pb_varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, i
-
-
-def _pb_fields(data: bytes):
-    """(field number, wire type, value) of a protobuf message (bytes for length-delimited)."""
-    i = 0
-    while i < len(data):
-        key, i = _pb_varint(data, i)
-        wire = key & 7
-        if wire == 0:
-            value, i = _pb_varint(data, i)
-        elif wire == 1:
-            value, i = data[i : i + 8], i + 8
-        elif wire == 2:
-            size, i = _pb_varint(data, i)
-            value, i = data[i : i + size], i + size
-        elif wire == 5:
-            value, i = data[i : i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield key >> 3, wire, value
-
-
-def _read_onnx_graph(path: Path) -> tuple[dict[str, np.ndarray], list[tuple[str, list[str]]]]:
-    """Float32 initializers {name: array} and nodes [(op_type, inputs)] of an ONNX file."""
-    graph = next(v for f, w, v in _pb_fields(path.read_bytes()) if f == 7 and w == 2)
-    tensors: dict[str, np.ndarray] = {}
-    nodes: list[tuple[str, list[str]]] = []
-    for field, wire, value in _pb_fields(graph):
-        if field == 1 and wire == 2:  # NodeProto
-            op, inputs = "", []
-            for f, w, v in _pb_fields(value):
-                if f == 1:
-                    inputs.append(v.decode())
-                elif f == 4:
-                    op = v.decode()
-            nodes.append((op, inputs))
-        elif field == 5 and wire == 2:  # TensorProto
-            dims, dtype, name, raw, floats = [], 0, "", None, []
-            for f, w, v in _pb_fields(value):
-                if f == 1 and w == 0:
-                    dims.append(v)
-                elif f == 1 and w == 2:
-                    j = 0
-                    while j < len(v):
-                        d, j = _pb_varint(v, j)
-                        dims.append(d)
-                elif f == 2:
-                    dtype = v
-                elif f == 4:
-                    floats.append(np.frombuffer(v, dtype="<f4"))
-                elif f == 8:
-                    name = v.decode()
-                elif f == 9:
-                    raw = v
-            if dtype != 1:  # FLOAT only
-                continue
-            if raw is not None:
-                data = np.frombuffer(raw, dtype="<f4")
-            else:
-                data = np.concatenate(floats or [np.zeros(0, dtype="<f4")])
-            tensors[name] = data.astype(np.float32).reshape(dims)
-    return tensors, nodes
-
-
-def _pb_key(field: int, wire: int) -> bytes:
-    return _pb_uint(field << 3 | wire)
-
-
-def _pb_uint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64 as two's complement
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _pb(field: int, value) -> bytes:
-    """One protobuf field: int (varint), or str / bytes (length-delimited)."""
-    if isinstance(value, int):
-        return _pb_key(field, 0) + _pb_uint(value)
-    if isinstance(value, str):
-        value = value.encode()
-    return _pb_key(field, 2) + _pb_uint(len(value)) + value
-
-
-def _onnx_tensor(name: str, array: np.ndarray) -> bytes:
-    array = np.ascontiguousarray(array)
-    dtype = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
-    dims = b"".join(_pb(1, int(d)) for d in array.shape)
-    return dims + _pb(2, dtype) + _pb(8, name) + _pb(9, array.astype(array.dtype.newbyteorder("<")).tobytes())
-
-
-def _onnx_value_info(name: str, dims: tuple, elem_type: int = 1) -> bytes:
-    """A tensor's name, element type (1 float32, 6 int32) and dims (int or symbolic str)."""
-    shape = b"".join(_pb(1, _pb(1, d) if isinstance(d, int) else _pb(2, d)) for d in dims)
-    return _pb(1, name) + _pb(2, _pb(1, _pb(1, elem_type) + _pb(2, shape)))
-
-
-def _onnx_node(op: str, inputs: list[str], outputs: list[str], **attrs) -> bytes:
-    out = b"".join(_pb(1, i) for i in inputs) + b"".join(_pb(2, o) for o in outputs) + _pb(4, op)
-    for name, value in attrs.items():
-        if isinstance(value, str):
-            body = _pb(1, name) + _pb(20, 3) + _pb(4, value)
-        elif isinstance(value, int):
-            body = _pb(1, name) + _pb(20, 2) + _pb(3, value)
-        else:
-            body = _pb(1, name) + _pb(20, 7) + b"".join(_pb(8, int(v)) for v in value)
-        out += _pb(5, body)
-    return out
-
-
 def _i64(*values: int) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
@@ -372,8 +247,16 @@ def _fast_sequence_model(folder: Path) -> bytes:
     Inputs and outputs are those of the shipped sequence model: `input` (frames, 576),
     `h`, `c` (1, 1, 128) -> `speech_probs` (frames,), `hn`, `cn`.
     """
-    weights, nodes = _read_onnx_graph(folder / SEQUENCE_MODEL)
-    lstm = next(inputs for op, inputs in nodes if op == "LSTM")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shipped = onnx.load(folder / SEQUENCE_MODEL)
+    weights = {
+        t.name: numpy_helper.to_array(t)
+        for t in shipped.graph.initializer
+        if t.data_type == TensorProto.FLOAT
+    }
+    lstm = next(node.input for node in shipped.graph.node if node.op_type == "LSTM")
     w = {
         "stft": weights["stft.forward_basis_buffer"],
         "lstm_w": weights[lstm[1]],
@@ -409,49 +292,59 @@ def _fast_sequence_model(folder: Path) -> bytes:
     for k in range(4):
         init[f"enc{k}_w"] = w[f"enc{k}_w"][:, :, None, :]
         init[f"enc{k}_b"] = w[f"enc{k}_b"]
-    graph_nodes = [
-        _onnx_node("Pad", ["input", "pads"], ["padded"], mode="reflect"),
-        _onnx_node("Reshape", ["padded", "image_shape"], ["image"]),
-        _onnx_node("Conv", ["image", "stft_w"], ["spec"], kernel_shape=[1, 256], strides=[1, 128], pads=[0, 0, 0, 0]),
-        _onnx_node("Slice", ["spec", "re_start", "re_end", "axis1"], ["re"]),
-        _onnx_node("Slice", ["spec", "im_start", "im_end", "axis1"], ["im"]),
-        _onnx_node("Mul", ["re", "re"], ["re2"]),
-        _onnx_node("Mul", ["im", "im"], ["im2"]),
-        _onnx_node("Add", ["re2", "im2"], ["power"]),
-        _onnx_node("Sqrt", ["power"], ["enc_in0"]),
+    node = helper.make_node
+    layers = [
+        node("Pad", ["input", "pads"], ["padded"], mode="reflect"),
+        node("Reshape", ["padded", "image_shape"], ["image"]),
+        node("Conv", ["image", "stft_w"], ["spec"], kernel_shape=[1, 256], strides=[1, 128], pads=[0, 0, 0, 0]),
+        node("Slice", ["spec", "re_start", "re_end", "axis1"], ["re"]),
+        node("Slice", ["spec", "im_start", "im_end", "axis1"], ["im"]),
+        node("Mul", ["re", "re"], ["re2"]),
+        node("Mul", ["im", "im"], ["im2"]),
+        node("Add", ["re2", "im2"], ["power"]),
+        node("Sqrt", ["power"], ["enc_in0"]),
     ]
     for k, stride in enumerate((1, 2, 2, 1)):
-        graph_nodes += [
-            _onnx_node("Conv", [f"enc_in{k}", f"enc{k}_w", f"enc{k}_b"], [f"enc_conv{k}"],
-                       kernel_shape=[1, 3], strides=[1, stride], pads=[0, 1, 0, 1]),
-            _onnx_node("Relu", [f"enc_conv{k}"], [f"enc_in{k + 1}"]),
+        layers += [
+            node("Conv", [f"enc_in{k}", f"enc{k}_w", f"enc{k}_b"], [f"enc_conv{k}"],
+                 kernel_shape=[1, 3], strides=[1, stride], pads=[0, 1, 0, 1]),
+            node("Relu", [f"enc_conv{k}"], [f"enc_in{k + 1}"]),
         ]
-    graph_nodes += [
-        _onnx_node("Reshape", ["enc_in4", "seq_shape"], ["features"]),  # (1, 128, frames)
-        _onnx_node("Transpose", ["features"], ["sequence"], perm=[2, 0, 1]),  # (frames, 1, 128)
-        _onnx_node("LSTM", ["sequence", "lstm_w", "lstm_r", "lstm_b", "frames_used", "h", "c"],
-                   ["lstm_y", "hn", "cn"], hidden_size=128),
-        _onnx_node("Reshape", ["lstm_y", "rows_shape"], ["lstm_rows"]),
-        _onnx_node("Relu", ["lstm_rows"], ["decoder_in"]),
-        _onnx_node("MatMul", ["decoder_in", "out_w"], ["logit0"]),
-        _onnx_node("Add", ["logit0", "out_b"], ["logit"]),
-        _onnx_node("Sigmoid", ["logit"], ["prob"]),
-        _onnx_node("Reshape", ["prob", "flat"], ["speech_probs"]),
+    layers += [
+        node("Reshape", ["enc_in4", "seq_shape"], ["features"]),  # (1, 128, frames)
+        node("Transpose", ["features"], ["sequence"], perm=[2, 0, 1]),  # (frames, 1, 128)
+        node("LSTM", ["sequence", "lstm_w", "lstm_r", "lstm_b", "frames_used", "h", "c"],
+             ["lstm_y", "hn", "cn"], hidden_size=128),
+        node("Reshape", ["lstm_y", "rows_shape"], ["lstm_rows"]),
+        node("Relu", ["lstm_rows"], ["decoder_in"]),
+        node("MatMul", ["decoder_in", "out_w"], ["logit0"]),
+        node("Add", ["logit0", "out_b"], ["logit"]),
+        node("Sigmoid", ["logit"], ["prob"]),
+        node("Reshape", ["prob", "flat"], ["speech_probs"]),
     ]
-    graph = (
-        b"".join(_pb(1, n) for n in graph_nodes)
-        + _pb(2, "silero_vad_image_layout")
-        + b"".join(_pb(5, _onnx_tensor(name, arr)) for name, arr in init.items())
-        + _pb(11, _onnx_value_info("input", ("frames", VAD_FRAME_SAMPLES + VAD_CONTEXT_SAMPLES)))
-        + _pb(11, _onnx_value_info("h", (1, 1, 128)))
-        + _pb(11, _onnx_value_info("c", (1, 1, 128)))
-        + _pb(11, _onnx_value_info("frames_used", (1,), elem_type=6))
-        + _pb(12, _onnx_value_info("speech_probs", ("frames",)))
-        + _pb(12, _onnx_value_info("hn", (1, 1, 128)))
-        + _pb(12, _onnx_value_info("cn", (1, 1, 128)))
+    frame_in = VAD_FRAME_SAMPLES + VAD_CONTEXT_SAMPLES
+    value = helper.make_tensor_value_info
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        layers,
+        "silero_vad_image_layout",
+        inputs=[
+            value("input", f32, ["frames", frame_in]),
+            value("h", f32, [1, 1, 128]),
+            value("c", f32, [1, 1, 128]),
+            value("frames_used", TensorProto.INT32, [1]),
+        ],
+        outputs=[
+            value("speech_probs", f32, ["frames"]),
+            value("hn", f32, [1, 1, 128]),
+            value("cn", f32, [1, 1, 128]),
+        ],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(a), name) for name, a in init.items()],
     )
-    opset = _pb(1, "") + _pb(2, 17)
-    return _pb(1, 8) + _pb(2, "audiotrove") + _pb(7, graph) + _pb(8, opset)
+    model = helper.make_model(
+        graph, producer_name="audiotrove", ir_version=8, opset_imports=[helper.make_opsetid("", 17)]
+    )
+    return model.SerializeToString()
 
 
 def _run_fast(session, inputs: np.ndarray, h: np.ndarray, c: np.ndarray):

@@ -267,3 +267,158 @@ def test_report_renders_in_chromium(report, tmp_path):
               or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
               or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert not errors, errors
+
+
+# ------------------------------------------------------------------------------- restored files
+
+
+@pytest.fixture(scope="module")
+def restored(tmp_path_factory):
+    """The synthetic collection with two files restored by the real `enhance` step (CLI): a WAV
+    (played from the file) and an AIFF (browsers do not play it: embedded preview)."""
+    from typer.testing import CliRunner
+
+    from audiotrove.cli import app
+
+    root = tmp_path_factory.mktemp("rcoll")
+    files = build_collection(root)
+    out_dir = root / "restored"
+    r = CliRunner().invoke(app, ["-C", str(root), "enhance", "-o", str(out_dir), "--where",
+                                 'path ~ "*noisy*" or path ~ "*legacy*"', "--denoise", "50", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    outputs = {"noisy.wav": out_dir / "noisy.enhanced.wav", "legacy.aiff": out_dir / "legacy.enhanced.wav"}
+    assert all(p.is_file() for p in outputs.values())
+    report_path = tmp_path_factory.mktemp("rout") / "reports" / "restored.html"
+    with Catalog.open(root) as cat:
+        info = write_report(FieldIndex(cat), report_path, workers=1)
+    return files, outputs, report_path, info
+
+
+def _restored_rows(page: str) -> dict[str, str]:
+    section = page.split('<section id="restored">', 1)[1].split("</section>", 1)[0]
+    rows = section.split('<tr id="restored-')[1:]
+    return {re.search(r'<div class="name"><a [^>]*>([^<]+)</a>', row).group(1): row for row in rows}
+
+
+def _sources(row: str) -> dict[str, str]:
+    """{'original' | 'restored': <audio> src} of one row."""
+    return dict(re.findall(r'<div class="player (original|restored)">.*?<audio [^>]*src="([^"]+)"', row))
+
+
+def test_report_restored_section(restored):
+    files, outputs, out, info = restored
+    page = out.read_text()
+    assert info["restored"] == 2
+    assert '<a href="#restored">Restored files</a>' in page and "<h2>Restored files</h2>" in page
+    rows = _restored_rows(page)
+    assert sorted(rows) == ["legacy.aiff", "noisy.wav"]
+    with Catalog.open(files["root"]) as cat:
+        idx = FieldIndex(cat)
+        names = ["enhance.before.snr_db", "enhance.after.snr_db", "enhance.change.snr_db",
+                 "enhance.before.noise_floor_dbfs", "enhance.after.noise_floor_dbfs"]
+        stored = {Path(r[0]).name: r[1:] for r in idx.rows("enhance.output?", columns=["path", *names])}
+    b_snr, a_snr, c_snr, b_floor, a_floor = stored["noisy.wav"]
+    assert c_snr > 3  # the denoiser helped: the row shows it as an improvement
+    noisy = rows["noisy.wav"]
+    assert (f'<td class="r">{b_snr:.1f}</td><td>→</td><td class="r">{a_snr:.1f}</td>' in noisy
+            and f'<td class="r good">({c_snr:+.1f} dB)</td>' in noisy)
+    assert f'<td class="r">{b_floor:.1f}</td><td>→</td><td class="r">{a_floor:.1f}</td>' in noisy
+    assert "denoise lsa 50" in noisy and str(outputs["noisy.wav"]) in noisy
+    # two players each: the WAVs by paths relative to the report, the AIFF original embedded
+    assert _sources(noisy) == {"original": os.path.relpath(files["noisy.wav"], out.parent),
+                               "restored": os.path.relpath(outputs["noisy.wav"], out.parent)}
+    legacy = _sources(rows["legacy.aiff"])
+    assert legacy["original"].startswith("data:audio/mpeg;base64,")
+    assert legacy["restored"] == os.path.relpath(outputs["legacy.aiff"], out.parent)
+    assert page.count("<audio ") == 6 + 4  # the problem players and the restored ones
+    assert not re.search(r'(src|href)="https?://', page) and "<script" not in page
+
+
+def test_report_restored_missing_output_embed_and_where(restored, tmp_path):
+    files, outputs, _, _ = restored
+    gone = outputs["legacy.aiff"]
+    moved = gone.with_name("moved-away.wav")
+    gone.rename(moved)
+    try:
+        with Catalog.open(files["root"]) as cat:
+            write_report(FieldIndex(cat), tmp_path / "missing.html", workers=1)
+            portable = write_report(FieldIndex(cat), tmp_path / "portable.html", workers=1, embed_audio=True,
+                                    max_restored=1)
+            none = write_report(FieldIndex(cat), tmp_path / "talk.html", where="path ~ talk", workers=1)
+    finally:
+        moved.rename(gone)
+    rows = _restored_rows((tmp_path / "missing.html").read_text())
+    # the missing output: said so, no player and no link to it; the original still plays
+    assert "The restored file no longer exists" in rows["legacy.aiff"]
+    assert list(_sources(rows["legacy.aiff"])) == ["original"]
+    assert f'href="{os.path.relpath(gone, tmp_path)}"' not in rows["legacy.aiff"]
+    assert "no longer exists" not in rows["noisy.wav"] and len(_sources(rows["noisy.wav"])) == 2
+    # --embed-audio: both players embed MP3 previews; max_restored caps the rows
+    page = (tmp_path / "portable.html").read_text()
+    rows = _restored_rows(page)
+    assert portable["restored"] == 2 and list(rows) == ["legacy.aiff"] and "1 more restored file(s)" in page
+    with Catalog.open(files["root"]) as cat:
+        write_report(FieldIndex(cat), tmp_path / "portable.html", workers=1, embed_audio=True)
+    src = _sources(_restored_rows((tmp_path / "portable.html").read_text())["noisy.wav"])
+    assert all(s.startswith("data:audio/mpeg;base64,") for s in src.values()) and len(src) == 2
+    mp3 = base64.b64decode(src["restored"].split(",", 1)[1])
+    assert mp3[:3] == b"ID3" or mp3[0] == 0xFF
+    # no restored file among the selected ones: no section, no link to it
+    page = (tmp_path / "talk.html").read_text()
+    assert none["restored"] == 0 and 'id="restored"' not in page and "Restored files" not in page
+
+
+_CHECK_RESTORED = """
+(async () => {
+  const wait = (a) => new Promise((resolve) => {
+    const done = (ok) => resolve({kind: a.closest('.player').classList.contains('restored') ? 'restored'
+                                        : 'original', row: a.closest('tr').id, ok, duration: a.duration,
+                                  code: a.error ? a.error.code : 0});
+    a.addEventListener('loadedmetadata', () => done(true), {once: true});
+    a.addEventListener('error', () => done(false), {once: true});
+    setTimeout(() => done(false), 15000);
+    a.preload = 'metadata';
+    a.load();
+  });
+  const results = [];
+  for (const a of document.querySelectorAll('#restored audio')) results.push(await wait(a));
+  return results;
+})()
+"""
+
+
+def _evaluate_in_chromium(page: Path, expression: str, profile: Path) -> tuple[object, list]:
+    """(the expression's value in the loaded page, console/log errors)."""
+    browser = DevTools(CHROMIUM, profile)
+    try:
+        target = browser.call("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
+        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.call(f"{domain}.enable", session=session)
+        browser.call("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
+        browser.wait_event("Page.loadEventFired")
+        res = browser.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session=session, timeout=60)
+        value = res["result"]["result"]["value"]
+    finally:
+        browser.close()
+    errors = [e for e in browser.events
+              if (e["method"] == "Runtime.exceptionThrown")
+              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    return value, errors
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_restored_audio_loads_in_chromium(restored, tmp_path):
+    import soundfile as sf
+
+    _, outputs, out, _ = restored
+    media, errors = _evaluate_in_chromium(out, _CHECK_RESTORED, tmp_path / "profile")
+    assert not errors, errors
+    assert sorted(m["kind"] for m in media) == ["original", "original", "restored", "restored"], media
+    assert all(m["ok"] for m in media), media
+    # the restored players load the outputs themselves: their durations are the files' own
+    expected = sorted(sf.info(str(p)).duration for p in outputs.values())
+    got = sorted(m["duration"] for m in media if m["kind"] == "restored")
+    assert got == pytest.approx(expected, abs=0.01), media

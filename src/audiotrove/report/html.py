@@ -5,7 +5,10 @@ Sections: totals and estimate; uniformity tables (value counts, anomalies marked
 (content shares, histograms of loudness, true peak, noise floor, SNR, bandwidth, duration,
 speech/music/silence/other shares, and a statistics table); problem files (failed, clipped,
 silent, very noisy, off-spec) with the query that lists each group, and per file why, a waveform
-+ spectrogram thumbnail and a player (see report/media.py for how the original is played).
++ spectrogram thumbnail and a player (see report/media.py for how the original is played);
+restored files, only when some selected files have an `enhance` result: per file the source and
+the output, the chain, the before -> after numbers and two players (original, restored), played
+the same way as the originals, or a note where the output no longer exists.
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ import numpy as np
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
 from . import format as fmt
-from .media import MIME, browser_playable, data_uri, problem_media, relative_url
+from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
 from .plots import HISTOGRAMS, histogram_png, shares_png
 from .problems import CATEGORY_ORDER, TITLES, find_problems
+from .restored import METRICS, find_restored
 from .summary import summarize
 
 esc = html.escape
@@ -76,6 +80,22 @@ code { background:#eef1f5; padding:1px 5px; border-radius:4px; font-size:12px; }
 .uni { display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px; }
 .empty { color:var(--muted); font-style:italic; }
 table.failed audio { height:30px; width:220px; vertical-align:middle; }
+table.restored { width:100%; border:1px solid var(--line); border-radius:8px; }
+table.restored > tbody > tr > td { padding:10px 12px; }
+table.restored .name { font-weight:600; word-break:break-all; }
+table.restored .name .note { font-weight:400; }
+table.restored .file { color:var(--muted); font-size:12px; word-break:break-all; }
+table.restored ul { margin:4px 0 0 18px; padding:0; }
+.chain code { margin-right:4px; white-space:nowrap; display:inline-block; margin-top:3px; }
+table.ba td { border:0; padding:1px 6px; font-size:13px; white-space:nowrap; }
+table.ba td.l { color:var(--muted); }
+td.good { color:#1e8449; font-weight:600; } td.worse { color:var(--bad); font-weight:600; }
+td.listen { width:340px; }
+td.listen .player { margin:0 0 8px; gap:6px; flex-wrap:nowrap; }
+td.listen .player .lbl { flex:none; width:54px; color:var(--muted); font-size:12px; }
+td.listen audio { width:270px; height:34px; }
+td.listen > .note { display:block; margin:-6px 0 8px 60px; }
+.missing { color:var(--bad); font-size:12px; padding:6px 0; }
 footer { color:var(--muted); font-size:12px; padding:16px 32px 40px; max-width:1280px; }
 """
 
@@ -88,8 +108,11 @@ def _img(png: bytes, alt: str, cls: str = "") -> str:
 def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
                  max_problems: int = 60, embed_audio: bool = False, spec: str | None = None,
                  title: str | None = None, workers: int | None = None, minority: float = 0.25,
-                 progress: bool = False) -> dict:
-    """Write the report; return {"files", "problems", "path"}."""
+                 progress: bool = False, max_restored: int = 60) -> dict:
+    """Write the report; return {"files", "problems", "restored", "path"}.
+
+    max_restored: restored files (with an `enhance` result) listed with players; the count and
+    the query listing all of them are always shown."""
     output = Path(output)
     report_dir = output.resolve().parent
     node = index.parse(where) if isinstance(where, str) and where.strip() else (
@@ -100,6 +123,9 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
     # Files that decode get a card (picture + player); failed files a compact table at the end.
     shown = [p for p in problems if p.categories != ["failed"]][:max_problems]
     media = _problem_media(shown, embed_audio=embed_audio, workers=workers, progress=progress)
+    restored, restored_info = find_restored(index, where=node, limit=max_restored)
+    restored_players = _restored_media(restored, embed_audio=embed_audio, workers=workers,
+                                       progress=progress)
     root = index.catalog.root
     title = title or f"{root.name} — audiotrove report"
     parts = [
@@ -110,12 +136,14 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f" · files matching <code>{esc(where_text)}</code>" if where_text else "") + "</p></header>",
         '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
-        '<a href="#distributions">Distributions</a><a href="#problems">Problem files</a></nav><main>',
+        '<a href="#distributions">Distributions</a><a href="#problems">Problem files</a>'
+        + ('<a href="#restored">Restored files</a>' if restored_info["count"] else "") + "</nav><main>",
         _totals_html(stats, len(problems)),
         _uniformity_html(index, stats),
         _distributions_html(index, stats, node),
         _problems_html(index, problems, shown, groups, media, report_dir=report_dir),
-        "</main>", _footer_html(embed_audio), "</body></html>",
+        _restored_html(restored, restored_info, restored_players, report_dir=report_dir),
+        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"])), "</body></html>",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
@@ -125,7 +153,8 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
     finally:
         if tmp.exists():
             tmp.unlink()
-    return {"files": stats["totals"]["files"], "problems": len(problems), "path": str(output)}
+    return {"files": stats["totals"]["files"], "problems": len(problems),
+            "restored": restored_info["count"], "path": str(output)}
 
 
 # ----------------------------------------------------------------------------------- sections
@@ -295,29 +324,119 @@ def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
     else:
         picture = f'<div class="nothumb">no waveform: {esc(m.get("thumb_error") or "not rendered")}</div>'
     url = relative_url(p.path, report_dir)
-    container, codec = v.get("media_info.container.kind"), v.get("media_info.audio.codec")
-    if m.get("preview"):
-        src = data_uri("audio/mpeg", m["preview"])
-        note = '<span class="note">embedded preview (first 30 s, MP3)</span>'
-    else:
-        src = url
-        note = "" if browser_playable(container, codec) else \
-            '<span class="note">your browser may not play this format</span>'
-    mime = "audio/mpeg" if m.get("preview") else MIME.get(container or "", "")
-    type_attr = f' data-type="{esc(mime)}"' if mime else ""
-    player = (f'<div class="player"><audio controls preload="none" src="{esc(src)}"{type_attr}></audio>'
-              f'<a href="{esc(url)}">original</a>{note}</div>')
+    audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
+                         v.get("media_info.audio.codec"))
+    player = f'<div class="player">{audio}<a href="{esc(url)}">original</a>{note}</div>'
     return (f'<article class="problem" id="file-{p.file_id}"><h3>{tags} {esc(name)}</h3>'
             f'<div class="file">{esc(p.path)}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
             f"<ul>{why}</ul>{picture}{player}</article>")
 
 
-def _footer_html(embed_audio: bool) -> str:
+def _audio(url: str, preview: bytes | None, container: str | None, codec: str | None) -> tuple[str, str]:
+    """(<audio> element, note): the embedded MP3 preview when there is one, else the file itself."""
+    if preview:
+        src = data_uri("audio/mpeg", preview)
+        note = '<span class="note">embedded preview (first 30 s, MP3)</span>'
+    else:
+        src = url
+        note = "" if browser_playable(container, codec) else \
+            '<span class="note">your browser may not play this format</span>'
+    mime = "audio/mpeg" if preview else MIME.get(container or "", "")
+    type_attr = f' data-type="{esc(mime)}"' if mime else ""
+    return f'<audio controls preload="none" src="{esc(src)}"{type_attr}></audio>', note
+
+
+def _restored_html(restored, info: dict, players: dict, *, report_dir: Path) -> str:
+    """The 'Restored files' section (empty string when no selected file has an enhance result)."""
+    if not info["count"]:
+        return ""
+    med = info["median_change"]
+    summary = [f"{_signed(med[key])} {cunit}" + f" {label}" for key, label, _, cunit, _ in METRICS
+               if key in med and key in ("snr_db", "noise_floor_dbfs", "loudness_lufs")]
+    out = ['<section id="restored"><h2>Restored files</h2>',
+           f'<p class="note">{info["count"]} file(s) restored with <code>audiotrove enhance</code>'
+           + (f"; median change: {esc(', '.join(summary))}" if summary else "")
+           + f". List them: <code>audiotrove ls '{esc(info['query'])}' --fields "
+             "enhance.output,enhance.change.snr_db</code></p>",
+           ('<table class="restored"><tr><th>file and restoration</th><th>before → after</th>'
+            "<th>listen</th></tr>")]
+    for r in restored:
+        out.append(_restored_row(r, players.get(r.file_id, {}), report_dir))
+    out.append("</table>")
+    rest = info["count"] - len(restored)
+    if rest > 0:
+        out.append(f'<p class="note">{rest} more restored file(s) not shown: list them with the query '
+                   "above.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def _restored_row(r, m: dict, report_dir: Path) -> str:
+    v = r.values
+    src_url = relative_url(r.path, report_dir)
+    out_url = relative_url(r.output, report_dir)
+    exists = m.get("exists", True)
+    name = Path(r.path).name if "://" not in r.path else r.path
+    out_name = Path(r.output).name if "://" not in r.output else r.output
+    facts = []
+    if v.get("media_info.container.duration") is not None:
+        facts.append(fmt.clock(v["media_info.container.duration"]))
+    if v.get("enhance.preset"):
+        facts.append(f"preset {v['enhance.preset']}")
+    output_line = (f'→ <a href="{esc(out_url)}">{esc(out_name)}</a>' if exists else
+                   f"→ {esc(out_name)} <b>(no longer exists)</b>")
+    chain = "".join(f"<code>{esc(c)}</code>" for c in r.chain)
+    notes = "".join(f"<li>{esc(n)}</li>" for n in r.notes)
+    left = (f'<div class="name"><a href="{esc(src_url)}">{esc(name)}</a>'
+            f'{" <span class=note>" + esc(" · ".join(facts)) + "</span>" if facts else ""}</div>'
+            f'<div class="file">{esc(r.path)}</div>'
+            f'<div class="file">{output_line}</div><div class="file">{esc(r.output)}</div>'
+            + (f'<div class="chain">{chain}</div>' if chain else "")
+            + (f'<ul class="note">{notes}</ul>' if notes else ""))
+    rows = []
+    for key, label, unit, cunit, better in METRICS:
+        b, a, c = (v.get(f"enhance.{w}.{key}") for w in ("before", "after", "change"))
+        if b is None and a is None:
+            continue
+        empty = "none" if key == "hum_level_db" else "-"
+        cls = "r"
+        if c is not None and better and abs(c) >= 0.05:
+            cls = "r good" if c * better > 0 else "r worse"
+        rows.append(f'<tr><td class="l">{esc(label)}</td>'
+                    f'<td class="r">{esc(empty if b is None else f"{b:.1f}")}</td><td>→</td>'
+                    f'<td class="r">{esc(empty if a is None else f"{a:.1f}")}</td>'
+                    f'<td class="l">{esc(unit)}</td>'
+                    f'<td class="{cls}">{esc("" if c is None else f"({_signed(c)} {cunit})")}</td></tr>')
+    numbers = f'<table class="ba">{"".join(rows)}</table>' if rows else \
+        '<span class="note">no measurements</span>'
+    audio, note = _audio(src_url, m.get("original_preview"), v.get("media_info.container.kind"),
+                         v.get("media_info.audio.codec"))
+    listen = [f'<div class="player original"><span class="lbl">original</span>{audio}</div>{note}']
+    if not exists:
+        listen.append(f'<div class="missing">The restored file no longer exists: {esc(r.output)}</div>')
+    elif m.get("error"):
+        listen.append(f'<div class="missing">The restored file cannot be read: {esc(m["error"])}</div>')
+    else:
+        audio, note = _audio(out_url, m.get("preview"), m.get("kind") or Path(r.output).suffix.lstrip(".").lower(),
+                             m.get("codec"))
+        listen.append(f'<div class="player restored"><span class="lbl">restored</span>{audio}</div>{note}')
+    return (f'<tr id="restored-{r.file_id}"><td>{left}</td><td>{numbers}</td>'
+            f'<td class="listen">{"".join(listen)}</td></tr>')
+
+
+def _footer_html(embed_audio: bool, *, restored: bool = False) -> str:
     how = ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
            "the 'original' links point to the files themselves." if embed_audio else
            "Players play the original files through paths relative to this page: keep the page where "
            "it was written (or next to the collection) to listen, or write it with --embed-audio for "
            "a portable page. Formats browsers cannot play get an embedded 30-second MP3 preview.")
+    if restored:
+        how += (" Restored files are played the same way as the originals, next to them; the numbers "
+                "are the enhance step's measurements of the input and of the output.")
     return (f"<footer>{how} Waveforms show the first 10 minutes at most; red bands mark clipped "
             "sections. Made by audiotrove.</footer>")
 
@@ -341,20 +460,36 @@ def _problem_media(shown, *, embed_audio: bool, workers: int | None, progress: b
                       "sections": sections, "embed": embed_audio,
                       "playable": browser_playable(v.get("media_info.container.kind"),
                                                    v.get("media_info.audio.codec"))})
+    return _run_tasks(problem_media, tasks, workers=workers, progress=progress, what="pictures")
+
+
+def _restored_media(restored, *, embed_audio: bool, workers: int | None, progress: bool) -> dict[int, dict]:
+    tasks = [{"file_id": r.file_id, "path": r.path, "output": r.output, "embed": embed_audio,
+              "playable": browser_playable(r.values.get("media_info.container.kind"),
+                                           r.values.get("media_info.audio.codec"))} for r in restored]
+    # Without previews to encode a task is a stat and a probe: not worth starting processes.
+    heavy = embed_audio or any(not t["playable"] or Path(t["output"]).suffix.lower().lstrip(".") not in MIME
+                               for t in tasks)
+    return _run_tasks(restored_media, tasks, workers=workers if heavy else 1, progress=progress,
+                      what="restored players")
+
+
+def _run_tasks(func, tasks: list[dict], *, workers: int | None, progress: bool, what: str) -> dict[int, dict]:
+    """{file_id: func(task)}: in this process for few tasks, else in a pool of spawned workers."""
     if not tasks:
         return {}
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     results: dict[int, dict] = {}
     if workers == 1 or len(tasks) < 3:
         for k, t in enumerate(tasks):
-            results[t["file_id"]] = problem_media(t)
-            _tick(progress, k + 1, len(tasks))
+            results[t["file_id"]] = func(t)
+            _tick(progress, k + 1, len(tasks), what)
         return results
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_quiet_stderr) as pool:
-        for k, (t, r) in enumerate(zip(tasks, pool.map(problem_media, tasks))):
+        for k, (t, r) in enumerate(zip(tasks, pool.map(func, tasks))):
             results[t["file_id"]] = r
-            _tick(progress, k + 1, len(tasks))
+            _tick(progress, k + 1, len(tasks), what)
     return results
 
 
@@ -366,7 +501,7 @@ def _quiet_stderr() -> None:
     os.close(devnull)
 
 
-def _tick(progress: bool, done: int, total: int) -> None:
+def _tick(progress: bool, done: int, total: int, what: str = "pictures") -> None:
     if progress and (sys.stderr.isatty() or done == total):
         end = "\n" if done == total else "\r"
-        print(f"report: pictures {done}/{total}", end=end, file=sys.stderr, flush=True)
+        print(f"report: {what} {done}/{total}", end=end, file=sys.stderr, flush=True)

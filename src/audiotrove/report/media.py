@@ -6,7 +6,8 @@ Playback decision (documented in the report's footer): the player's source is th
 by a path relative to the report (so the page plays it from the collection on this machine,
 with seeking over the whole file), when browsers play its codec and container; otherwise, or
 with `--embed-audio`, the page embeds a preview: the first PREVIEW_S seconds re-encoded to MP3,
-and still links to the original.
+and still links to the original. Restored files (`enhance` outputs) and their originals are
+played the same way (restored_media); an output that no longer exists gets no player.
 """
 from __future__ import annotations
 
@@ -241,6 +242,47 @@ def problem_media(task: dict) -> dict:
     if task.get("embed") or not task.get("playable"):
         try:
             out["preview"] = mp3_preview(task["path"])
+        except Exception as exc:
+            out["preview_error"] = _message(exc)
+    return out
+
+
+def restored_media(task: dict) -> dict:
+    """How the page plays one restored file and its original (runs in a worker process).
+
+    task: path (original), output (restored file), embed (bool), playable (original: bool)
+    returns: exists (the output is a file now), kind, codec, playable (the output's container,
+    codec and whether browsers play it, from the probe), error (why the output cannot be
+    read), preview / preview_error (output), original_preview / original_error
+    """
+    out: dict = {"output": task["output"], "exists": False, "kind": None, "codec": None,
+                 "playable": False, "error": None, "preview": None, "preview_error": None,
+                 "original_preview": None, "original_error": None}
+    if (task.get("embed") or not task.get("playable")) and "://" not in task["path"]:
+        try:
+            out["original_preview"] = mp3_preview(task["path"])
+        except Exception as exc:
+            out["original_error"] = _message(exc)
+    output = task["output"]
+    if "://" in output:
+        out["exists"] = True  # remote: the browser fetches it (not checked here)
+        return out
+    out["exists"] = os.path.isfile(output)
+    if not out["exists"]:
+        return out
+    try:
+        from ..io.probe import probe
+
+        info = probe(output)
+        out["kind"] = (info.get("container") or {}).get("kind")
+        out["codec"] = (info.get("audio") or {}).get("codec")
+        out["playable"] = browser_playable(out["kind"], out["codec"])
+    except Exception as exc:
+        out["error"] = _message(exc)
+        return out
+    if task.get("embed") or not out["playable"]:
+        try:
+            out["preview"] = mp3_preview(output)
         except Exception as exc:
             out["preview_error"] = _message(exc)
     return out

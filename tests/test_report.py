@@ -238,21 +238,8 @@ _CHECK_MEDIA = """
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_chromium(report, tmp_path):
     _, out, info = report
-    browser = DevTools(CHROMIUM, tmp_path / "profile")
-    try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
-        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            browser.call(f"{domain}.enable", session=session)
-        browser.call("Page.navigate", {"url": out.resolve().as_uri()}, session=session)
-        browser.wait_event("Page.loadEventFired")
-        res = browser.call("Runtime.evaluate", {"expression": _CHECK_MEDIA, "awaitPromise": True,
-                                                "returnByValue": True}, session=session, timeout=60)
-        value = res["result"]["result"]["value"]
-        shot = browser.call("Page.captureScreenshot", {"format": "png"}, session=session)
-        assert len(base64.b64decode(shot["result"]["data"])) > 10_000  # something was drawn
-    finally:
-        browser.close()
+    value, errors, png = _evaluate_in_chromium(out, _CHECK_MEDIA, tmp_path / "profile", screenshot=True)
+    assert len(png) > 10_000  # something was drawn
     images = value["images"]
     # the content-share bar, >= 8 histograms, and one thumbnail per decodable problem file
     assert len(images) >= 1 + 8 + 5, images
@@ -262,10 +249,6 @@ def test_report_renders_in_chromium(report, tmp_path):
     media = value["media"]
     assert len(media) == info["problems"] - 1  # all but the failed file
     assert all(m["ok"] and m["duration"] > 0 for m in media), media
-    errors = [e for e in browser.events
-              if (e["method"] == "Runtime.exceptionThrown")
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert not errors, errors
 
 
@@ -387,8 +370,8 @@ _CHECK_RESTORED = """
 """
 
 
-def _evaluate_in_chromium(page: Path, expression: str, profile: Path) -> tuple[object, list]:
-    """(the expression's value in the loaded page, console/log errors)."""
+def _evaluate_in_chromium(page: Path, expression: str, profile: Path, *, screenshot: bool = False):
+    """(the expression's value in the loaded page, console/log errors[, PNG bytes of the page])."""
     browser = DevTools(CHROMIUM, profile)
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
@@ -400,13 +383,17 @@ def _evaluate_in_chromium(page: Path, expression: str, profile: Path) -> tuple[o
         res = browser.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
                                                 "returnByValue": True}, session=session, timeout=60)
         value = res["result"]["result"]["value"]
+        png = None
+        if screenshot:
+            shot = browser.call("Page.captureScreenshot", {"format": "png"}, session=session)
+            png = base64.b64decode(shot["result"]["data"])
     finally:
         browser.close()
     errors = [e for e in browser.events
               if (e["method"] == "Runtime.exceptionThrown")
               or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
               or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    return value, errors
+    return (value, errors, png) if screenshot else (value, errors)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")

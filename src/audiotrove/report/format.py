@@ -9,6 +9,21 @@ from ..catalog.fields import Field
 _DB = {"LUFS", "LU", "dBFS", "dBTP", "dB"}
 
 
+def stored_list(value, *, text_as_item: bool = False) -> list:
+    """A list field as the index hands it back: a list, JSON text of one, or None.
+
+    Text that is not JSON is [text] with `text_as_item`, else []; anything else is [].
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value] if text_as_item else []
+    return value if isinstance(value, list) else []
+
+
 def clock(seconds: float | None, *, decimals: int = 1) -> str:
     """83.4 -> '1:23.4', 3725 -> '1:02:05'."""
     if seconds is None or not math.isfinite(seconds):

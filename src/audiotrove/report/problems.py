@@ -7,7 +7,6 @@ not match the user's spec query.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -64,7 +63,7 @@ def default_rules(*, silent_share: float = 90.0, silent_lufs: float = -60.0,
     def why_clipped(v):
         text = (f"{v['audio.clipping.num_sections']} clipped section(s), "
                 f"{_num(v.get('audio.clipping.percentage'), '.2f', '%')} of the duration")
-        sections = _sections(v.get("audio.clipping.sections"))
+        sections = fmt.stored_list(v.get("audio.clipping.sections"))
         if sections:
             text += f", first at {fmt.clock(sections[0][0])}"
         if (v.get("audio.loudness.true_peak") or -99) > 0:
@@ -114,17 +113,6 @@ def default_rules(*, silent_share: float = 90.0, silent_lufs: float = -60.0,
              f" or audio.noise.clicks_per_minute > {clicks_per_minute:g}"
              f" or audio.noise.hum.level > {hum_level_db:g}", why_noisy),
     ]
-
-
-def _sections(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return value if isinstance(value, list) else []
 
 
 def _and(a: Node | None, b: Node) -> Node:

@@ -6,13 +6,13 @@ exists, and how a browser can play it, is settled later by media.restored_media.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..catalog.index import TABLE, FieldIndex
 from ..catalog.query import And, Node, Present
+from .format import stored_list
 
 # (key of enhance.before/after/change, label, unit of before/after, unit of change, better):
 # better = -1 when lower is better, +1 when higher is better, 0 when neither (a level).
@@ -45,17 +45,6 @@ class Restored:
     values: dict = field(default_factory=dict)
 
 
-def _list(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return [value]
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
 def restored_query(index: FieldIndex, where: Node | None) -> Node:
     present = Present(index.fields.resolve("enhance.output"))
     return present if where is None else And((where, present))
@@ -82,9 +71,13 @@ def find_restored(index: FieldIndex, *, where: Node | None = None,
     out = []
     for row in rows:
         v = dict(zip(names, row[1:]))
-        out.append(Restored(row[0], v["path"], v["enhance.output"], chain=_list(v.get("enhance.chain")),
-                            notes=_list(v.get("enhance.notes")), values=v))
+        out.append(Restored(row[0], v["path"], v["enhance.output"], chain=_texts(v.get("enhance.chain")),
+                            notes=_texts(v.get("enhance.notes")), values=v))
     return out, info
 
 
 __all__ = ["METRICS", "QUERY", "Restored", "find_restored", "restored_query"]
+
+
+def _texts(value) -> list[str]:
+    return [str(v) for v in stored_list(value, text_as_item=True)]

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import ItemError
+
 DEFAULT_BLOCK_FRAMES = 65536
 MAX_SAMPLE_RATE_HZ = 768_000
 MAX_CHANNELS = 64
@@ -24,7 +26,7 @@ TRUNCATION_TOLERANCE = 0.9
 TRUNCATION_MIN_MISSING_S = 0.5
 
 
-class DecodeError(Exception):
+class DecodeError(ItemError):
     """The file cannot be decoded as audio; the message says why, for the user."""
 
 

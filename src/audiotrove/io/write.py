@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ItemError
+
 # format name -> (libsndfile major format, default subtype)
 FORMATS = {
     "wav": ("WAV", "PCM_24"),
@@ -35,7 +37,7 @@ OGG_WRITE_FRAMES = 8192
 WAV_RF64_BYTES = 2**32 - 2**20
 
 
-class WriteError(Exception):
+class WriteError(ItemError):
     """The output cannot be written; the message says why, for the user."""
 
 

@@ -10,7 +10,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ..io.decode import DecodeError
+from ..errors import ItemError
 from ..io.hashing import content_hash, placeholder_hash
 from ..steps import Item, get_step, register
 
@@ -58,7 +58,7 @@ def execute(step_name: str, item: Item) -> Outcome:
     try:
         data = get_step(step_name).run(item)
         status, error = "ok", None
-    except DecodeError as exc:
+    except ItemError as exc:  # a user-facing message, stored as written
         data, status, error = None, "error", str(exc)
     except MemoryError:
         data, status, error = None, "error", "out of memory while processing this file"

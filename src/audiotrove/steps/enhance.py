@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.decode import DecodeError, open_audio
+from ..errors import ItemError
+from ..io.decode import open_audio
 from .base import Item, Step
 
 VERSION = "2"  # 2: the denoiser continues the signal past the file ends (no edge clicks)
@@ -82,7 +83,7 @@ DEHUM = ("auto", "50", "60", "off")
 DEFAULT_HUM_HARMONICS = 8
 
 
-class EnhanceError(Exception):
+class EnhanceError(ItemError):
     """A user-facing problem with the options or this file."""
 
 
@@ -663,13 +664,7 @@ def write_preview(before_path: str, after_path: Path, png_path: Path) -> Path:
 # --- the step -----------------------------------------------------------------------------------
 
 def _run(item: Item) -> dict:
-    from ..io.write import WriteError
-
-    try:
-        return enhance_file(item.path, item.params, item.inputs.get("analyze"))
-    except (EnhanceError, WriteError) as exc:
-        # The runner stores a DecodeError's message as it is (a user-facing message).
-        raise DecodeError(str(exc)) from exc
+    return enhance_file(item.path, item.params, item.inputs.get("analyze"))
 
 
 STEP = Step(

@@ -173,6 +173,7 @@ FIELDS: tuple[Field, ...] = (
             ("true_peak_dbtp", "dBTP" if when != "change" else "dB", "true peak"),
             ("clicks_per_min", "1/min", "clicks per minute"),
             ("hum_level_db", "dB", "hum over the local floor"),
+            ("clipped_samples", "count", "samples at or beyond full scale"),
         )
     ),
 )

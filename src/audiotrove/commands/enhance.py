@@ -182,12 +182,13 @@ def _arrow(before: dict, after: dict, key: str) -> str:
     b, a = before.get(key), after.get(key)
     if b is None and a is None:
         return "-"
-    show = lambda v: "-" if v is None else f"{v:.1f}"
+    show = lambda v: "-" if v is None else (f"{v:d}" if isinstance(v, int) else f"{v:.1f}")
     return f"{show(b)}→{show(a)}"
 
 
 COLUMNS = (("noise dBFS", "noise_floor_dbfs"), ("SNR dB", "snr_db"), ("LUFS", "loudness_lufs"),
-           ("dBTP", "true_peak_dbtp"), ("clicks/min", "clicks_per_min"), ("hum dB", "hum_level_db"))
+           ("dBTP", "true_peak_dbtp"), ("clipped", "clipped_samples"), ("clicks/min", "clicks_per_min"),
+           ("hum dB", "hum_level_db"))
 
 
 def _print_table(cat, params, ids) -> None:

@@ -54,7 +54,12 @@ def enhance_cmd(
                                              help="Normalise integrated loudness (linear gain)."),
     true_peak_max: Optional[float] = typer.Option(
         None, "--true-peak-max", metavar="DBTP", help="True-peak ceiling for --loudness (default -1)."),
-    fmt: str = typer.Option("wav", "--format", help="wav | flac | mp3 (videos keep their container)."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="wav | flac | mp3 (default wav). A video keeps its container: wav or flac here "
+                               "is the format of its audio stem (--stem)."),
+    stem: Optional[str] = typer.Option(
+        None, "--stem", metavar="wav|flac",
+        help="Videos: also write the cleaned audio, sample-aligned, as <name>.enhanced.stem.<ext> beside the video."),
     preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
@@ -70,13 +75,16 @@ def enhance_cmd(
     from .common import State
 
     params = {
-        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower(), "preset": preset,
+        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower() if fmt else None,
+        "stem": stem.lower() if stem else None, "preset": preset,
         "denoise": denoise, "denoise_method": denoise_method, "noise_profile": noise_profile,
         "isolate_speech": isolate_speech, "dehum": dehum, "declick": declick, "highpass": highpass,
         "loudness": loudness, "true_peak_max": true_peak_max, "preview": preview,
     }
-    if params["format"] not in ("wav", "flac", "mp3"):
+    if params["format"] not in (None, "wav", "flac", "mp3"):
         raise fail(f"--format takes wav, flac or mp3, not {fmt!r}")
+    if params["stem"] not in (None, "wav", "flac"):
+        raise fail(f"--stem takes wav or flac, not {stem!r}")
     try:
         resolve_options({**DEFAULTS, **params})  # usage errors now, not once per file
     except EnhanceError as exc:

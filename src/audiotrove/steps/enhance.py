@@ -65,7 +65,8 @@ PROCESSING_KEYS = ("denoise", "denoise_method", "noise_profile", "isolate_speech
                    "highpass", "loudness")
 DEFAULTS: dict = {
     "out_dir": None,        # required: the output folder (absolute)
-    "format": None,         # wav (default) | flac | mp3; videos keep their container
+    "format": None,         # wav (default) | flac | mp3; videos keep their container (wav|flac: their stem)
+    "stem": None,           # wav | flac: a video also gets the cleaned audio as <name>.enhanced.stem.<ext>
     "preset": None,         # speech | archival | music
     "denoise": None,        # 0-100
     "denoise_method": None,  # lsa (default) | classic | rnnoise
@@ -482,6 +483,30 @@ def output_path(path: str, params: dict, *, video: bool) -> Path:
     return out_dir / f"{src.stem}.enhanced{ext}"
 
 
+STEM_FORMATS = ("wav", "flac")
+
+
+def stem_format(params: dict, *, video: bool) -> str | None:
+    """The format of a video's audio stem: --stem, or --format given for a video (a video keeps
+    its container, so --format can only mean its stem); None for no stem. Raises EnhanceError
+    for a format that cannot hold a sample-aligned stem (mp3 adds encoder delay)."""
+    stem = params.get("stem")
+    if stem is not None and str(stem).lower() not in STEM_FORMATS:
+        raise EnhanceError(f"--stem takes wav or flac, not {stem!r}")
+    if not video:
+        return None
+    fmt = str(stem or params.get("format") or "").lower() or None
+    if fmt is not None and fmt not in STEM_FORMATS:
+        raise EnhanceError(f"--format {fmt} does not apply to a video: it keeps its container, and its audio "
+                           "stem is wav or flac (sample-aligned); give --stem wav|flac, or no --format")
+    return fmt
+
+
+def stem_path(out: Path, fmt: str) -> Path:
+    """OUTDIR/<name>.enhanced.stem.<wav|flac>, beside the video <name>.enhanced.<ext>."""
+    return out.with_name(f"{out.stem}.stem.{fmt}")
+
+
 def _summary(audio: dict | None) -> dict:
     return {name: _get(audio, *keys) for name, keys in SUMMARY_FIELDS.items()}
 
@@ -524,6 +549,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
     media = analysis.get("media_info") or probe(path)
     video = bool(media.get("has_video"))
     out = output_path(path, params, video=video)
+    stem_fmt = stem_format(params, video=video)
     if same_file(out, path):
         raise EnhanceError(f"the output would overwrite the input ({out}): choose another -o folder")
     reader = open_audio(path)
@@ -539,7 +565,9 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                     "hum_frequency": plan.hum_frequency, "clicks_repaired": None,
                     "noise_profile_s": plan.noise_profile_s, "loudness_gain_db": None,
                     "limited_by_true_peak": None, "clipped_samples": 0, "true_peak_limiter": None,
-                    "isolation_floor_db": plan.isolation_floor_db, "preview": None}
+                    "isolation_floor_db": plan.isolation_floor_db, "stem": None, "preview": None}
+    if params.get("stem") and not video:
+        result["notes"].append("--stem is for videos: this output is already audio")
     # before / after on the same frames (dsp.change); clipped samples of the final output
     change = ChangeMeter(sample_rate=rate, channels=channels,
                          speech_sections=plan.speech_sections or sections_from_analysis(analysis_audio, "speech"))
@@ -601,6 +629,13 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                 remux = remux_audio(path, source, out, protect=[path])
                 if remux.get("dropped_streams"):
                     result["notes"].append("streams not copied: " + ", ".join(remux["dropped_streams"]))
+                if stem_fmt:  # the very audio of the video's new track, before its lossy encoding
+                    stem = stem_path(out, stem_fmt)
+                    with open_writer(stem, sample_rate=rate, channels=channels, fmt=stem_fmt, protect=[path],
+                                     expected_frames=frames) as w:
+                        for block in _file_blocks(source):
+                            w.write(block)
+                    result["stem"] = str(stem)
         else:
             with open_writer(out, sample_rate=rate, channels=channels, fmt=fmt, protect=[path],
                              expected_frames=reader.declared_frames) as w:

@@ -203,14 +203,15 @@ def _uniformity_html(index: FieldIndex, stats: dict) -> str:
         if s["missing"]:
             rows.append(f'<tr><td class="note">no value</td><td class="r">{s["missing"]}</td><td></td><td></td></tr>')
         flag = (f' <span class="tag anomaly">{s["anomalous_files"]} file(s) off the norm</span>'
-                if s["anomalies"] else "")
+                if s["anomalies"] else "") + (f' <span class="note">{esc(s["note"])}</span>' if s.get("note") else "")
         boxes.append(f'<div class="box"><h3>{esc(f.heading)}{flag}</h3><div class="note">{esc(name)}</div>'
                      f'<table><tr><th>value</th><th class="r">files</th><th class="r">share</th><th></th></tr>'
                      f'{"".join(rows)}</table></div>')
     body = "".join(boxes) or '<p class="empty">No files analyzed yet.</p>'
     return (f'<section id="uniformity"><h2>Uniformity</h2><p class="note">A value held by less than '
-            f'{100 * stats["minority"]:.0f}% of the files, where most files share one value, is an '
-            f'anomaly; those files are listed as off-spec below.</p><div class="uni">{body}</div></section>')
+            f'{100 * stats["minority"]:.0f}% of the files, where at least 80% of them share one value '
+            f'(the norm), is an anomaly; those files are listed as off-spec below. Bitrates are compared '
+            f'in bands (lossless; per lossy codec, around the nearest standard bitrate).</p><div class="uni">{body}</div></section>')
 
 
 def _distributions_html(index: FieldIndex, stats: dict, node) -> str:

@@ -157,12 +157,11 @@ class TruePeakLimiter:
             return peak
         if float(np.abs(ext).max(initial=0.0)) * self._bound < self.limit:
             return peak  # no interpolated value can reach the ceiling
-        from numpy.lib.stride_tricks import sliding_window_view
-
         inter = np.zeros(len(x))
         for c in range(self.channels):
-            windows = sliding_window_view(ext[:, c], self._taps)
-            inter = np.maximum(inter, np.abs(windows @ self._phases).max(axis=1))
+            col = np.ascontiguousarray(ext[:, c])
+            for p in range(self._phases.shape[1]):  # y_p[i] = sum_k h_p[k] x[i - 15 + k]
+                np.maximum(inter, np.abs(np.correlate(col, self._phases[:, p], mode="valid")), out=inter)
         return np.maximum(peak, inter)
 
     def _take(self, x: np.ndarray, peak: np.ndarray) -> None:

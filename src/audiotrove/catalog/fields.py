@@ -163,6 +163,10 @@ FIELDS: tuple[Field, ...] = (
     _f("enhance.preset", "text", None, "enhance preset used", discrete=True),
     _f("enhance.loudness_gain_db", "number", "dB", "gain applied by --loudness"),
     _f("enhance.clicks_repaired", "number", "count", "clicks repaired by --declick", integer=True),
+    _f("enhance.stem", "text", None, "path of a video's audio stem (--stem)"),
+    _f("enhance.snr_measured_on", "text", None,
+       "where enhance.*.snr_db is measured: speech (under the speech sections) or file", discrete=True),
+    _f("enhance.isolation_floor_db", "number", "dB", "the most --isolate-speech lowers anything"),
     *(
         _f(f"enhance.{when}.{key}", "number", unit, f"{what} ({label})")
         for when, label in (("before", "input"), ("after", "output"), ("change", "output - input"))

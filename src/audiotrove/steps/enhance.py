@@ -392,6 +392,8 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
             plan.description.append(f"denoise lsa {opts['denoise']:g}")
     if speech_sections is not None:
         plan.speech_sections = speech_sections
+        if not speech_sections:
+            plan.notes.append(f"isolate speech: no speech found, the whole file is {-plan.isolation_floor_db:.0f} dB down")
         plan.description.append(f"isolate speech {opts['isolate_speech']:g} ({len(speech_sections)} sections, "
                                 f"at most {-plan.isolation_floor_db:.0f} dB down)")
     plan.limiter = TruePeakLimiter(sample_rate=sample_rate, channels=channels, ceiling_dbtp=opts["true_peak_max"])

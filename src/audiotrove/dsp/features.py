@@ -505,8 +505,8 @@ def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarr
 
 # --- tempo ------------------------------------------------------------------------------------
 
-TEMPO_CONTINUITY_OCTAVES = 0.1  # a local tempo stays within ~7 % of the previous one...
-TEMPO_JUMP_WEIGHT = 0.02        # ... unless another is 50x stronger (a real tempo change)
+TEMPO_CONTINUITY_OCTAVES = 0.03  # a local tempo stays within ~2 % of the previous one...
+TEMPO_JUMP_WEIGHT = 0.3  # ... unless another is 3x stronger (a real tempo change)
 
 
 def _tempo_candidates(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float, max_bpm: float

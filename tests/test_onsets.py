@@ -101,13 +101,20 @@ def test_max_dur_caps_a_sustained_sound():
     assert (e - s) == int(round(1.0 * SR))
 
 
-def test_min_dur_drops_clicks():
+def test_short_hits_are_units_extended_to_min_dur():
+    # issue 11: a hit that dies out before min_dur is a unit of min_dur (its own onset),
+    # not dropped; with hits faster than min_dur each ends where the next starts
     click = (0.8 * np.hanning(64)).astype(np.float32)
     x = place(2.0, [(0.3, click), (0.9, click), (1.5, burst(440, 0.4))])
     units = stream(x, OnsetSegmenter(sample_rate_hz=SR, hop=HOP, min_dur_s=0.08))
-    assert len(units) == 1 and abs(units[0][0] / SR - 1.5) < 0.03
-    units = stream(x, OnsetSegmenter(sample_rate_hz=SR, hop=HOP, min_dur_s=0.01))
     assert len(units) == 3
+    starts = np.array([u[0] for u in units]) / SR
+    assert np.allclose(starts, [0.3, 0.9, 1.5], atol=0.015)
+    assert all(abs((e - s) / SR - 0.08) < 0.012 for s, e in units[:2])
+    fast = place(1.5, [(0.2 + 0.05 * i, click) for i in range(20)])
+    units = stream(fast, OnsetSegmenter(sample_rate_hz=SR, hop=HOP, min_dur_s=0.08))
+    assert len(units) == 20
+    assert all(units[i][1] == units[i + 1][0] for i in range(19))
 
 
 def test_silence_and_steady_noise_give_no_spurious_onsets():

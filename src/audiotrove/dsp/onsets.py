@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from .features import MEL_FLOOR_DB, spectral_flux
+from .features import MEL_FLOOR_DB, ONSET_FMAX_HZ, ONSET_FMIN_HZ, hz_to_mel, mel_to_hz, spectral_flux
 
 ONSET_DEFAULTS = {"min_dur_s": 0.08, "max_dur_s": 1.0}
 SPEECH_DEFAULTS = {"min_dur_s": 0.2, "max_dur_s": 10.0}
@@ -118,7 +118,7 @@ class OnsetSegmenter:
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
-                 pitch_merge_s: float = 0.1, retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
+                 pitch_merge_s: float = 0.1, pitch_rise_db: float = 6.0, retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -130,6 +130,7 @@ class OnsetSegmenter:
         self.pitch_jump, self.pitch_clarity = pitch_jump_semitones, pitch_clarity
         self.pitch_voiced = pitch_voiced_share
         self.pitch_merge = _frames(pitch_merge_s, fr)
+        self.pitch_rise_db = pitch_rise_db
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -147,7 +148,9 @@ class OnsetSegmenter:
         # window plus the merge distance (a flux onset just after a pitch change wins)
         self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
-        self._track = _Track(("level", "flux", "noise", "semi"))
+        self._track = _Track(("level", "flux", "noise", "semi", "mel"))
+        self._track.data["mel"] = np.zeros((0, 0))
+        self._mel_centres: np.ndarray | None = None  # Hz, of the onset_db bands
         self._prev_db: np.ndarray | None = None
         self._decided = 0  # frames [0, _decided) have had their onset decision
         self._last_onset = -(10 ** 9)
@@ -176,8 +179,15 @@ class OnsetSegmenter:
                 hz = np.asarray(hz, dtype=np.float64)
                 ok = np.isfinite(hz) & (hz > 0) & (np.asarray(clarity) >= self.pitch_clarity)
                 semi[ok] = 69.0 + 12.0 * np.log2(hz[ok] / 440.0)
+            onset_db = np.asarray(onset_db, dtype=np.float32)
+            if self._mel_centres is None:
+                n_mels = onset_db.shape[1]
+                fmax = min(ONSET_FMAX_HZ, self.sr / 2)
+                self._mel_centres = mel_to_hz(np.linspace(hz_to_mel(ONSET_FMIN_HZ), hz_to_mel(fmax), n_mels + 2))[1:-1]
+                self._track.data["mel"] = np.zeros((0, n_mels), np.float32)
             self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)),
                                semi=semi)
+            self._track.data["mel"] = np.concatenate([self._track.data["mel"], onset_db])
         self._decide(final=False)
         units = self._resolve(final=False, total_samples=None)
         self._trim()
@@ -202,12 +212,7 @@ class OnsetSegmenter:
         for frame, start, by_pitch in sorted(events, key=lambda e: (e[0], e[2])):
             last = self.onset_frames[-1] if self.onset_frames else None
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
-                # the same note seen by both cues: keep the earlier start, if still open
-                b = start if start is not None else self._backtracked(frame)
-                if self._pending and self._pending[-1][0] == last and b < self._pending[-1][1]:
-                    b = max(b, self._pending[-2][0] + 1 if len(self._pending) > 1 else 0)
-                    self._pending[-1] = (last, b, 0 if start is not None else self.hop // 2)
-                continue
+                continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
@@ -299,6 +304,10 @@ class OnsetSegmenter:
             seg = semi[max(a, j - 2 * w) - a:j - a]
             was_old = np.flatnonzero(np.abs(seg - old) <= 0.5)
             start = max(a, j - 2 * w) + int(was_old[-1]) + 1 if was_old.size else j - 1
+            rise_at, rise_db = self._partials_rise(j, new, old)
+            if rise_db < self.pitch_rise_db:
+                continue  # no new partials rose: a ringing mixture or a pitch error, not a note
+            start = min(start, rise_at)
             refined.append((j, max(min(start, j - 1), 0)))
         return refined
 
@@ -317,6 +326,42 @@ class OnsetSegmenter:
             return frame
         near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
         return floor + int(near_min[-1])
+
+    def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
+        """Where the new note's partials start to rise, before a pitch onset at `frame`: the
+        level of the onset bands holding its first partials (and not the old note's),
+        backtracked as a flux onset is. A soft attack builds up for tens of ms before the new
+        pitch dominates the frame. Returns (that frame, how much those bands rose in dB from
+        it to pitch_window_s after the onset)."""
+        if self._mel_centres is None or not np.isfinite(new_semi):
+            return frame, 0.0
+        centres = self._mel_centres
+        f_new = 440.0 * 2 ** ((new_semi - 69) / 12)
+        f_old = 440.0 * 2 ** ((old_semi - 69) / 12) if np.isfinite(old_semi) else None
+        bands = set()
+        for h in range(1, 5):
+            if h * f_new >= centres[-1]:
+                break
+            k = int(np.argmin(np.abs(np.log(centres / (h * f_new)))))
+            if f_old is not None:
+                olds = [int(np.argmin(np.abs(np.log(centres / (g * f_old))))) for g in range(1, 9)
+                        if g * f_old < centres[-1]]
+                if any(abs(k - o) <= 0 for o in olds):
+                    continue
+            bands.add(k)
+        if not bands:
+            return frame, 0.0
+        t = self._track
+        lo = max(t.start, frame - self.backtrack)
+        if self.onset_frames:
+            lo = max(lo, self.onset_frames[-1] + 1)
+        mel = t.get("mel", lo, frame + self.pitch_win)
+        if len(mel) <= frame - lo:
+            return frame, 0.0
+        e = mel[:, sorted(bands)].mean(axis=1)
+        before = e[:frame - lo + 1]
+        near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
+        return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
 
     def _retrigger(self, last: int, frame: int) -> bool:
         """A flux onset soon after the previous onset, on the same pitch, with no dip in level
@@ -342,8 +387,9 @@ class OnsetSegmenter:
             b = max(b, self._pending[-1][0] + 1)
         elif self.onset_frames:
             b = max(b, self.onset_frames[-1] + 1)
-        # a backtracked start frame is quiet: the rise begins after the hop around its centre
-        self._pending.append((frame, min(b, frame), 0 if start is not None else self.hop // 2))
+        # a start frame is quiet (backtracked) or still the old note: the new one begins after
+        # the hop around its centre
+        self._pending.append((frame, min(b, frame), self.hop // 2))
         self.onset_frames.append(frame)
         self._last_onset = frame
 

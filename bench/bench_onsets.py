@@ -35,7 +35,9 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# --src DIR: measure another source tree (e.g. `git archive 76d02aa src | tar -x -C /tmp/old`)
+_SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else str(ROOT / "src")
+sys.path.insert(0, _SRC)
 sys.path.insert(0, str(ROOT / "bench"))
 
 import midi_render  # noqa: E402
@@ -124,6 +126,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", default="")
+    ap.add_argument("--src", default=None, help="another source tree to measure (a baseline)")
+    ap.add_argument("--label", default="")
     args = ap.parse_args()
     if not midi_render.available():
         sys.exit("needs fluidsynth and fluid-soundfont-gm (apt-get install fluidsynth fluid-soundfont-gm)")
@@ -166,8 +170,10 @@ def main() -> None:
         out = ROOT / "bench" / "RESULTS_onsets.md"
         head = "" if out.exists() else "# Onsets and unit pitch on rendered melodies (issue 11)\n\n"
         with out.open("a", encoding="utf-8") as f:
-            f.write(head + f"\n## {time.strftime('%Y-%m-%d %H:%M')} `python bench/bench_onsets.py "
-                    f"--seconds {args.seconds:g} --seeds {args.seeds}`\n\n" + "\n".join(lines) + "\n")
+            src = f" --src {args.src}" if args.src else ""
+            f.write(head + f"\n## {args.label or 'this tree'}: {time.strftime('%Y-%m-%d %H:%M')} "
+                    f"`python bench/bench_onsets.py --seconds {args.seconds:g} --seeds {args.seeds}{src}`\n\n"
+                    + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

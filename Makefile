@@ -28,6 +28,8 @@ demo: venv
 	-$(AT) -C $(DEMO) analyze
 	$(AT) -C $(DEMO) ls
 	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
+	-$(AT) -C $(DEMO) transcribe --model base --where 'speech > 50'
+	$(AT) -C $(DEMO) ls 'transcript.word_count > 0' --fields path,transcript.language,transcript
 	@echo
 	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
 	@echo "(two files fail on purpose: they are broken). Try next:"
@@ -36,6 +38,7 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) stats"
 	@echo "  audiotrove -C $(DEMO) ls 'snr < 20 or clipped > 0' --fields snr,clipped,hum"
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
+	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
 
 # Debian packages the report test (headless Chromium) and the transcription tests (espeak-ng)
 # use; skipped quietly when not root.

@@ -241,7 +241,7 @@ def transcribe_file(path: str, params: dict, analysis: dict | None, *, cpu_threa
         speech_s = None
 
     fixed_language = None if language == "auto" else language
-    detected, probability = (("en", 1.0) if english_only else (fixed_language, None))
+    detected, probability = ("en", 1.0) if english_only else (fixed_language, 1.0 if fixed_language else None)
     words: list[list] = []
     segments: list[list] = []
     decoded = 0.0

@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,asr]'
 	$(PY) -m pip install -q --no-deps 'silero-vad==6.2.3' 'speechmos==0.0.1.1'
 	touch $@
 
@@ -28,6 +28,8 @@ demo: venv
 	-$(AT) -C $(DEMO) analyze
 	$(AT) -C $(DEMO) ls
 	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
+	-$(AT) -C $(DEMO) transcribe --model base --where 'speech > 50'
+	$(AT) -C $(DEMO) ls 'transcript.word_count > 0' --fields path,transcript.language,transcript
 	@echo
 	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
 	@echo "(two files fail on purpose: they are broken). Try next:"
@@ -36,10 +38,13 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) stats"
 	@echo "  audiotrove -C $(DEMO) ls 'snr < 20 or clipped > 0' --fields snr,clipped,hum"
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
+	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
 
-# Debian packages the report test uses (headless Chromium); skipped quietly when not root.
+# Debian packages the report test (headless Chromium) and the transcription tests (espeak-ng)
+# use; skipped quietly when not root.
 system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the report rendering test will be skipped"; }
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) || echo "espeak-ng not installed: the transcription tests with known speech will be skipped"; }
 
 test: venv system-test-deps
 	$(PY) -m pytest

@@ -19,6 +19,7 @@ from .catalog.records import file_record
 from .catalog.sources import expand_sources
 from .commands import enhance as enhance_commands
 from .commands import insight as insight_commands
+from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, open_catalog, run_step_cli
 
@@ -139,7 +140,7 @@ def status():
         raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
 
 
-for _module in (insight_commands, enhance_commands, units_commands):
+for _module in (insight_commands, enhance_commands, units_commands, transcribe_commands):
     _module.register(app)
 
 

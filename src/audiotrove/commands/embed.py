@@ -86,8 +86,8 @@ def embed_cmd(
                 failed += summary.failed + summary.failed_before
             index = open_index(cat, VectorSet(key["model"], key["model_version"], lvl,
                                               None if lvl == "unit" else float(window)))
-            err.print(f"  index {index.dir.name}: {len(index.alive_shards)} files' shards, {index.rows} vectors"
-                      f"{' (ANN)' if index.has_ann else ''}")
+            err.print(f"  index {index.dir.name}: {int(index.alive_mask().sum())} vectors of "
+                      f"{len(index.alive_shards)} shards{' (ANN)' if index.has_ann else ' (exact)'}")
     if failed:
         err.print(f"[red]{failed} item(s) failed[/]: see `audiotrove status`")
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)

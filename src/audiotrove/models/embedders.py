@@ -75,7 +75,7 @@ class YamnetEmbedder(Embedder):
 
 
 class DescriptorsEmbedder(Embedder):
-    name, version, dim, sample_rate_hz = "descriptors", "1", DESCRIPTOR_DIM, 16000
+    name, version, dim, sample_rate_hz = "descriptors", "4", DESCRIPTOR_DIM, 16000
 
     def embed_many(self, signals):
         if not signals:

@@ -167,7 +167,7 @@ class Similarity:
             return None
         keep = {s for s, es in self.files_of_shard.items()
                 if any((file_ids is None or e.file_id in file_ids) and e.file_id != exclude_file for e in es)}
-        mask = meta["shard"].isin(keep).to_numpy()
+        mask = meta["shard"].isin(keep).to_numpy().copy()
         if units is not None:
             pairs = pd.DataFrame({"shard": units["file_id"].map(self.shard_of_file), "unit": units["unit"]})
             pairs = pairs.dropna().astype({"unit": "int64"}).drop_duplicates()

@@ -20,7 +20,8 @@ than half of it. Every write goes to a temporary name and is renamed.
 Search: cosine distance (1 - cos) on L2-normalized vectors. A filter (`allowed`, a boolean
 mask over rows) applies before ranking: when it leaves at most EXACT_MAX_ROWS rows, or when
 there is no ANN, the search is exact over exactly those rows; otherwise the ANN searches with
-the filter as an ID selector, so k results come back whenever k rows pass the filter.
+the filter as an ID selector, so k results come back whenever k rows pass the filter; its
+5 k best candidates are re-ranked on the stored (float16) vectors.
 """
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ from .store import read_vectors, vectors_root
 
 INDEX_DIRNAME = "index"
 ANN_MIN_ROWS = 50_000  # below: exact search (measured, bench/RESULTS_embed.md)
-EXACT_MAX_ROWS = 20_000  # a filter leaving at most this many rows: exact search over them
+EXACT_MAX_ROWS = 4096  # a filter leaving at most this many rows: exact search over them
 IVF_TRAIN_ROWS = 65_536
 IVF_NPROBE = 24
+RERANK_FACTOR = 5  # the IVF proposes 5 k candidates, re-ranked exactly
 REBUILD_DEAD_FRACTION = 0.5
 ANN_RETRAIN_GROWTH = 8  # the IVF is trained again when the index has grown this much since
 EMBED_STEP = "embed"
@@ -159,7 +161,19 @@ class VectorIndex:
         self._chunks: list[np.ndarray] | None = None
         self._meta: pd.DataFrame | None = None
         self._ann = None
-        self.alive_shards: set[str] = set(self.state["shards"])
+        self._alive_mask: np.ndarray | None = None
+        self._dense: np.ndarray | None = None
+        self.alive_shards = set(self.state["shards"])
+
+    @property
+    def alive_shards(self) -> set[str]:
+        """The shards current files point to (set by sync); rows of other shards are never returned."""
+        return self._alive_shards
+
+    @alive_shards.setter
+    def alive_shards(self, shards) -> None:
+        self._alive_shards = set(shards)
+        self._alive_mask = None
 
     # --- state ----------------------------------------------------------------------------------
     def _read_state(self) -> dict:
@@ -220,10 +234,11 @@ class VectorIndex:
 
     def alive_mask(self) -> np.ndarray:
         """Rows whose shard belongs to a current file."""
-        meta = self.meta()
-        if not len(meta):
-            return np.zeros(0, bool)
-        return meta["shard"].isin(self.alive_shards).to_numpy()
+        if self._alive_mask is None:
+            meta = self.meta()
+            self._alive_mask = meta["shard"].isin(self.alive_shards).to_numpy().copy() if len(meta) \
+                else np.zeros(0, bool)
+        return self._alive_mask
 
     # --- updates --------------------------------------------------------------------------------
     def sync(self, shard_paths: dict[str, Path]) -> dict:
@@ -247,7 +262,7 @@ class VectorIndex:
             if p.is_file():
                 p.unlink()
         self.state = self._read_state()
-        self._chunks, self._meta, self._ann = None, None, None
+        self._chunks, self._meta, self._ann, self._alive_mask, self._dense = None, None, None, None, None
 
     def add_shards(self, shard_paths: dict[str, Path]) -> int:
         """Append the vectors of these shards as chunks (~65 536 rows each); returns rows added."""
@@ -292,7 +307,7 @@ class VectorIndex:
                 self._write_ann(ann)
                 self.state["ann_rows"] = int(ann.ntotal)
         self.state["shards"].update(shards)
-        self._chunks, self._meta = None, None
+        self._chunks, self._meta, self._alive_mask, self._dense = None, None, None, None
         trained = self.state.get("ann_trained_rows", 0)
         if self.rows >= ANN_MIN_ROWS and (not self.has_ann or self.rows >= ANN_RETRAIN_GROWTH * trained):
             self.build_ann()
@@ -316,9 +331,9 @@ class VectorIndex:
         import faiss
 
         n, dim = self.rows, self.dim
-        nlist = nlist or int(min(4096, max(64, 4 * np.sqrt(n))))
+        nlist = nlist or int(min(1024, max(64, 2 * np.sqrt(n))))
         rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(n, size=min(n, max(train_rows, 40 * nlist)), replace=False))
+        sample = np.sort(rng.choice(n, size=min(n, max(train_rows, 39 * nlist)), replace=False))
         quantizer = faiss.IndexFlatIP(dim)
         ann = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                             faiss.METRIC_INNER_PRODUCT)
@@ -349,9 +364,21 @@ class VectorIndex:
             return self._exact(q, k, mask)
         return self._approximate(q, k, mask, nprobe or IVF_NPROBE)
 
+    def dense(self) -> np.ndarray | None:
+        """All vectors as one float32 matrix in memory, for an index small enough to be searched
+        exactly (at most ANN_MIN_ROWS rows); None above. Loaded once per open index."""
+        if self.rows > ANN_MIN_ROWS:
+            return None
+        if self._dense is None or len(self._dense) != self.rows:
+            self._dense = self.vectors()
+        return self._dense
+
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = np.flatnonzero(mask)
-        if len(rows) == len(mask):
+        dense = self.dense()
+        if dense is not None:
+            sims = dense[rows] @ q if len(rows) < len(mask) else dense @ q
+        elif len(rows) == len(mask):
             sims = np.concatenate([np.asarray(c, np.float32) @ q for c in self.chunks()])
         else:
             sims = np.empty(len(rows), np.float32)
@@ -369,12 +396,14 @@ class VectorIndex:
         params = faiss.SearchParametersIVF(nprobe=nprobe)
         if not mask.all():
             params.sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
-        sims, rows = ann.search(q[None], k, params=params)
-        keep = rows[0] >= 0
-        rows, sims = rows[0][keep], sims[0][keep]
+        _, rows = ann.search(q[None], max(RERANK_FACTOR * k, 50), params=params)
+        rows = rows[0][rows[0] >= 0].astype(np.int64)
         if len(rows) < min(k, int(mask.sum())):  # too few in the probed lists: search exactly
             return self._exact(q, k, mask)
-        return rows.astype(np.int64), (1.0 - sims).astype(np.float32)
+        # re-rank the candidates on the stored vectors: the 8-bit codes only choose them
+        sims = self.vectors(rows) @ q
+        top = np.argsort(-sims, kind="stable")[:k]
+        return rows[top], (1.0 - sims[top]).astype(np.float32)
 
 
 def index_dir(catalog: Catalog, vs: VectorSet) -> Path:

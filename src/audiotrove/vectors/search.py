@@ -303,17 +303,27 @@ def duplicates(catalog: Catalog, *, model: str = "yamnet", level: str = "file",
         return a
 
     edge_distance: dict[int, float] = {}
+
+    def link(r: int, hits, dist) -> None:
+        for h, d in zip(hits, dist):
+            if int(h) != r and d <= threshold:
+                a, b = find(r), find(int(h))
+                if a != b:
+                    parent[a] = b
+                edge_distance[r] = max(edge_distance.get(r, 0.0), float(d))
+
+    dense = index.dense()
     for lo in range(0, len(rows), 1024):
         block = rows[lo:lo + 1024]
-        vecs = index.vectors(block)
-        for r, v in zip(block, vecs):
-            hits, dist = index.search(v, neighbours + 1, allowed=mask)
-            for h, d in zip(hits, dist):
-                if int(h) != int(r) and d <= threshold:
-                    a, b = find(int(r)), find(int(h))
-                    if a != b:
-                        parent[a] = b
-                    edge_distance[int(r)] = max(edge_distance.get(int(r), 0.0), float(d))
+        if dense is not None:  # small: all pairs of the block at once
+            sims = dense[block] @ dense[rows].T
+            for i, r in enumerate(block):
+                near = np.flatnonzero(sims[i] >= 1.0 - threshold)
+                link(int(r), rows[near], 1.0 - sims[i, near])
+        else:
+            for r, v in zip(block, index.vectors(block)):
+                hits, dist = index.search(v, neighbours + 1, allowed=mask)
+                link(int(r), hits, dist)
     groups: dict[int, list[int]] = {}
     for r in rows:
         groups.setdefault(find(int(r)), []).append(int(r))

@@ -17,6 +17,7 @@ import typer
 from .catalog.db import Catalog
 from .catalog.records import file_record
 from .catalog.sources import expand_sources
+from .commands import embed as embed_commands
 from .commands import enhance as enhance_commands
 from .commands import insight as insight_commands
 from .commands import transcribe as transcribe_commands
@@ -140,7 +141,13 @@ def status():
         raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
 
 
-for _module in (insight_commands, enhance_commands, units_commands, transcribe_commands):
+for _module in (
+    insight_commands,
+    enhance_commands,
+    units_commands,
+    transcribe_commands,
+    embed_commands,
+):
     _module.register(app)
 
 

@@ -257,3 +257,30 @@ def test_credentials_from_netrc_only_to_their_host(server, tmp_path):
     assert g.status == "ok"
     assert [h.get("Authorization") for p, h in server.requests if p == "/elsewhere.wav"] == [None]
     assert "s3cret" not in repr(g.record())
+
+
+def test_tls_certificates_are_verified(server, tmp_path):
+    """A self-signed certificate is refused (verification is on), with a clear item error."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    tls = RemoteServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
+    tls.start()
+    try:
+        tls.add("/x.wav", payload(100))
+        url = tls.url.replace("http://", "https://") + "/x.wav"
+        g = fetch([Download(1, url, tmp_path / "c")])[1]
+        assert g.status == "error" and "TLS certificate not valid" in g.error and g.attempts == 1
+        assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    finally:
+        tls.stop()

@@ -65,7 +65,7 @@ def test_ids_template_pattern_fields_and_checksums(tmp_path):
     assert "/" not in urls[2].split("host.example/")[1].split("/", 2)[2].replace(".wav", "")  # encoded
     assert skipped == [("loose", "does not match --id-pattern '(?P<group>[^_]+)_(?P<item>.+)'")]
     assert entries[1].checksums == {"sha256": "ab" * 32}
-    assert entries[0].source == {"kind": "template", "id": "afs04_12b", "group": "afs04", "item": "12b",
+    assert entries[0].source == {"origin": "template", "id": "afs04_12b", "group": "afs04", "item": "12b",
                                  "dir": "afs04_12"}
     more, _ = expand_ids([("Tape-7", {})], template="http://h/{n|lower|replace:-:_}/{id|zfill:8|raw}",
                          fields=parse_fields(["n={id|slice:0:4}"]))

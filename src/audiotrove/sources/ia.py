@@ -120,7 +120,7 @@ def item_entries(identifier: str, *, fmt: str | None, multi: bool, base: str,
     files.sort(key=_size, reverse=True)
     if not multi:
         files = files[:1]
-    source = {"kind": "ia", "identifier": identifier}
+    source = {"origin": "ia", "identifier": identifier}
     for key, name in SOURCE_KEYS.items():
         value = _text(meta.get(key))
         if value is not None:

@@ -24,7 +24,7 @@ from ..io.fetch import parse_checksum
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:\|[^{}|]*)*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RESERVED = frozenset(("kind", "id", "template", "sha256", "md5", "sha1"))
+RESERVED = frozenset(("origin", "id", "template", "sha256", "md5", "sha1"))
 
 
 @dataclass
@@ -136,7 +136,7 @@ def expand_ids(ids: list[tuple[str, dict]], *, template: str, id_pattern: str | 
         for name, expr in fields:
             values[name] = render(expr, values, encode=False, where=f"--field {name}")
         url = render(template, values, encode=True)
-        source = {"kind": "template", "id": ident}
+        source = {"origin": "template", "id": ident}
         source.update({k: v for k, v in values.items() if k not in RESERVED})
         source.update(checksums)
         entries.append(RemoteEntry(url, source, checksums))

@@ -161,6 +161,7 @@ def main() -> None:
             times[f"curl --parallel {args.connections}"] = run_curl_parallel(urls, work / f"par-{name}",
                                                                              args.connections)
             check(work / f"par-{name}", expected)
+            times["audiotrove fetch, start-up excluded"] = max(times["audiotrove fetch"] - startup, 1e-3)
             for tool, t in times.items():
                 rows.append((name, len(files), total_mb, tool, t, len(files) / t, total_mb / t,
                              times["curl sequential"] / t))

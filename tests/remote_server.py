@@ -15,7 +15,10 @@ each path may have a list of behaviours consumed one per request (then it serves
     "block:N"          send N bytes, then wait until `release` is set, then close
     "norange"          ignore Range (answer 200 with the whole file)
     "disposition:NAME" add Content-Disposition: attachment; filename="NAME"
-    "gate:K"           wait (at most WAIT_S) until K file responses are in progress at once
+    "close"            serve the file, then close the connection without saying so (a server
+                       that drops idle keep-alive connections)
+    "gate:K[:S]"       wait (at most S seconds, default WAIT_S) until K file responses have been
+                       in progress at once (`active_max` >= K; reset `active_max` between uses)
 
 `active_max` is the largest number of file responses that were in progress at once.
 
@@ -118,7 +121,8 @@ def _handler(server: RemoteServer):
                 server.active_max = max(server.active_max, server.active)
                 server.gate.notify_all()
                 if kind == "gate":
-                    server.gate.wait_for(lambda: server.active >= int(arg), WAIT_S)
+                    want, _, limit = arg.partition(":")
+                    server.gate.wait_for(lambda: server.active_max >= int(want), float(limit or WAIT_S))
             try:
                 return self._file(path, kind, arg)
             finally:
@@ -172,6 +176,8 @@ def _handler(server: RemoteServer):
                 self.close_connection = True
                 return
             self._write(path, body)
+            if kind == "close":
+                self.close_connection = True
 
         def _write(self, path: str, body: bytes) -> None:
             view = memoryview(body)

@@ -97,11 +97,19 @@ def test_parallel_downloads_are_verified_and_recorded(server, tmp_path):
 
 def test_per_host_limit_and_rate(server, tmp_path):
     urls = [server.add(f"/g/{k}.wav", payload(1000, k)) for k in range(6)]
-    for k in range(6):
-        server.faults[f"/g/{k}.wav"] = ["gate:2"]  # each response waits until 2 are in progress
+    # the first two responses are held for 1 s (or until a third request comes, which must not):
+    # 4 more downloads wait meanwhile with 4 free connections, kept back only by --per-host
+    server.faults["/g/0.wav"], server.faults["/g/1.wav"] = ["gate:3:1.0"], ["gate:3:1.0"]
+    started = time.perf_counter()
     got = fetch([Download(k, u, tmp_path) for k, u in enumerate(urls)], connections=6, per_host=2)
-    assert all(g.status == "ok" for g in got.values())
+    assert all(g.status == "ok" for g in got.values()) and time.perf_counter() - started >= 0.99
     assert server.active_max == 2  # in parallel, but never more than --per-host
+    server.active_max = 0
+    urls = [server.add(f"/h/{k}.wav", payload(1000, k)) for k in range(3)]
+    for k in range(3):  # with room for 3 at once, 3 run at once (each waits for the others)
+        server.faults[f"/h/{k}.wav"] = ["gate:3:10"]
+    got = fetch([Download(k, u, tmp_path) for k, u in enumerate(urls)], connections=3, per_host=3)
+    assert all(g.status == "ok" for g in got.values()) and server.active_max == 3
     urls = [server.add(f"/r/{k}.wav", payload(100, k)) for k in range(5)]
     started = time.perf_counter()
     got = fetch([Download(k, u, tmp_path) for k, u in enumerate(urls)], connections=5, rate_per_s=20)
@@ -284,3 +292,11 @@ def test_tls_certificates_are_verified(server, tmp_path):
         assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
     finally:
         tls.stop()
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_replaced(server, tmp_path):
+    urls = [server.add(f"/k/{k}.wav", payload(1000, k)) for k in range(3)]
+    server.faults["/k/0.wav"] = ["close"]
+    got = fetch([Download(k, u, tmp_path) for k, u in enumerate(urls)], connections=1)
+    assert [got[k].status for k in range(3)] == ["ok"] * 3
+    assert [got[k].attempts for k in range(3)] == [1, 1, 1]  # no backoff, no error

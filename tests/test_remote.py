@@ -216,7 +216,8 @@ def test_list_checksums_credentials_and_fetch_errors(server, tmp_path, collectio
     assert "1 ok, 1 failed, 2 already fetched" in out.stderr
 
 
-def test_fetch_killed_mid_file_resumes_from_the_bytes_on_disk(server, tmp_path, collection):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_fetch_killed_mid_file_resumes_from_the_bytes_on_disk(server, tmp_path, collection, sig):
     big = random.Random(7).randbytes(6_000_000)
     url = server.add("/reel/big.flac", big)
     small = server.add("/reel/small.wav", wav_bytes(tmp_path, freq_hz=700))
@@ -225,9 +226,10 @@ def test_fetch_killed_mid_file_resumes_from_the_bytes_on_disk(server, tmp_path, 
     lst = tmp_path / "urls.txt"
     lst.write_text(f"{url}\tsha256:{hashlib.sha256(big).hexdigest()}\n{small}\n")
     assert at(collection, "add", lst).returncode == 0
+    log = open(tmp_path / "fetch.log", "w")
     proc = subprocess.Popen([*AUDIOTROVE, "-C", str(collection), "fetch", "--connections", "2"],
-                            env=cli_env({"NETRC": "/nonexistent"}), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env=cli_env({"NETRC": "/nonexistent"}), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
         assert server.blocked.wait(60), "the server never reached the blocking point"
         cache = collection / ".audiotrove" / "cache"
@@ -239,8 +241,12 @@ def test_fetch_killed_mid_file_resumes_from_the_bytes_on_disk(server, tmp_path, 
                 break
             time.sleep(0.02)
         assert parts and parts[0].stat().st_size == split
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        proc.send_signal(sig)
+        code = proc.wait(60)
+        log.close()
+        assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130), (tmp_path / "fetch.log").read_text()
+        if sig == signal.SIGINT:
+            assert "interrupted" in (tmp_path / "fetch.log").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

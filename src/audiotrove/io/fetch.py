@@ -378,6 +378,7 @@ class Fetcher:
         self._claimed: dict[str, str] = {}
         self._claim_lock = threading.Lock()
         self._ssl = ssl.create_default_context()  # certificate and host name checks on
+        self._rate = _RateLimit(self.options.rate_per_s, self.stop)
 
     def claim(self, path: str, url: str) -> None:
         """Reserve a final path for a URL (paths already recorded in the catalog)."""
@@ -391,7 +392,6 @@ class Fetcher:
         if not items:
             return
         work = _HostQueue(items, self.options.per_host, self.stop)
-        self._rate = _RateLimit(self.options.rate_per_s, self.stop)
         results: "queue.Queue[Fetched | None]" = queue.Queue()
         n_threads = max(1, min(self.options.connections, len(items)))
 
@@ -428,7 +428,7 @@ class Fetcher:
             if running:  # interrupted (or the consumer stopped early): ask the threads to stop
                 self.stop.set()
                 work.wake()
-                deadline = time.monotonic() + 5.0
+                deadline = time.monotonic() + 2.0
                 for t in threads:
                     t.join(max(0.0, deadline - time.monotonic()))
 
@@ -526,7 +526,8 @@ class Fetcher:
                 side.write_text(json.dumps({"url": mask_url(d.url), "etag": got.etag,
                                             "last_modified": got.last_modified}))
             got.resumed_from = start
-            hashers = {a: hashlib.new(a) for a in CHECKSUM_ALGOS}
+            # sha256 always (it is recorded), md5 / sha1 only when there is one to check
+            hashers = {a: hashlib.new(a) for a in CHECKSUM_ALGOS if a == "sha256" or a in d.checksums}
             if start:
                 with open(part, "rb") as f:
                     while chunk := f.read(1 << 20):
@@ -577,8 +578,8 @@ class Fetcher:
                 self._discard(conn)
         got.bytes = received
         got.sha256 = hashers["sha256"].hexdigest()
-        got.md5 = hashers["md5"].hexdigest()
-        got.sha1 = hashers["sha1"].hexdigest()
+        got.md5 = hashers["md5"].hexdigest() if "md5" in hashers else None
+        got.sha1 = hashers["sha1"].hexdigest() if "sha1" in hashers else None
         for algo, expected in (d.checksums or {}).items():
             actual = getattr(got, algo, None)
             if actual is not None and actual != expected.lower():
@@ -649,10 +650,19 @@ class Fetcher:
                     token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
                     send["Authorization"] = f"Basic {token}"
             target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-            conn = self._connection(scheme, parts.hostname or "", parts.port)
+            conn, reused = self._connection(scheme, parts.hostname or "", parts.port)
             try:
-                conn.request("GET", target, headers=send)
-                resp = conn.getresponse()
+                try:
+                    conn.request("GET", target, headers=send)
+                    resp = conn.getresponse()
+                except (ConnectionError, http.client.BadStatusLine, BrokenPipeError):
+                    if not reused:
+                        raise
+                    # a kept-alive connection the server had closed meanwhile: once more, fresh
+                    self._discard(conn)
+                    conn, _ = self._connection(scheme, parts.hostname or "", parts.port, fresh=True)
+                    conn.request("GET", target, headers=send)
+                    resp = conn.getresponse()
             except ssl.SSLCertVerificationError as exc:
                 self._discard(conn)
                 raise FetchError(f"TLS certificate not valid ({exc.verify_message}): {mask_url(current)}") from None
@@ -672,20 +682,22 @@ class Fetcher:
             return conn, resp, current
         raise FetchError(f"more than {opt.max_redirects} redirects: {mask_url(url)}")
 
-    def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
+    def _connection(self, scheme: str, host: str, port: int | None, *,
+                    fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """(a connection to scheme://host:port, whether it is a kept-alive one)."""
         pool = getattr(self._local, "pool", None)
         if pool is None:
             pool = self._local.pool = {}
         key = (scheme, host, port)
-        conn = pool.pop(key, None)
+        conn = None if fresh else pool.pop(key, None)
+        reused = conn is not None
         if conn is None:
             if scheme == "https":
                 conn = http.client.HTTPSConnection(host, port, timeout=self.options.timeout_s,
                                                    context=self._ssl)
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=self.options.timeout_s)
-        self._local.current = (key, conn)
-        return conn
+        return conn, reused
 
     def _reuse(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
         """Keep the connection for the next request when the response was read to its end."""

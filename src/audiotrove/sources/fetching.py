@@ -86,8 +86,9 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
         for fid, path in cat.local_copies().items():  # names other URLs hold stay theirs
             if fid not in waiting and fid in urls:
                 fetcher.claim(path, urls[fid])
+        results = fetcher.run(downloads)
         try:
-            for got in fetcher.run(downloads):
+            for got in results:
                 cat.set_attrs([(got.key, "fetch", got.record())])
                 if got.status == "ok":
                     summary.ok += 1
@@ -103,6 +104,8 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
             summary.elapsed_s = time.perf_counter() - started
             exc.summary = summary  # type: ignore[attr-defined]
             raise
+        finally:
+            results.close()  # stops the download threads at once, whatever happened here
     summary.elapsed_s = time.perf_counter() - started
     return summary
 

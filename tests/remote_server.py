@@ -1,6 +1,6 @@
 """A local HTTP server for the remote-source tests and the fetch benchmark (127.0.0.1 only).
 
-It mimics the Internet Archive's advanced-search and item-metadata JSON, serves files with
+It mimics the Internet Archive's scrape-search and item-metadata JSON, serves files with
 Range / If-Range support, counts the bytes it serves per path, and plays scripted faults:
 each path may have a list of behaviours consumed one per request (then it serves normally):
 
@@ -97,8 +97,8 @@ def _handler(server: RemoteServer):
             with server.lock:
                 server.requests.append((path, dict(self.headers)))
                 fault = server.faults[path].pop(0) if server.faults.get(path) else None
-            if path == "/advancedsearch.php":
-                return self._search(urllib.parse.parse_qs(parts.query))
+            if path == "/services/search/v1/scrape":
+                return self._scrape(urllib.parse.parse_qs(parts.query))
             if path.startswith("/metadata/"):
                 ident = urllib.parse.unquote(path[len("/metadata/"):])
                 if ident not in server.items:
@@ -129,13 +129,14 @@ def _handler(server: RemoteServer):
                 with server.gate:
                     server.active -= 1
 
-        def _search(self, q: dict) -> None:
-            rows = int(q.get("rows", ["50"])[0])
-            page = int(q.get("page", ["1"])[0])
+        def _scrape(self, q: dict) -> None:
+            count = int(q.get("count", ["100"])[0])
+            start = int(q.get("cursor", ["0"])[0])
             idents = sorted(server.items)
-            docs = [{"identifier": i} for i in idents[(page - 1) * rows: page * rows]]
-            body = {"responseHeader": {"params": {"q": q.get("q", [""])[0]}},
-                    "response": {"numFound": len(idents), "start": (page - 1) * rows, "docs": docs}}
+            body = {"items": [{"identifier": i} for i in idents[start:start + count]],
+                    "count": len(idents[start:start + count]), "total": len(idents)}
+            if start + count < len(idents):
+                body["cursor"] = str(start + count)
             self._send(200, json.dumps(body).encode(), "application/json")
 
         def _file(self, path: str, kind: str, arg: str) -> None:

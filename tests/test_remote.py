@@ -101,8 +101,8 @@ def test_ia_query_pages_picks_largest_or_all(server):
     assert src["title"] == "Film 0" and src["date"] == "1950" and src["creator"] == "Agency A; Agency B"
     assert src["collection"] == "FedFlix; stock_footage" and src["license_url"].startswith("http://creativecommons")
     assert set(entries[0].checksums) == {"md5", "sha1"} and src["size"] == 1000
-    searches = [p for p, _ in server.requests if p == "/advancedsearch.php"]
-    assert len(searches) == 3  # 5 items, 2 a page
+    searches = [p for p, _ in server.requests if p == "/services/search/v1/scrape"]
+    assert len(searches) == 3  # 5 items, 2 a page, cursor after cursor
     multi, _ = query_entries("x", fmt="mp4", multi=True, limit=2, base=server.url, page_rows=2)
     assert [e.source["file"] for e in multi] == ["film0.mp4", "film0_512kb.mp4", "film1.mp4", "film1_512kb.mp4"]
     by_format, _ = query_entries("x", fmt="Ogg Video", limit=1, base=server.url)
@@ -164,6 +164,12 @@ def test_add_ia_fetch_analyze_query(server, tmp_path, collection):
         assert r["fetch"]["sha256"] == hashlib.sha256(data).hexdigest() and r["fetch"]["bytes"] == len(data)
         assert r["fetch"]["http_status"] == 200 and r["fetch"]["etag"] and r["fetch"]["fetched_at"] > 0
         assert Path(r["fetch"]["local_path"]).is_relative_to(collection / ".audiotrove" / "cache")
+    # the other readers of audio use the local copy too
+    out = at(collection, "features", "--where", 'source.identifier = "oral-1"', "-o", tmp_path / "f.parquet")
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+    table = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(table) > 5 and table["path"].nunique() == 1
     # again: nothing to fetch, nothing to analyze
     out = at(collection, "fetch", env=env)
     assert out.returncode == 0 and "0 ok, 0 failed, 3 already fetched" in out.stderr

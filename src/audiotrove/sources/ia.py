@@ -1,8 +1,9 @@
-"""Internet Archive queries: the advanced-search API for identifiers (paged), the item
-metadata API for files, one entry per item (its largest file of the format) or per file.
+"""Internet Archive queries: the scrape API for identifiers (cursor paging: no 10 000-result
+wall as with advancedsearch.php paging), the item metadata API for files (8 items at a time),
+one entry per item (its largest file of the format) or per file.
 
-    GET {base}/advancedsearch.php?q=QUERY&fl[]=identifier&rows=R&page=P&sort[]=identifier asc&output=json
-        -> {"response": {"numFound": N, "docs": [{"identifier": ...}, ...]}}
+    GET {base}/services/search/v1/scrape?q=QUERY&fields=identifier&sorts=identifier&count=N[&cursor=C]
+        -> {"items": [{"identifier": ...}, ...], "count": n, "total": N, "cursor": C (absent at the end)}
     GET {base}/metadata/IDENTIFIER
         -> {"metadata": {"title", "date", "creator", "collection", "licenseurl", ...},
             "files": [{"name", "format", "size", "md5", "sha1"}, ...]}
@@ -26,7 +27,8 @@ from .templates import RemoteEntry
 
 DEFAULT_BASE = "https://archive.org"
 ENV_BASE = "AUDIOTROVE_IA_URL"
-PAGE_ROWS = 100
+PAGE_ROWS = 1000  # the scrape API takes 100 to 10 000 a page
+METADATA_THREADS = 8
 SOURCE_KEYS = {"title": "title", "date": "date", "creator": "creator", "collection": "collection",
                "licenseurl": "license_url"}
 
@@ -64,26 +66,26 @@ def get_json(url: str, *, timeout_s: float = 30.0, attempts: int = 4, backoff_s:
 
 def search(query: str, *, base: str, limit: int | None = None, page_rows: int = PAGE_ROWS,
            fetch: GetJson = get_json) -> Iterator[str]:
-    """Identifiers matching `query`, in identifier order, page by page, at most `limit`."""
-    page, seen = 1, 0
-    while True:
-        params = [("q", query), ("fl[]", "identifier"), ("rows", str(page_rows)), ("page", str(page)),
-                  ("sort[]", "identifier asc"), ("output", "json")]
-        data = fetch(f"{base}/advancedsearch.php?{urllib.parse.urlencode(params)}")
-        response = data.get("response") or {}
-        docs = response.get("docs") or []
-        for doc in docs:
-            ident = doc.get("identifier")
+    """Identifiers matching `query`, in identifier order, page by page (scrape cursor), at most `limit`."""
+    cursor, seen = None, 0
+    for _ in range(1_000_000):  # bounded: a server that repeats its cursor cannot loop forever
+        params = [("q", query), ("fields", "identifier"), ("sorts", "identifier"), ("count", str(page_rows))]
+        if cursor:
+            params.append(("cursor", cursor))
+        data = fetch(f"{base}/services/search/v1/scrape?{urllib.parse.urlencode(params)}")
+        items = data.get("items") or []
+        for doc in items:
+            ident = doc.get("identifier") if isinstance(doc, dict) else None
             if not ident:
                 continue
             yield str(ident)
             seen += 1
             if limit is not None and seen >= limit:
                 return
-        total = int(response.get("numFound") or 0)
-        if not docs or page * page_rows >= total:
+        next_cursor = data.get("cursor")
+        if not items or not next_cursor or next_cursor == cursor:
             return
-        page += 1
+        cursor = next_cursor
 
 
 def _text(value) -> str | None:
@@ -140,14 +142,22 @@ def query_entries(query: str, *, fmt: str | None, multi: bool = False, limit: in
                   base: str | None = None, page_rows: int = PAGE_ROWS,
                   fetch: GetJson = get_json) -> tuple[list[RemoteEntry], list[tuple[str, str]]]:
     """(entries, skipped (identifier, why)) for a whole query."""
+    from concurrent.futures import ThreadPoolExecutor
+
     base = base_url(base)
-    entries, skipped = [], []
-    for ident in search(query, base=base, limit=limit, page_rows=page_rows, fetch=fetch):
+    identifiers = list(search(query, base=base, limit=limit, page_rows=page_rows, fetch=fetch))
+
+    def one(ident: str) -> tuple[list[RemoteEntry], str | None]:
         try:
-            got, why = item_entries(ident, fmt=fmt, multi=multi, base=base, fetch=fetch)
+            return item_entries(ident, fmt=fmt, multi=multi, base=base, fetch=fetch)
         except UsageError as exc:  # one unreadable item is skipped, the query goes on
-            got, why = [], str(exc)
-        entries += got
-        if why:
-            skipped.append((ident, why))
+            return [], str(exc)
+
+    entries, skipped = [], []
+    # the metadata calls wait on the network: a few at a time, results kept in query order
+    with ThreadPoolExecutor(max_workers=METADATA_THREADS) as pool:
+        for ident, (got, why) in zip(identifiers, pool.map(one, identifiers)):
+            entries += got
+            if why:
+                skipped.append((ident, why))
     return entries, skipped

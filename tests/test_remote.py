@@ -5,11 +5,9 @@ and fetched files analyzed like local ones. The server is local (127.0.0.1), eve
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +20,6 @@ from audiotrove.catalog.db import Catalog
 from audiotrove.errors import UsageError
 from audiotrove.sources.ia import query_entries
 from audiotrove.sources.metadata import apply_metadata
-from audiotrove.sources.register import register
 from audiotrove.sources.templates import expand_ids, parse_fields, read_ids
 
 
@@ -135,7 +132,6 @@ def test_metadata_table_becomes_meta_fields(tmp_path, collection):
 # ------------------------------------------------------------------------------ the CLI
 
 def test_add_ia_fetch_analyze_query(server, tmp_path, collection):
-    clip = wav_bytes(tmp_path, freq_hz=440)
     for k in range(3):
         server.add_item(f"oral-{k}", metadata={"title": f"Interview {k}", "collection": "VoicesRemembering",
                                                "date": f"193{k}", "creator": "WPA"},
@@ -218,8 +214,10 @@ def test_list_checksums_credentials_and_fetch_errors(server, tmp_path, collectio
         cat.set_attrs([(fid, "source", {"sha256": hashlib.sha256(good).hexdigest()})], merge=True)
     out = at(collection, "fetch", "--retries", "0", "--max-size", "10")
     assert "0 ok, 2 failed" in out.stderr and "--max-size" in out.stderr
-    out = at(collection, "fetch", "--retries", "0")
+    out = at(collection, "fetch", "--retries", "0", "--to", tmp_path / "dl")
     assert "1 ok, 1 failed, 2 already fetched" in out.stderr
+    rec = {r["path"]: r for r in ls_json(collection)}[u2]["fetch"]
+    assert Path(rec["local_path"]).parent.parent == tmp_path / "dl" and rec["status"] == "ok"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])

@@ -4,21 +4,33 @@ The output of a restoration (steps.enhance) is sample-aligned with its input, so
 into the same 20 ms frames, the frames of dsp.noise (AC power averaged over channels; frames
 that are digital silence in the input are left out). Each frame is binned by its INPUT level
 (dsp.noise's 0.05 dB histogram) with the summed input and output powers per bin, so the
-before and after numbers are read over the same frames:
+before and after numbers are read over the same frames, with dsp.noise's definitions
+(`split_levels`: the noise lobe of the frame levels, active signal over noise):
 
-- noise floor (dBFS): before, the 5th percentile of the input frame levels (exactly the
-  analysis' `audio.noise.level_average`); after, that level moved by the change of the summed
-  power of the frames at or below it: the same stretches (pauses, room tone). Re-analysing the
-  output instead would take ITS quietest frames, e.g. the pauses that speech isolation lowered,
-  and report their level as if the noise under the speech had gone down as much.
-- SNR (dB): under speech when speech sections are given and at least 1 s of them is not
-  silent, else over the whole file: the floor as above over those frames only (the gaps
-  between words), and the mean power of those of them more than 6 dB above it (the active
-  frames of the input, the analysis' definition), before and after.
+- before: the noise level and SNR of the input, exactly the analysis' `audio.noise.level_average`
+  and `audio.noise.snr_average` (the same histogram read by the same function).
+- noise floor after (dBFS): the noise level moved by the change of the summed power of the
+  frames it was read from (the input's noise lobe: pauses, gaps between words, room tone),
+  over the core of that lobe: its frames below the lobe's centre. In a real recording the
+  upper side of the lobe also holds faint sound that a restoration keeps (breath,
+  reverberation, the ends of words), and its power would pass for remaining noise: jfk.flac,
+  archival preset, reads -6.6 dB over the whole lobe, -11 dB over its core, -15 to -18 dB in
+  its quietest frames; noise 15 dB down with faint sound kept (tests/test_enhance_levels.py)
+  reads -15 dB over the core, -11 over the whole lobe; in steady noise both agree within about
+  1.5 dB. Re-analysing the output instead would take ITS quietest frames, e.g. the pauses that
+  speech isolation lowered, and report their level as if the noise under the speech had gone
+  down as much.
+- SNR after (dB): the signal is the mean output power of the input's active frames less the
+  noise under it; the noise under the signal is the noise level moved by the change of the
+  quietest frames INSIDE the speech sections (the core of their own noise lobe, read as
+  dsp.noise reads one: the gaps between words) when speech sections are given and at least
+  1 s of them is not silent ("snr_measured_on": "speech"), else of the core of the file's
+  noise lobe ("file"). Lowering the pauses between speech sections therefore moves the
+  floor, not the SNR.
 - clipped samples: input samples at or beyond full scale (dsp.gain.full_scale_samples).
 
-Memory: two fixed histograms and the input frames not yet matched by output (the latency of
-the processing), whatever the stream length.
+Memory: fixed histograms and the input frames not yet matched by output (the latency of the
+processing), whatever the stream length.
 """
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ import numpy as np
 
 from .blocks import as_block
 from .gain import full_scale_samples
-from .noise import ACTIVE_MARGIN_DB, FLOOR_PERCENTILE, FRAME_S, HIST_MIN_DB, HIST_STEP_DB, _LevelHistogram
+from .noise import FRAME_S, HIST_MAX_DB, HIST_MIN_DB, HIST_STEP_DB, _LevelHistogram, split_levels
 
 _CONSTANT_FRAME_SHARE = 1e-10  # as dsp.noise: a frame this close to constant is digital silence
 MIN_SPEECH_FRAMES = 50         # 1 s of non-silent speech frames to measure the SNR under speech
@@ -48,24 +60,25 @@ class _PairHistogram(_LevelHistogram):
         self.power += np.bincount(idx, weights=p_in, minlength=self.n_bins)
         self.power_out += np.bincount(idx, weights=p_out, minlength=self.n_bins)
 
-    def floor(self) -> tuple[float, float | None]:
-        """(floor before in dBFS, its change in dB over the same frames; None if they went silent)."""
-        floor = self.percentile_db(FLOOR_PERCENTILE)
-        top = min(int((floor - HIST_MIN_DB) / HIST_STEP_DB), self.n_bins - 1) + 1
-        p_in, p_out = float(self.power[:top].sum()), float(self.power_out[:top].sum())
-        return floor, (10 * math.log10(p_out / p_in) if p_out > 0 and p_in > 0 else None)
-
-    def active(self, level_db: float) -> tuple[float, float, int]:
-        """(mean input power, mean output power, frames) of the bins at or above level_db."""
-        i = min(max(math.ceil((level_db - HIST_MIN_DB) / HIST_STEP_DB), 0), self.n_bins)
-        n = int(self.counts[i:].sum())
-        if not n:
+    def powers_between(self, lo_db: float, hi_db: float) -> tuple[float, float, int]:
+        """(summed input power, summed output power, frames) of the bins `power_between` reads."""
+        a, b = self._bin(lo_db), self._bin(hi_db)
+        if b <= a:
             return 0.0, 0.0, 0
-        return float(self.power[i:].sum()) / n, float(self.power_out[i:].sum()) / n, n
+        return float(self.power[a:b].sum()), float(self.power_out[a:b].sum()), int(self.counts[a:b].sum())
+
+    def noise_change(self) -> float | None:
+        """Output over input power (a ratio) of the core of this histogram's noise lobe (the
+        frames below its centre); None when they went silent."""
+        split = split_levels(self)
+        if split is None:
+            return None
+        p_in, p_out, _ = self.powers_between(HIST_MIN_DB, split.centre_db)
+        return p_out / p_in if p_out > 0 and p_in > 0 else None
 
 
-def _db(power: float) -> float | None:
-    return 10 * math.log10(power) if power > 0 else None
+def _db(power: float) -> float:
+    return 10 * math.log10(power)
 
 
 class ChangeMeter:
@@ -122,20 +135,27 @@ class ChangeMeter:
         before = {"noise_floor_dbfs": None, "snr_db": None, "clipped_samples": self.clipped_in}
         after = {"noise_floor_dbfs": None, "snr_db": None}
         out = {"before": before, "after": after, "snr_measured_on": None}
-        if not self.file.total:
+        split = split_levels(self.file)
+        if split is None:
             return out
-        floor, change = self.file.floor()
-        before["noise_floor_dbfs"] = round(floor, 2)
+        noise = split.noise_power
+        before["noise_floor_dbfs"] = round(split.noise_db, 2)
+        change = self.file.noise_change()
         if change is not None:
-            after["noise_floor_dbfs"] = round(floor + change + gain_db, 2)
-        hist, scope = (self.speech, "speech") if self.speech.total >= MIN_SPEECH_FRAMES else (self.file, "file")
-        floor, change = hist.floor()
-        p_in, p_out, n = hist.active(floor + ACTIVE_MARGIN_DB)
-        if n:
-            out["snr_measured_on"] = scope
-            before["snr_db"] = round(_db(p_in) - floor, 2)
-            if change is not None and _db(p_out) is not None:
-                after["snr_db"] = round(_db(p_out) - (floor + change), 2)
+            after["noise_floor_dbfs"] = round(_db(noise * change) + gain_db, 2)
+        if split.snr_db is None:
+            return out
+        before["snr_db"] = round(split.snr_db, 2)
+        if self.speech.total >= MIN_SPEECH_FRAMES:
+            out["snr_measured_on"], change = "speech", self.speech.noise_change()
+        else:
+            out["snr_measured_on"] = "file"
+        _, p_out, n = self.file.powers_between(split.active_from_db, HIST_MAX_DB + 1)
+        if change is not None and n:
+            noise_after = noise * change
+            signal_after = p_out / n - noise_after
+            if signal_after > 0:
+                after["snr_db"] = round(_db(signal_after / noise_after), 2)
         return out
 
 

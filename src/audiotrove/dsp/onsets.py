@@ -118,7 +118,7 @@ class OnsetSegmenter:
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
-                 pitch_merge_s: float = 0.1, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
@@ -359,6 +359,8 @@ class OnsetSegmenter:
         lo = max(t.start, frame - self.rise_back)
         if self.onset_frames:
             lo = max(lo, self.onset_frames[-1] + 1)
+        if lo > frame:  # the previous onset is at or after this frame
+            return frame, 0.0
         mel = t.get("mel", lo, frame + self.pitch_win)
         if len(mel) <= frame - lo:
             return frame, 0.0

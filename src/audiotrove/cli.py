@@ -17,9 +17,11 @@ import typer
 from .catalog.db import Catalog
 from .catalog.records import file_record
 from .catalog.sources import expand_sources
+from .commands import embed as embed_commands
 from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
+from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, fail, open_catalog, run_step_cli
 
@@ -175,7 +177,14 @@ def status():
         raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
 
 
-for _module in (insight_commands, enhance_commands, units_commands, fetch_commands):
+for _module in (
+    insight_commands,
+    enhance_commands,
+    units_commands,
+    transcribe_commands,
+    embed_commands,
+    fetch_commands,
+):
     _module.register(app)
 
 

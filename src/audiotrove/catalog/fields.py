@@ -150,6 +150,24 @@ FIELDS: tuple[Field, ...] = (
     _f("units.median_hz", "number", "Hz", "median unit fundamental frequency"),
     _f("units.median_clarity", "number", None, "median unit pitch clarity (0-1)"),
     _f("units.median_dur", "number", "s", "median unit duration"),
+    # --- transcript (transcribe step; steps/transcribe.py) -----------------------------------
+    _f("transcript.text", "text", None, "the words said (Whisper), segment texts joined by spaces",
+       label="transcript"),
+    _f("transcript.language", "text", None, "spoken language, ISO 639-1 code (detected or given)",
+       discrete=True, label="language"),
+    _f("transcript.language_probability", "number", None,
+       "confidence of the language detection (0-1; 1 when given or English-only model)"),
+    _f("transcript.words", "list", "s", "[[start_s, end_s, word, probability], ...] in the file's timeline"),
+    _f("transcript.segments", "list", "s", "[[start_s, end_s, text], ...] (sentence-like segments)"),
+    _f("transcript.word_count", "number", "count", "words transcribed", integer=True, label="word_count"),
+    _f("transcript.words_per_minute", "number", "1/min", "words per minute of speech (speaking rate)",
+       label="wpm"),
+    _f("transcript.speech_duration", "number", "s", "duration of the speech the rate is taken over"),
+    _f("transcript.decoded_duration", "number", "s", "audio decoded by Whisper (speech + context)"),
+    _f("transcript.model", "text", None, "Whisper model used (tiny.en, base or a folder)",
+       discrete=True),
+    _f("transcript.speech_source", "text", None,
+       "what was transcribed: analysis (its speech sections) or whole file", discrete=True),
     # --- more analyze detail ----------------------------------------------------------------
     _f("audio.noise.hum.frequency_measured", "number", "Hz", "measured hum fundamental"),
     _f("audio.noise.hum.level_dbfs", "number", "dBFS", "level of the hum lines together"),
@@ -245,6 +263,7 @@ ALIASES: dict[str, str] = {
     "mos": "audio.quality_score.dnsmos_ovrl",
     "quality": "audio.quality_score.dnsmos_ovrl",
     "units": "units.count",
+    "transcript": "transcript.text",
 }
 
 

@@ -140,10 +140,12 @@ def analyze(path: str) -> tuple[dict, float]:
 
 
 def transcribe(path: str, model: str, analysis: dict | None) -> tuple[dict, float]:
-    """model 'NAME' (language detected) or 'NAME:LANG' (language given)."""
-    name, _, language = model.partition(":")
+    """model 'NAME[:LANG][@BEAM]': language detected unless given, beam 1 unless given."""
+    spec, _, beam = model.partition("@")
+    name, _, language = spec.partition(":")
     started = time.process_time()
-    out = transcribe_file(path, {"model": name, "language": language or "auto"}, analysis, cpu_threads=1)
+    out = transcribe_file(path, {"model": name, "language": language or "auto", "beam": int(beam or 1)},
+                          analysis, cpu_threads=1)
     return out["transcript"], time.process_time() - started
 
 
@@ -204,13 +206,14 @@ def bench_word_times(models: list[str], tmp: Path) -> None:
     print()
 
 
-def _build(tmp: Path, minutes: float, *, mixed: bool) -> Path:
+def _build(tmp: Path, minutes: float, *, mixed: bool) -> tuple[Path, list, str]:
     sr = 16000
-    speech = []
-    for rel, _ in REFERENCES:
+    speech, texts = [], []
+    for rel, text in REFERENCES:
         if (DATA / rel).exists():
             x, rate = read_all(DATA / rel)
             speech.append(_to16k(x, rate))
+            texts.append(text)
     music = []
     for rel in MUSIC:
         if (DATA / rel).exists():
@@ -218,6 +221,8 @@ def _build(tmp: Path, minutes: float, *, mixed: bool) -> Path:
             music.append(_to16k(x, rate))
     rng = np.random.default_rng(0)
     out, total, k, m = [], 0, 0, 0
+    music_spans: list[tuple[float, float]] = []
+    said: list[str] = []  # the reference texts of the clips, in order
     target = int(minutes * 60 * sr)
     while total < target:
         block = 0
@@ -225,12 +230,14 @@ def _build(tmp: Path, minutes: float, *, mixed: bool) -> Path:
             clip = speech[k % len(speech)]
             pause = np.zeros(int(rng.uniform(0.3, 0.8) * sr), np.float32)
             out += [clip, pause]
+            said.append(texts[k % len(texts)])
             block += len(clip) + len(pause)
             k += 1
             if total + block >= target:
                 break
         total += block
         if mixed and total < target:
+            music_spans.append((total / sr, min(target, total + 60 * sr) / sr))
             need = 60 * sr
             while need > 0:
                 clip = music[m % len(music)][:need]
@@ -240,7 +247,12 @@ def _build(tmp: Path, minutes: float, *, mixed: bool) -> Path:
                 m += 1
     path = tmp / ("mixed.wav" if mixed else "speech.wav")
     sf.write(path, np.concatenate(out)[:target], sr, subtype="PCM_16")
-    return path
+    return path, music_spans, " ".join(said)
+
+
+def _inside(words: list, spans: list) -> int:
+    """Words whose start lies inside a music block, 1 s from its edges (hallucinations)."""
+    return sum(any(s + 1.0 <= w[0] <= e - 1.0 for s, e in spans) for w in words)
 
 
 def _to16k(x: np.ndarray, rate: int) -> np.ndarray:
@@ -252,10 +264,11 @@ def _to16k(x: np.ndarray, rate: int) -> np.ndarray:
 
 def bench_speed(models: list[str], tmp: Path, minutes: float) -> None:
     print(f"## Speed, one CPU thread ({minutes:g}-minute files; x real time = audio s per CPU s)\n")
-    print("| file | analyze | model | what is decoded | audio decoded | CPU s | x real time |")
-    print("|---|---:|---|---|---:|---:|---:|")
+    print("| file | analyze | model | what is decoded | audio decoded | CPU s | x real time | WER | words | words inside music |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for mixed in (False, True):
-        path = _build(tmp, minutes, mixed=mixed)
+        path, music_spans, reference = _build(tmp, minutes, mixed=mixed)
+        ref = normalize(reference)
         duration = sf.info(path).duration
         analysis, analyze_s = analyze(str(path))
         speech = analysis["audio"]["speech"]["percentage"]
@@ -266,7 +279,9 @@ def bench_speed(models: list[str], tmp: Path, minutes: float) -> None:
                     continue
                 t, cpu = transcribe(str(path), m, an)
                 print(f"| {name} | {duration / analyze_s:.0f}x | {m} | {how} | "
-                      f"{t['decoded_duration']:.0f} s | {cpu:.1f} | {duration / cpu:.1f}x |", flush=True)
+                      f"{t['decoded_duration']:.0f} s | {cpu:.1f} | {duration / cpu:.1f}x | "
+                      f"{100 * edit_distance(ref, normalize(t['text'])) / len(ref):.1f} % | "
+                      f"{t['word_count']} | {_inside(t['words'], music_spans) if mixed else '-'} |", flush=True)
     print()
 
 
@@ -279,13 +294,15 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     # multilingual models run twice: language detected (auto, the default) and given (en)
     models = [v for m in models for v in ([m] if is_english_only(m) else [m, f"{m}:en"])]
+    # and every one with beam search (5) too, for the accuracy tables
+    variants = [v for m in models for v in (m, f"{m}@5")]
     if not DATA.exists():
         print(f"{DATA} not found: nothing to measure")
         return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_wer(models)
-        bench_word_times(models, tmp)
+        bench_wer(variants)
+        bench_word_times([m for m in models if ":" not in m], tmp)
         bench_speed(models, tmp, 2.0 if args.quick else args.minutes)
 
 

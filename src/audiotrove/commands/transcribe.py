@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Optional
 import typer
 
 from .common import EXIT_FAILURES, EXIT_OK, err, exit_code, fail, open_catalog, run_step_cli
+from .units import _select  # --where Q -> file ids (None: all)
 
 EXPORT_FORMATS = ("srt", "vtt", "txt", "json")
 RENDER_PAD_S = 0.25  # s of audio kept before and after each hit in --render
@@ -98,20 +99,6 @@ def _check_language(language: str, model: str, english_only: bool) -> None:
     if language not in codes:
         raise fail(f"unknown language {language!r}: use auto or a Whisper language code "
                    f"({', '.join(sorted(codes)[:12])}...)")
-
-
-def _select(cat, where: Optional[str]):
-    if where is None or not where.strip():
-        return None
-    from ..catalog.query import QueryError, select_file_ids
-
-    try:
-        ids = select_file_ids(cat, where)
-    except QueryError as exc:
-        raise fail(str(exc))
-    if not ids:
-        raise fail(f"no file matches --where {where!r}", code=EXIT_OK)
-    return set(ids)
 
 
 def _transcripts(cat, file_ids) -> Iterator[tuple[int, str, dict]]:

@@ -118,7 +118,8 @@ class OnsetSegmenter:
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
-                 pitch_merge_s: float = 0.1, pitch_rise_db: float = 6.0, retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
+                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -131,6 +132,7 @@ class OnsetSegmenter:
         self.pitch_voiced = pitch_voiced_share
         self.pitch_merge = _frames(pitch_merge_s, fr)
         self.pitch_rise_db = pitch_rise_db
+        self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -164,7 +166,9 @@ class OnsetSegmenter:
         """Samples before this are no longer needed by any unit still to come."""
         if self._pending:
             return self._pending[0][1] * self.hop
-        return max(0, (self._decided - self.backtrack - 1) * self.hop)
+        # a start found later lies at most this far before the first undecided frame
+        back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win)
+        return max(0, (self._decided - back - 1) * self.hop)
 
     def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray,
                hz: np.ndarray | None = None, clarity: np.ndarray | None = None) -> list[tuple[int, int]]:
@@ -352,9 +356,11 @@ class OnsetSegmenter:
         if not bands:
             return frame, 0.0
         t = self._track
-        lo = max(t.start, frame - self.backtrack)
+        lo = max(t.start, frame - self.rise_back)
         if self.onset_frames:
             lo = max(lo, self.onset_frames[-1] + 1)
+        if lo > frame:  # the previous onset is at or after this frame
+            return frame, 0.0
         mel = t.get("mel", lo, frame + self.pitch_win)
         if len(mel) <= frame - lo:
             return frame, 0.0
@@ -445,7 +451,7 @@ class OnsetSegmenter:
         return out
 
     def _trim(self) -> None:
-        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm) \
+        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm, self.rise_back) \
             - self.pitch_win - self.pitch_merge - 2
         if self._pending:
             keep = min(keep, self._pending[0][1])

@@ -405,6 +405,9 @@ class Fetcher:
                         got = self.fetch_one(d)
                     except _Stopped:
                         return
+                    except Exception as exc:  # a bug: the item fails with a message, the run goes on
+                        got = Fetched(key=d.key, url=d.url, fetched_at=time.time(),
+                                      error=f"{type(exc).__name__}: {exc}: {mask_url(d.url)}")
                     finally:
                         work.done(d)
                     results.put(got)

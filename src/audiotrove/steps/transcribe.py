@@ -19,7 +19,7 @@ on a file of any length. Times are in the file's timeline (s from its start).
 The result stored with the file (queryable: `transcript ~ "*freedom*"`, `words_per_minute > 180`):
     {"transcript": {
         "text"                  the words, segment texts joined by spaces
-        "language", "language_probability"   ISO 639-1 code, 0-1 (1.0 for English-only models)
+        "language", "language_probability"   ISO 639-1 code, 0-1 (1.0 when given or English-only)
         "words"                 [[start_s, end_s, word, probability], ...]
         "segments"              [[start_s, end_s, text], ...]   (Whisper's sentence-like segments)
         "word_count"            count
@@ -43,6 +43,7 @@ from ..io.decode import DecodeError, open_audio
 from ..models import ModelError
 from ..models.whisper import SAMPLE_RATE_HZ, is_english_only, load_model
 from .base import Item, Step
+from .segment import speech_sections  # (sections, covered_until_s) of an analysis
 
 VERSION = "1"
 DEFAULTS: dict = {"model": "tiny.en", "language": "auto", "beam": 1, "context_s": 0.5,
@@ -80,20 +81,6 @@ def plan_spans(sections: list | None, *, duration_s: float | None, context_s: fl
         else:
             spans.append([start, end])
     return [(s, e) for s, e in spans if e - s > 0]
-
-
-def speech_sections(analysis: dict | None) -> tuple[list | None, float | None]:
-    """(sections, covered_until_s) from an analyze result; (None, None) when it has none.
-    A capped list covers the file up to the end of its last section only."""
-    speech = ((analysis or {}).get("audio") or {}).get("speech")
-    if not isinstance(speech, dict) or not isinstance(speech.get("sections"), list):
-        return None, None
-    sections = [s for s in speech["sections"] if isinstance(s, (list, tuple)) and len(s) == 2]
-    until = None
-    count = speech.get("num_sections")
-    if isinstance(count, int) and count > len(sections):
-        until = max((float(s[1]) for s in sections), default=0.0)
-    return sections, until
 
 
 # --- reading them, bounded ----------------------------------------------------------------------

@@ -353,17 +353,14 @@ def collection_vectors(catalog: Catalog, *, model: str = "yamnet", level: str = 
         from ..catalog.query import select_file_ids
 
         file_ids = set(select_file_ids(catalog, where))
-    meta = engine.index.meta()
-    alive = engine.index.alive_mask()
-    records, rows = [], []
-    for r in np.flatnonzero(alive):
-        for e in engine.files_of_shard.get(meta.at[r, "shard"], []):
-            if file_ids is None or e.file_id in file_ids:
-                records.append((e.path, e.file_id, int(meta.at[r, "unit"]), float(meta.at[r, "start"]),
-                                float(meta.at[r, "dur"])))
-                rows.append(r)
-    ids = pd.DataFrame(records, columns=["path", "file_id", "unit", "start", "dur"])
-    matrix = engine.index.vectors(np.array(rows, np.int64)) if rows else np.zeros((0, engine.index.dim or 0), np.float32)
+    meta = engine.index.meta()[engine.index.alive_mask()]
+    files = pd.DataFrame([(e.shard, e.path, e.file_id) for e in engine.entries
+                          if file_ids is None or e.file_id in file_ids],
+                         columns=["shard", "path", "file_id"])
+    joined = meta.merge(files, on="shard").sort_values(["path", "start", "unit"], kind="stable")
+    ids = joined[["path", "file_id", "unit", "start", "dur"]].reset_index(drop=True)
+    rows = joined["row"].to_numpy(np.int64)
+    matrix = engine.index.vectors(rows) if len(rows) else np.zeros((0, engine.index.dim or 0), np.float32)
     return ids, matrix
 
 

@@ -180,8 +180,6 @@ class Similarity:
     def query(self, vector: np.ndarray, k: int, *, file_ids: set[int] | None = None,
               units: pd.DataFrame | None = None, exclude_file: int | None = None) -> pd.DataFrame:
         """The k nearest current rows as a DataFrame (rank, distance, path, file_id, unit, start, dur)."""
-        from ..runner.worker import stat_facts
-
         allowed = self.allowed_rows(file_ids=file_ids, units=units, exclude_file=exclude_file)
         meta = self.index.meta()
         stale: set[str] = set()
@@ -227,6 +225,15 @@ class Similarity:
                 return self.index.vectors(np.array([row]))[0]
         return normalize(embed_target_audio(target.path, self.model, start_s=target.start_s,
                                             end_s=target.end_s, window_s=self.window_s)[None])[0]
+
+
+def stat_facts(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in ns) as the catalog records them; (None, None) when gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
 
 
 def similar(catalog: Catalog, target: str | Target, *, k: int = 10, model: str = "yamnet",

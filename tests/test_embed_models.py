@@ -72,6 +72,17 @@ def test_yamnet_ranks_speech_music_and_silence_first():
         assert 0.0 <= mean.min() and mean.max() <= 1.0
 
 
+def test_yamnet_hears_generated_speech_as_speech():
+    import speak
+
+    net = _yamnet_or_skip()
+    if not speak.available():
+        pytest.skip("espeak-ng is not installed")
+    audio, _ = speak.say("The archive keeps every interview about freedom and the river.")
+    mean = net.run_waveform(audio).scores.mean(axis=0)
+    assert net.class_names[int(np.argmax(mean))] in ("Speech", "Speech synthesizer")
+
+
 def test_yamnet_batches_equal_single_patches_and_embeddings_separate_sounds():
     net = _yamnet_or_skip()
     speech = _read_16k(DEMO / "xmas.wav")

@@ -159,6 +159,18 @@ def exact_topk(index, queries: np.ndarray, k: int) -> np.ndarray:
     return best_r
 
 
+_QUERY_PROCESS = """
+import resource, sys
+import numpy as np
+from audiotrove.vectors.index import VectorIndex
+index = VectorIndex(sys.argv[1])
+index.alive_shards = set(index.state["shards"])
+for q in np.load(sys.argv[2]):
+    index.search(q, 10)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
 def bench_index(rows: int) -> dict:
     import faiss
     import pandas as pd
@@ -262,6 +274,12 @@ def bench_index(rows: int) -> dict:
         out["open_ann_cpu_s"] = time.process_time() - c0
         out["rows"] = index.rows
         out["peak_rss_mb"] = peak_rss_mb()
+        # what a process answering queries holds: open the index, 50 queries, its peak RSS
+        np.save(tmp / "queries.npy", queries[:50])
+        child = subprocess.run([sys.executable, "-c", _QUERY_PROCESS, str(tmp / "ix"), str(tmp / "queries.npy")],
+                               capture_output=True, text=True, check=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        out["query_process_rss_mb"] = float(child.stdout.split()[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -462,6 +480,7 @@ def main() -> None:
         print(f"  write float16 chunks (generating the vectors included) {r['write_s']:.0f} s wall, {r['write_cpu_s']:.0f} s CPU; "
               f"IVF-SQ8 train+fill ({r['nlist']} lists, 2 threads) {r['ann_build_s']:.0f} s wall, "
               f"{r['ann_build_cpu_s']:.0f} s CPU; disk {r['disk_mb']:.0f} MB (IVF {r['ann_mb']:.0f} MB); peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(f"  a process opening the index and answering 50 queries: peak RSS {r['query_process_rss_mb']:.0f} MB")
         print(f"  exact search from disk (baseline): {r['exact_query_ms']:.0f} ms per query")
         for key in sorted(k for k in r if k.startswith("nprobe_")):
             v = r[key]

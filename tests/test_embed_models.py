@@ -50,6 +50,8 @@ def test_log_mel_follows_yamnet_framing_and_scale():
     silent = log_mel_spectrogram(np.zeros(8000, np.float32))
     assert np.allclose(silent, np.log(0.001))
     assert log_mel_patches(silent).shape == (1, 96, 64)
+    tiny = log_mel_spectrogram(np.zeros(300, np.float32))  # shorter than one frame: no frame
+    assert tiny.shape == (0, 64) and np.allclose(log_mel_patches(tiny), np.log(0.001))
     three_s = log_mel_spectrogram(np.zeros(48000, np.float32))
     patches = log_mel_patches(three_s)
     assert patches.shape[1:] == (96, 64) and len(patches) == 1 + (len(three_s) - 96) // 48 + 1

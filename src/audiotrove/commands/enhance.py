@@ -59,6 +59,9 @@ def enhance_cmd(
     preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+    item_timeout: Optional[float] = typer.Option(
+        None, "--item-timeout", metavar="SECONDS", min=0.001,
+        help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
 ):
     """Restore recordings into OUTDIR: denoise, dehum, declick, high-pass, isolate speech, loudness.
 
@@ -94,7 +97,8 @@ def enhance_cmd(
         temp_root = Path(tempfile.mkdtemp(prefix="audiotrove-"))
         cat = Catalog.create(temp_root)
     try:
-        code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed)
+        code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed,
+                    item_timeout_s=item_timeout)
     finally:
         cat.close()
         if temp_root is not None:
@@ -123,13 +127,14 @@ def _check_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _run(cat, files, where, params, *, workers, retry_failed) -> int:
+def _run(cat, files, where, params, *, workers, retry_failed, item_timeout_s=None) -> int:
     ids = _select(cat, files, where)
     if ids is not None and not ids:
         err.print("no file matches: nothing to enhance")
         return EXIT_OK
     _mark_stale_outputs(cat, params, ids)
-    summary = run_step_cli(cat, "enhance", params, workers=workers, file_ids=ids, retry_failed=retry_failed)
+    summary = run_step_cli(cat, "enhance", params, workers=workers, file_ids=ids, retry_failed=retry_failed,
+                           item_timeout_s=item_timeout_s)
     _print_table(cat, params, ids)
     err.print(summary.line())
     return exit_code(summary)

@@ -11,8 +11,9 @@ WMA, video containers) goes through PyAV, whose wheels bundle FFmpeg.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +29,16 @@ TRUNCATION_MIN_MISSING_S = 0.5
 
 class DecodeError(ItemError):
     """The file cannot be decoded as audio; the message says why, for the user."""
+
+
+_progress_hook: Callable[[float], None] | None = None
+
+
+def set_progress_hook(hook: Callable[[float], None] | None) -> None:
+    """Call `hook(seconds)` with the duration of every block any reader yields in this process
+    (the runner's workers report decoding progress and keep their time limit with it)."""
+    global _progress_hook
+    _progress_hook = hook
 
 
 @dataclass
@@ -48,6 +59,8 @@ class AudioReader:
         self.decoded_frames = 0
         for block in source:
             self.decoded_frames += len(block)
+            if _progress_hook is not None:
+                _progress_hook(len(block) / self.sample_rate)
             yield block
         self._check_complete()
 
@@ -98,6 +111,29 @@ def read_all(path: str | os.PathLike, *, max_seconds: float | None = None) -> tu
     return (audio[:limit] if limit is not None else audio), reader.sample_rate
 
 
+_FILE_TYPES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_type_problem(mode: int) -> str | None:
+    """Why a file of this st_mode must not be read as a recording (None for a regular file)."""
+    for test, name in _FILE_TYPES:
+        if test(mode):
+            return f"not a regular file: {name}; reading it might never end"
+    return None
+
+
+def check_regular_file(path: str) -> None:
+    """DecodeError unless `path` (links followed) is a regular file; nothing is opened."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # _check_readable says what is wrong
+    problem = file_type_problem(st.st_mode)
+    if problem:
+        raise DecodeError(problem)
+
+
 def _check_readable(path: str) -> None:
     if os.path.islink(path) and not os.path.exists(path):
         raise DecodeError("broken symbolic link (or a link loop)")
@@ -105,6 +141,7 @@ def _check_readable(path: str) -> None:
         raise DecodeError("file not found")
     if os.path.isdir(path):
         raise DecodeError("is a directory, not a file")
+    check_regular_file(path)
     if not os.access(path, os.R_OK):
         raise DecodeError("permission denied: the file is not readable")
     size = os.path.getsize(path)

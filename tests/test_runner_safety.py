@@ -229,3 +229,34 @@ def test_two_runs_at_once_never_do_the_work_twice(tmp_path, toy):
     from conftest import db_rows
 
     assert db_rows(tmp_path / "coll", "SELECT count(*) FROM results WHERE step = 'toy'") == [(3,)]
+
+
+# --- item 7: temporary names ---------------------------------------------------------------------
+
+def test_temporary_names_are_never_mistaken_and_leftovers_are_swept(tmp_path, toy):
+    import fnmatch
+
+    from audiotrove.io.write import temp_path
+    from audiotrove.units.store import write_shard
+
+    units = tmp_path / "coll" / ".audiotrove" / "units"
+    for final in ("a.parquet", "b.enhanced.wav", "x.csv"):
+        name = temp_path(units / final).name
+        assert name.startswith(".audiotrove-tmp-") and name.endswith(".part")
+        assert not fnmatch.fnmatch(name, "*" + Path(final).suffix)
+    write_shard(units, "b2-0123.parquet", [])
+    assert sorted(p.name for p in units.iterdir()) == ["b2-0123.parquet"]  # nothing else left
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = [units / f".audiotrove-tmp-{dead}-0badc0de-c.parquet.part", units / f".tmp-{dead}-features.csv",
+            tmp_path / "coll" / ".audiotrove" / f".audiotrove-tmp-{dead}-0badc0de"]
+    for p in left[:2]:
+        p.write_bytes(b"PAR1 truncated")
+    left[2].mkdir()
+    mine = units / f".audiotrove-tmp-{os.getpid()}-00000000-d.parquet.part"  # a live process's
+    mine.write_bytes(b"PAR1 busy")
+    _wav(tmp_path / "src" / "a.wav")
+    with Catalog.create(tmp_path / "coll") as cat:
+        cat.add_files([(str(tmp_path / "src" / "a.wav"), "file", "src")])
+        assert run_step_quiet(cat, "toy").ok == 1
+    assert not any(p.exists() for p in left) and mine.exists()

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
+from ..io.write import temp_path
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
 from .plots import HISTOGRAMS, histogram_png, shares_png
@@ -146,7 +147,7 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"])), "</body></html>",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    tmp = temp_path(output)
     try:
         tmp.write_text("\n".join(parts), encoding="utf-8")
         os.replace(tmp, output)

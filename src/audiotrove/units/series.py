@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..io.write import temp_path
+
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -90,13 +92,13 @@ class _Writer:
 
             table = pa.table({n: pa.array(columns[n], from_pandas=True) for n in self._columns})
             if self._pq is None:
-                self._tmp = self.output.with_name(f".tmp-{os.getpid()}-{self.output.name}")
+                self._tmp = temp_path(self.output)
                 self._pq = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
             self._pq.write_table(table.cast(self._pq.schema))
             return
         if self._csv is None:
             if self.output is not None:
-                self._tmp = self.output.with_name(f".tmp-{os.getpid()}-{self.output.name}")
+                self._tmp = temp_path(self.output)
                 self._stream = open(self._tmp, "w", newline="")
             else:
                 self._stream = sys.stdout

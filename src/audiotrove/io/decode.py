@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ItemError
 
 DEFAULT_BLOCK_FRAMES = 65536
+MIN_SAMPLE_RATE_HZ = 1_000  # below this, no measurement here means anything (K-weighting needs > 76 Hz)
 MAX_SAMPLE_RATE_HZ = 768_000
 MAX_CHANNELS = 64
 # A decode that yields less than this share of the declared duration is a truncated file.
@@ -167,10 +168,38 @@ def _check_ogg_complete(path: str) -> None:
 
 
 def _check_format(reader: AudioReader) -> None:
-    if not 1 <= reader.sample_rate <= MAX_SAMPLE_RATE_HZ:
-        raise DecodeError(f"implausible sample rate in header: {reader.sample_rate} Hz")
+    if not MIN_SAMPLE_RATE_HZ <= reader.sample_rate <= MAX_SAMPLE_RATE_HZ:
+        raise DecodeError(f"implausible sample rate in header: {reader.sample_rate} Hz "
+                          f"(audio is read from {MIN_SAMPLE_RATE_HZ} Hz to {MAX_SAMPLE_RATE_HZ} Hz)")
     if not 1 <= reader.channels <= MAX_CHANNELS:
-        raise DecodeError(f"implausible channel count in header: {reader.channels}")
+        # A decoder that gives up on an absurd count says 0: the header's own number is clearer.
+        declared = _header_channels(reader.path) or reader.channels
+        raise DecodeError(f"implausible channel count in header: {declared} "
+                          f"(audio is read with 1 to {MAX_CHANNELS} channels)")
+
+
+def _header_channels(path: str) -> int | None:
+    """The channel count a WAV (RIFF, RF64) or AIFF header declares, or None."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            big = head[:4] == b"FORM"
+            if head[:4] not in (b"RIFF", b"RF64", b"FORM"):
+                return None
+            for _ in range(64):
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                tag, length = struct.unpack(">4sI" if big else "<4sI", chunk)
+                if tag in (b"fmt ", b"COMM"):
+                    body = f.read(4)
+                    return struct.unpack(">h" if big else "<H", body[(0 if big else 2):(2 if big else 4)])[0]
+                f.seek(length + (length & 1), 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 # --- soundfile -------------------------------------------------------------------------

@@ -334,8 +334,11 @@ def features_cmd(
             jobs = [FeatureJob(f.path, f.id) for f in cat.files(ids) if f.kind == "file"]
     if not jobs:
         raise fail("no files to process")
+    from ..runner.executor import LocalPoolExecutor, default_workers
+
+    executor = LocalPoolExecutor(min(workers or default_workers(), len(jobs)))
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,
-                              workers=workers, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
+                              executor=executor, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
     if failed:
         err.print(f"[red]{failed} of {len(jobs)} file(s) failed[/]")
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)

@@ -16,8 +16,6 @@ import datetime as _dt
 import html
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -521,21 +519,27 @@ def _restored_media(restored, *, embed_audio: bool, workers: int | None, progres
 
 
 def _run_tasks(func, tasks: list[dict], *, workers: int | None, progress: bool, what: str) -> dict[int, dict]:
-    """{file_id: func(task)}: in this process for few tasks, else in a pool of spawned workers."""
+    """{file_id: func(task)}: in this process for few tasks, else on the runner's executor (one
+    task that crashes or runs out of time gives {"error", "thumb_error"}, the others go on)."""
+    from ..runner.executor import LocalPoolExecutor, default_workers
+
     if not tasks:
         return {}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    workers = max(1, min(workers or default_workers(), len(tasks)))
     results: dict[int, dict] = {}
     if workers == 1 or len(tasks) < 3:
         for k, t in enumerate(tasks):
             results[t["file_id"]] = func(t)
             _tick(progress, k + 1, len(tasks), what)
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_quiet_stderr) as pool:
-        for k, (t, r) in enumerate(zip(tasks, pool.map(func, tasks))):
-            results[t["file_id"]] = r
-            _tick(progress, k + 1, len(tasks), what)
+
+    def on_outcome(done) -> None:
+        task = done.item
+        results[task["file_id"]] = done.value if done.error is None else \
+            {"error": done.error, "thumb_error": done.error}
+        _tick(progress, len(results), len(tasks), what)
+
+    LocalPoolExecutor(workers, initializer=_quiet_stderr).run(func, tasks, on_outcome)
     return results
 
 

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Protocol
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 PROGRESS_EVERY_S = 0.5  # how often a worker reports decoding progress
 _POLL_S = 0.5  # how often the coordinator looks at time limits when nothing arrives
+STARTUP_GRACE_S = 60.0  # a task's clock starts when its worker begins it; until then, this more
 
 
 def default_workers() -> int:
@@ -86,7 +87,8 @@ class _Worker:
     conn: Connection  # tasks out, progress and results in
     lifeline: Connection  # never written: closing it (dying) tells the worker to exit
     task: tuple | None = None  # (task id, item) being run
-    started: float = 0.0
+    started: float = 0.0  # when the task was sent, then when the worker began it
+    begun: bool = False
     decoded_s: float = 0.0
 
 
@@ -132,7 +134,7 @@ class LocalPoolExecutor:
             if w is None:
                 w = start_worker()
                 pool.append(w)
-            w.task, w.started, w.decoded_s = (next(ids), item), time.monotonic(), 0.0
+            w.task, w.started, w.begun, w.decoded_s = (next(ids), item), time.monotonic(), False, 0.0
             w.conn.send((w.task[0], fn, item))
 
         def end_task(w: _Worker, error: str, kind: str, now: float) -> None:
@@ -157,7 +159,7 @@ class LocalPoolExecutor:
                         self._receive(w, on_outcome, now, give_next)
                         if w.task is not None and not w.process.is_alive():
                             end_task(w, _died(w.process.exitcode), "crashed", now)
-                    elif now - w.started > self.time_limit.seconds(w.decoded_s):
+                    elif now - w.started > self.time_limit.seconds(w.decoded_s) + (0 if w.begun else STARTUP_GRACE_S):
                         end_task(w, f"timed out after {now - w.started:.0f} s (limit: "
                                     f"{self.time_limit.describe(w.decoded_s)})", "timed_out", now)
         except BaseException:
@@ -177,6 +179,9 @@ class LocalPoolExecutor:
         try:
             while w.task is not None and w.conn.poll():
                 message = w.conn.recv()
+                if message[0] == "begin":  # a worker that was still starting up begins the task
+                    w.started, w.begun = time.monotonic(), True
+                    continue
                 if message[0] == "progress":
                     w.decoded_s = message[2]
                     if self.on_progress is not None:
@@ -247,6 +252,7 @@ def _worker_main(conn: Connection, lifeline: Connection, initializer, initargs) 
             return
         task_id, fn, item = message
         current[:] = [task_id, 0.0, time.monotonic()]
+        conn.send(("begin", task_id))
         try:
             reply = ("done", task_id, fn(item), None)
         except MemoryError:

@@ -209,3 +209,17 @@ def test_a_250_character_name_is_enhanced(tmp_path):
     ((_, e),) = _outputs(coll)[str(a)]
     _check_recorded(e)
     assert len(Path(e["output"]).name.encode()) <= 255
+
+
+def test_one_off_enhance_prints_each_failure(tmp_path, monkeypatch):
+    """Issue 10 item 2: the temporary collection goes with the command, so the reasons are
+    printed (as one-off analyze does) and the exit status is 1."""
+    good = _speech(tmp_path / "in" / "good.wav", seed=11)
+    bad = tmp_path / "in" / "notes.wav"
+    bad.write_text("not a recording\n" * 40)
+    monkeypatch.chdir(tmp_path)
+    code, text = _cli("enhance", good, bad, "-o", tmp_path / "out", "--denoise", "30", "-j", "1")
+    assert code == 1, text
+    assert f"failed {bad} [analyze]: not a readable audio/video file" in text.replace("\n", "")
+    assert "audiotrove status" not in text  # there is no collection to look into
+    assert (tmp_path / "out" / "good.enhanced.wav").is_file()

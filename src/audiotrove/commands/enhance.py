@@ -98,7 +98,7 @@ def enhance_cmd(
         cat = Catalog.create(temp_root)
     try:
         code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed,
-                    item_timeout_s=item_timeout)
+                    item_timeout_s=item_timeout, one_off=temp_root is not None)
     finally:
         cat.close()
         if temp_root is not None:
@@ -127,7 +127,7 @@ def _check_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _run(cat, files, where, params, *, workers, retry_failed, item_timeout_s=None) -> int:
+def _run(cat, files, where, params, *, workers, retry_failed, item_timeout_s=None, one_off=False) -> int:
     ids = _select(cat, files, where)
     if ids is not None and not ids:
         err.print("no file matches: nothing to enhance")
@@ -137,6 +137,13 @@ def _run(cat, files, where, params, *, workers, retry_failed, item_timeout_s=Non
                            item_timeout_s=item_timeout_s)
     _print_table(cat, params, ids)
     err.print(summary.line())
+    if one_off:  # the temporary collection goes with this command: say why each file failed now
+        from rich.markup import escape
+
+        failures = cat.failures()
+        for path, step, error in failures:
+            err.print("[red]failed[/] " + escape(f"{path} [{step}]: {error}"), soft_wrap=True)
+        return EXIT_FAILURES if failures else EXIT_OK
     return exit_code(summary)
 
 

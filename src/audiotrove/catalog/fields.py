@@ -181,6 +181,11 @@ FIELDS: tuple[Field, ...] = (
     _f("enhance.preset", "text", None, "enhance preset used", discrete=True),
     _f("enhance.loudness_gain_db", "number", "dB", "gain applied by --loudness"),
     _f("enhance.clicks_repaired", "number", "count", "clicks repaired by --declick", integer=True),
+    _f("enhance.stem", "text", None, "path of a video's audio stem (--stem)"),
+    _f("enhance.snr_measured_on", "text", None,
+       "where enhance.after.snr_db reads the noise under the signal: speech (the gaps between "
+       "words of the speech sections) or file (the file's quiet frames)", discrete=True),
+    _f("enhance.isolation_floor_db", "number", "dB", "the most --isolate-speech lowers anything"),
     *(
         _f(f"enhance.{when}.{key}", "number", unit, f"{what} ({label})")
         for when, label in (("before", "input"), ("after", "output"), ("change", "output - input"))
@@ -191,8 +196,44 @@ FIELDS: tuple[Field, ...] = (
             ("true_peak_dbtp", "dBTP" if when != "change" else "dB", "true peak"),
             ("clicks_per_min", "1/min", "clicks per minute"),
             ("hum_level_db", "dB", "hum over the local floor"),
+            ("clipped_samples", "count", "samples at or beyond full scale"),
         )
     ),
+    # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --
+    _f("source.origin", "text", None, "how the URL was added: template (--ids) or ia (--ia-query)",
+       discrete=True),
+    _f("source.id", "text", None, "record id a --template URL was built from"),
+    _f("source.identifier", "text", None, "Internet Archive item identifier"),
+    _f("source.title", "text", None, "Internet Archive item title"),
+    _f("source.date", "text", None, "Internet Archive item date, as the archive gives it"),
+    _f("source.creator", "text", None, "Internet Archive creator(s), '; '-separated"),
+    _f("source.collection", "text", None, "Internet Archive collection(s), '; '-separated"),
+    _f("source.license_url", "text", None, "licence URL of the Internet Archive item"),
+    _f("source.file", "text", None, "file name inside the Internet Archive item"),
+    _f("source.format", "text", None, "Internet Archive file format (MPEG4, Flac, VBR MP3...)",
+       discrete=True),
+    _f("source.size", "number", "bytes", "file size announced by the source", integer=True),
+    *(_f(f"source.{a}", "text", None, f"expected {a} of the download (list file or archive)")
+      for a in ("sha256", "md5", "sha1")),
+    _f("fetch.status", "text", None, "download state: ok or error (absent: not fetched yet)",
+       discrete=True),
+    _f("fetch.error", "text", None, "why the download failed (HTTP status and URL, checksum...)"),
+    _f("fetch.url", "text", None, "URL downloaded (credentials masked)"),
+    _f("fetch.final_url", "text", None, "URL after redirects, when different"),
+    _f("fetch.local_path", "text", None, "verified local copy that the steps read"),
+    _f("fetch.rejected_path", "text", None, "copy kept aside after a checksum mismatch"),
+    _f("fetch.bytes", "number", "bytes", "size of the verified copy", integer=True),
+    _f("fetch.sha256", "text", None, "sha256 of the verified copy"),
+    _f("fetch.http_status", "number", None, "HTTP status of the last response", discrete=True,
+       integer=True),
+    _f("fetch.etag", "text", None, "ETag the server sent"),
+    _f("fetch.last_modified", "text", None, "Last-Modified the server sent"),
+    _f("fetch.content_type", "text", None, "Content-Type the server sent", discrete=True),
+    _f("fetch.fetched_at", "number", "s", "when the download finished (Unix time)"),
+    _f("fetch.elapsed_s", "number", "s", "time the download took, retries included"),
+    _f("fetch.attempts", "number", "count", "requests made (1 = no retry)", integer=True),
+    _f("fetch.resumed_from", "number", "bytes", "bytes already on disk when the last attempt began",
+       integer=True),
 )
 
 ALIASES: dict[str, str] = {

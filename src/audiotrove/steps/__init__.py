@@ -10,6 +10,7 @@ _STEP_MODULES = {
     "enhance": "audiotrove.steps.enhance",
     "segment": "audiotrove.steps.segment",
     "transcribe": "audiotrove.steps.transcribe",
+    "embed": "audiotrove.steps.embed",
 }
 
 

@@ -285,30 +285,33 @@ def bench_speed(models: list[str], tmp: Path, minutes: float) -> None:
     print()
 
 
-def _peak_rss(path: str, model: str, analysis: dict, queue) -> None:
+def _peak_rss_child(path: str, analysis_json: str) -> None:
+    """(In a fresh process) transcribe with tiny.en, print peak RSS (MB), decoded s, CPU s."""
+    import json
     import resource
 
-    t, cpu = transcribe(path, model, analysis)
-    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, t["decoded_duration"], cpu))
+    analysis = json.loads(Path(analysis_json).read_text())
+    t, cpu = transcribe(path, "tiny.en", analysis)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, t["decoded_duration"], cpu)
 
 
 def bench_memory(tmp: Path, minutes_list: tuple[float, ...] = (10.0, 30.0)) -> None:
     """Peak memory of transcribing continuous speech, in a fresh process per length: it must
     not grow with the file (windows of at most WINDOW_S are held, never the whole file)."""
-    import multiprocessing
+    import json
+    import subprocess
 
-    print("## Memory (tiny.en, continuous speech, a fresh process per file)\n")
+    print("## Memory (tiny.en, continuous speech, transcribe alone in a fresh process per file)\n")
     print("| file | whole file at 16 kHz float32 | audio decoded | peak RSS of the process | CPU s |")
     print("|---|---:|---:|---:|---:|")
-    ctx = multiprocessing.get_context("spawn")
     for minutes in minutes_list:
         path, _, _ = _build(tmp, minutes, mixed=False)
         analysis, _ = analyze(str(path))
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_peak_rss, args=(str(path), "tiny.en", analysis, queue))
-        proc.start()
-        rss_mb, decoded, cpu = queue.get()
-        proc.join()
+        saved = tmp / "analysis.json"
+        saved.write_text(json.dumps(analysis))
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(path), str(saved)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        rss_mb, decoded, cpu = map(float, out[-3:])
         print(f"| {minutes:g} min speech | {minutes * 60 * 16000 * 4 / 2**20:.0f} MB | {decoded:.0f} s | "
               f"{rss_mb:.0f} MB | {cpu:.1f} |", flush=True)
         path.unlink()
@@ -321,7 +324,11 @@ def main() -> None:
     ap.add_argument("--models", default="tiny.en,base")
     ap.add_argument("--quick", action="store_true", help="2-minute speed files, no memory check")
     ap.add_argument("--only", default="wer,times,speed,memory", help="parts to run (comma list)")
+    ap.add_argument("--rss-child", nargs=2, metavar=("AUDIO", "ANALYSIS_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        _peak_rss_child(*args.rss_child)
+        return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     # multilingual models run twice: language detected (auto, the default) and given (en)
     models = [v for m in models for v in ([m] if is_english_only(m) else [m, f"{m}:en"])]

@@ -9,7 +9,7 @@ From one mono signal at 16 kHz (YAMNet's log-mel front end, dsp/melspec.py):
     level         the average of the mean log-mel over bands                  1
     MFCC          orthonormal DCT-II of the log-mel: means of 1..12 (0 is
                   the level again), standard deviations of 0..12             25
-    contrast      7 bands (dsp/features.spectral_contrast, dB, on a spectrum
+    contrast      7 bands (dsp/features.spectral_contrast, dB of magnitude, on a spectrum
                   floored 60 dB under each frame's peak): mean, std          14
     pitch         voiced fraction (clarity >= 0.6), median pitch of voiced
                   frames (octaves re 440 Hz, 0 when unvoiced), mean clarity  3
@@ -41,8 +41,8 @@ _LEVEL = (-3.0, 3.0)
 _LOGMEL_STD = (1.0, 1.0)
 _MFCC_MEAN = (0.0, 4.0)
 _MFCC_STD = (1.0, 2.0)
-_CONTRAST_MEAN = (20.0, 8.0)
-_CONTRAST_STD = (5.0, 4.0)
+_CONTRAST_MEAN = (10.0, 4.0)
+_CONTRAST_STD = (2.5, 2.0)
 
 
 @lru_cache(maxsize=1)

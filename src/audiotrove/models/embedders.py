@@ -75,7 +75,8 @@ class YamnetEmbedder(Embedder):
 
 
 class DescriptorsEmbedder(Embedder):
-    name, version, dim, sample_rate_hz = "descriptors", "4", DESCRIPTOR_DIM, 16000
+    # bump the version whenever the vector changes (here or in the dsp functions it uses)
+    name, version, dim, sample_rate_hz = "descriptors", "5", DESCRIPTOR_DIM, 16000
 
     def embed_many(self, signals):
         if not signals:

@@ -225,3 +225,30 @@ def test_tag_command_stores_queryable_fields(tmp_path, tagged):
     r = run_cli("-C", root, "ls", 'path ~ "*tune*"', "--format", "jsonl")
     assert jsonl(r.stdout)[0]["tags"]["min_score"] == 0.99
     assert run_cli("-C", root, "tag", "--hop", "0.3333").returncode == 2
+
+
+def test_report_shows_what_is_in_it_and_the_problem_files_top_tags(tmp_path):
+    _net_or_skip()
+    import re
+
+    root = tmp_path / "coll"
+    rec = root / "rec"
+    rec.mkdir(parents=True)
+    write_audio(rec / "talk.wav", _speech(), SR)
+    write_audio(rec / "tune.wav", _music(6.0), SR)
+    write_audio(rec / "quiet.wav", np.zeros(3 * SR, np.float32), SR)  # a silent problem file
+    assert run_cli("init", root).returncode == 0
+    assert run_cli("-C", root, "add", rec).returncode == 0
+    assert run_cli("-C", root, "analyze", "--workers", "1").returncode == 0
+    assert run_cli("-C", root, "tag", "--workers", "1").returncode == 0
+    r = run_cli("-C", root, "report", "-o", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "r.html").read_text()
+    table = page[page.index('<section id="tags">'):]
+    table = table[:table.index("</section>")]
+    rows = {m[0]: int(m[1]) for m in re.findall(r"<tr><td>([a-z_]+)</td><td class=\"r\">(\d+)</td>", table)}
+    assert rows["speech"] == 1 and rows["music"] == 1 and rows["silence"] == 1
+    assert "talk.wav</a> (" in table and "3 file(s) tagged" in table
+    card = page[page.index('<article class="problem"'):]
+    card = card[:card.index("</article>")]
+    assert "quiet.wav" in card and "what is in it: silence 100%" in card

@@ -45,6 +45,7 @@ DETAIL_FIELDS = (
     "audio.clipping.sections", "audio.noise.level_average", "audio.noise.snr_average",
     "audio.noise.hum.frequency", "audio.noise.hum.level", "audio.noise.clicks_per_minute",
     "audio.silence.percentage", "audio.silence.sections",
+    "tags.top",
 )
 
 

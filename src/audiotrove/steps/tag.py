@@ -12,7 +12,7 @@ Per file (JSON under "tags"; every number rounded):
                once; the class's field name is its AudioSet display name in lower case with
                each run of non-alphanumeric characters turned into `_` (`class_field_name`):
                "Speech" -> speech, "Narration, monologue" -> narration_monologue
-    top        the 5 most present classes with their %, as text: "speech 80%, music 12.5%, ..."
+    top        the 5 most present classes with their % (0.1), as text: "speech 80%, music 12.5%, ..."
                (ties: higher mean score first)
     classes    the present classes' field names, most present first, space-separated text
                (so `tags.classes ~ "dog"` works on any collection)
@@ -102,7 +102,7 @@ class TagAccumulator:
         order = sorted(present, key=lambda c: (-self.seconds[c], -self.score_sum[c]))
         share = {int(c): round(100.0 * min(1.0, float(self.seconds[c]) / duration_s), 2) for c in order}
         out: dict = {class_fields[c]: share[c] for c in order}
-        out["top"] = ", ".join(f"{class_fields[c]} {share[c]:g}%" for c in order[:TOP_N])
+        out["top"] = ", ".join(f"{class_fields[c]} {round(share[c], 1):g}%" for c in order[:TOP_N])
         out["classes"] = " ".join(class_fields[c] for c in order)
         out["sections"] = sorted(
             ([round(float(s), 2), round(float(e), 2), class_fields[c]] for c in order for s, e in self.sections.get(int(c), [])),

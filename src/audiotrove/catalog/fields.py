@@ -203,6 +203,11 @@ FIELDS: tuple[Field, ...] = (
     _f("tags.min_score", "number", None, "score (0-1) from which a class counts as present"),
     _f("tags.model", "text", None, "tagging model (yamnet)", discrete=True),
     _f("tags.model_version", "text", None, "version of the tagging model", discrete=True),
+    # --- class (classify step: your trained classifier; plus class.scores.<label>) ------------
+    _f("class.label", "text", None, "the label your classifier gives (null below --min-confidence)",
+       discrete=True, label="class"),
+    _f("class.confidence", "number", None, "the classifier's probability of that label (0-1)"),
+    _f("class.model", "text", None, "the classifier model file used", discrete=True),
     # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --
     _f("source.origin", "text", None, "how the URL was added: template (--ids) or ia (--ia-query)",
        discrete=True),
@@ -280,6 +285,7 @@ ALIASES: dict[str, str] = {
 # Fields found in the data under these groups get a unit and a description (dynamic names).
 DISCOVERED: dict[str, tuple[str, str]] = {
     "tags.": ("%", "share of the duration where YAMNet finds this AudioSet class (tag step)"),
+    "class.scores.": (None, "your classifier's probability of this label (0-1)"),
 }
 
 

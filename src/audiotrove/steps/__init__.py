@@ -12,6 +12,7 @@ _STEP_MODULES = {
     "transcribe": "audiotrove.steps.transcribe",
     "embed": "audiotrove.steps.embed",
     "tag": "audiotrove.steps.tag",
+    "classify": "audiotrove.steps.classify",
 }
 
 

@@ -31,6 +31,8 @@ demo: venv
 	-$(AT) -C $(DEMO) segment
 	-$(AT) -C $(DEMO) embed
 	$(AT) -C $(DEMO) similar demo/recordings/xmas.wav -k 3
+	-$(AT) -C $(DEMO) tag
+	$(AT) -C $(DEMO) ls 'tags.windows?' --fields path,tags.top
 	-$(AT) -C $(DEMO) transcribe --model base --where 'speech > 50'
 	$(AT) -C $(DEMO) ls 'transcript.word_count > 0' --fields path,transcript.language,transcript
 	@echo

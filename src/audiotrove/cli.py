@@ -18,6 +18,7 @@ from .catalog.db import Catalog
 from .catalog.records import file_record
 from .catalog.sources import expand_sources
 from .commands import embed as embed_commands
+from .commands import tag as tag_commands
 from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
@@ -188,6 +189,7 @@ for _module in (
     units_commands,
     transcribe_commands,
     embed_commands,
+    tag_commands,
     fetch_commands,
 ):
     _module.register(app)

@@ -199,6 +199,21 @@ FIELDS: tuple[Field, ...] = (
             ("clipped_samples", "count", "samples at or beyond full scale"),
         )
     ),
+    # --- tags (tag step; steps/tag.py): plus tags.<class>, % per class present (DISCOVERED) ---
+    _f("tags.top", "text", None, "the 5 most present YAMNet (AudioSet) classes with their % "
+       "of the duration: 'speech 80%, music 12.5%, ...'", label="top_tags"),
+    _f("tags.classes", "text", None, "the classes present, most present first, space-separated",
+       label="tags"),
+    _f("tags.sections", "list", "s", "[[start_s, end_s, class], ...] where each class is present"),
+    _f("tags.windows", "number", "count", "0.96 s windows scored by YAMNet", integer=True),
+    _f("tags.min_score", "number", None, "score (0-1) from which a class counts as present"),
+    _f("tags.model", "text", None, "tagging model (yamnet)", discrete=True),
+    _f("tags.model_version", "text", None, "version of the tagging model", discrete=True),
+    # --- class (classify step: your trained classifier; plus class.scores.<label>) ------------
+    _f("class.label", "text", None, "the label your classifier gives (null below --min-confidence)",
+       discrete=True, label="class"),
+    _f("class.confidence", "number", None, "the classifier's probability of that label (0-1)"),
+    _f("class.model", "text", None, "the classifier model file used", discrete=True),
     # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --
     _f("source.origin", "text", None, "how the URL was added: template (--ids) or ia (--ia-query)",
        discrete=True),
@@ -273,6 +288,21 @@ ALIASES: dict[str, str] = {
 }
 
 
+# Fields found in the data under these groups get a unit and a description (dynamic names).
+DISCOVERED: dict[str, tuple[str, str]] = {
+    "tags.": ("%", "share of the duration where YAMNet finds this AudioSet class (tag step)"),
+    "class.scores.": (None, "your classifier's probability of this label (0-1)"),
+}
+
+
+def discovered_field(name: str, kind: str) -> Field:
+    """A field found in the data, described when its group is in DISCOVERED."""
+    for prefix, (unit, description) in DISCOVERED.items():
+        if name.startswith(prefix) and kind == "number":
+            return Field(name, kind, unit, description, registered=False)
+    return Field(name, kind, registered=False)
+
+
 class FieldSet:
     """A set of fields with aliases and suffix resolution (the query language's vocabulary)."""
 
@@ -342,7 +372,8 @@ class FieldSet:
     def extended(self, extra: Iterable[Field]) -> "FieldSet":
         """This set plus fields discovered in the data (registered ones win on a clash)."""
         fields = list(self._fields.values())
-        fields += [f for f in extra if f.name not in self._fields]
+        fields += [discovered_field(f.name, f.kind) if not f.registered and not f.description else f
+                   for f in extra if f.name not in self._fields]
         return FieldSet(fields, self.aliases)
 
 

@@ -29,6 +29,7 @@ from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
 from .problems import CATEGORY_ORDER, TITLES, find_problems
 from .restored import METRICS, find_restored
 from .summary import summarize
+from .tags import tag_table
 
 esc = html.escape
 
@@ -156,6 +157,7 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
     shown = [p for p in problems if p.categories != ["failed"]][:max_problems]
     media = _problem_media(shown, embed_audio=embed_audio, workers=workers, progress=progress)
     restored, restored_info = find_restored(index, where=node, limit=max_restored)
+    tag_rows, tagged = tag_table(index, where=node)
     restored_players = _restored_media(restored, embed_audio=embed_audio, workers=workers,
                                        progress=progress)
     root = index.catalog.root
@@ -168,11 +170,13 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f" · files matching <code>{esc(where_text)}</code>" if where_text else "") + "</p></header>",
         '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
-        '<a href="#distributions">Distributions</a><a href="#problems">Problem files</a>'
+        '<a href="#distributions">Distributions</a>'
+        + ('<a href="#tags">What is in it</a>' if tagged else "") + '<a href="#problems">Problem files</a>'
         + ('<a href="#restored">Restored files</a>' if restored_info["count"] else "") + "</nav><main>",
         _totals_html(stats, len(problems)),
         _uniformity_html(index, stats),
         _distributions_html(index, stats, node),
+        _tags_html(tag_rows, tagged, paths=paths),
         _problems_html(index, problems, shown, groups, media, paths=paths),
         _restored_html(restored, restored_info, restored_players, paths=paths),
         "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"]), redact=redact_paths),
@@ -309,6 +313,24 @@ def _link(url: str | None, text: str) -> str:
     return f'<a href="{esc(url)}">{esc(text)}</a>' if url else esc(text)
 
 
+def _tags_html(rows: list[dict], tagged: int, *, paths: PagePaths) -> str:
+    """The "what is in it" table: the classes of the `tag` step in most files (none: no section)."""
+    if not tagged:
+        return ""
+    out = [f'<section id="tags"><h2>What is in it</h2><p class="note">{tagged} file(s) tagged with '
+           "YAMNet's AudioSet classes (<code>audiotrove tag</code>); share: % of their duration where "
+           "the class is present.</p><table><tr><th>class</th><th class=\"r\">files</th>"
+           '<th class="r">share</th><th class="r">hours</th><th>list them</th><th>most of it</th></tr>']
+    for r in rows:
+        links = ", ".join(f"{_link(paths.url(p), paths.show(p))} ({v:.0f}%)" for p, v in r["examples"])
+        hours = "" if r["hours"] is None else f"{r['hours']:.2f}"
+        out.append(f'<tr><td>{esc(r["class"])}</td><td class="r">{r["files"]}</td>'
+                   f'<td class="r">{r["share"]:.1f}%</td><td class="r">{hours}</td>'
+                   f"<td><code>audiotrove ls 'tags.{esc(r['class'])}?'</code></td><td>{links}</td></tr>")
+    out.append("</table></section>")
+    return "".join(out)
+
+
 def _problems_html(index: FieldIndex, problems, shown, groups, media, *, paths: PagePaths) -> str:
     out = ['<section id="problems"><h2>Problem files</h2>']
     rows = []
@@ -363,6 +385,8 @@ def _problem_card(index: FieldIndex, p, m: dict, paths: PagePaths) -> str:
             f = index.fields.resolve(key)
             facts.append(f"{fmt.value(f, v[key], unit=True)}{' ch' if key.endswith('channels') else ''}")
     why = "".join(f"<li>{esc(paths.scrub(r, p.path))}</li>" for r in p.reasons)
+    if v.get("tags.top"):
+        why += f'<li class="note">what is in it: {esc(v["tags.top"])}</li>'
     if m.get("image"):
         picture = _img(m["image"], f"waveform and spectrogram of {name}")
     else:

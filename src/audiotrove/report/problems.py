@@ -51,6 +51,7 @@ DETAIL_FIELDS = (
     "audio.noise.hum.frequency", "audio.noise.hum.level", "audio.noise.clicks_per_minute",
     "audio.silence.percentage", "audio.silence.sections", "audio.noise.dc_offset",
     "media_info.container.bitrate", "media_info.has_video",
+    "tags.top",
 )
 
 

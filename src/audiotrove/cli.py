@@ -21,6 +21,7 @@ from .commands import embed as embed_commands
 from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
+from .commands import map as map_commands
 from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, fail, open_catalog, run_step_cli
@@ -184,6 +185,7 @@ for _module in (
     transcribe_commands,
     embed_commands,
     fetch_commands,
+    map_commands,
 ):
     _module.register(app)
 

@@ -142,3 +142,24 @@ def test_grid_is_a_permutation_and_keeps_neighbours():
         assert kept > 0.5 > 10 * neighbourhood_preservation(xy, col[shuffled], row[shuffled])
     with pytest.raises(ValueError):
         assign_grid(xy, cols=10, rows=10)
+
+
+def test_unit_map_is_queryable_and_renders_in_similarity_order(coll, tmp_path):
+    invoke(coll, "segment", "-j", "1")
+    invoke(coll, "embed", "--model", "descriptors", "--units", "-j", "1")
+    info = json.loads(invoke(coll, "map", "--units", "all", "--model", "descriptors", "--method", "pca",
+                             "--format", "json").stdout)
+    n = info["count"]
+    assert n >= 12 and len(info["clusters"]) >= 2 and "power" in info["clusters"][0]["medians"]
+    units = json.loads(invoke(coll, "units", "--sort", "map.order", "--format", "json").stdout)
+    assert [u["map.order"] for u in units] == list(range(n))
+    assert len({(u["grid.col"], u["grid.row"]) for u in units}) == n
+    first = json.loads(invoke(coll, "units", "map.cluster = 0", "--format", "json").stdout)
+    assert len(first) == info["clusters"][0]["size"] and {u["map.cluster"] for u in first} == {0}
+    # each cluster is one run of the order
+    clusters = [u["map.cluster"] for u in units]
+    assert sum(a != b for a, b in zip(clusters, clusters[1:])) == len(info["clusters"]) - 1
+    out = tmp_path / "ordered.wav"
+    invoke(coll, "render", "--sort", "map.order", "--limit", "5", "-o", out)
+    audio, sr = sf.read(out)
+    assert abs(len(audio) / sr - sum(u["dur"] for u in units[:5])) < 0.05

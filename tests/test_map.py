@@ -163,3 +163,22 @@ def test_unit_map_is_queryable_and_renders_in_similarity_order(coll, tmp_path):
     invoke(coll, "render", "--sort", "map.order", "--limit", "5", "-o", out)
     audio, sr = sf.read(out)
     assert abs(len(audio) / sr - sum(u["dur"] for u in units[:5])) < 0.05
+
+
+def test_fitting_on_a_sample_places_the_rest_inside_their_clusters():
+    from audiotrove.maps.layout import fit_layout, place
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 20)) * 3
+    x = np.concatenate([c + rng.standard_normal((100, 20)) for c in centres])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    kind = np.repeat([0, 1, 2], 100)
+    xy, fitted = fit_layout(x, method="tsne", dims=2, seed=0, sample=90)
+    assert len(fitted) == 90 and len(set(kind[fitted])) == 3
+    # every placed point is nearer its own kind's fitted centre than any other's
+    centre = np.array([xy[fitted][kind[fitted] == k].mean(axis=0) for k in range(3)])
+    rest = np.setdiff1d(np.arange(300), fitted)
+    nearest = np.argmin(((xy[rest, None, :] - centre[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == kind[rest]).mean() > 0.97
+    # a row placed against itself lands on its own coordinates
+    assert np.allclose(place(x[:5], xy[:5], x[:1], k=1), xy[:1], atol=1e-6)

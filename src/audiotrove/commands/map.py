@@ -1,7 +1,7 @@
 """CLI command `map`: lay the collection out by similarity (2-D map, 1-D order, grid, clusters).
 
     audiotrove map [--units QUERY | --files | --windows SECONDS] [--where Q] [--model yamnet|descriptors|PATH]
-                   [--method tsne|umap|pca] [--dims 2|1] [--grid WxH] [--clusters K|auto] [--seed N]
+                   [--method tsne|umap|pca] [--dims 2|1] [--grid WxH] [--clusters K|auto] [--seed N] [--sample N]
                    [--name NAME] [--png out.png --color FIELD] [--redraw] [--format table|json]
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ def map_cmd(
     grid: Optional[str] = typer.Option(None, "--grid", help="WxH grid for grid.col/grid.row (default: the smallest near-square that fits)."),
     clusters: str = typer.Option("auto", "--clusters", "-k", help="Number of k-means clusters, or auto (best silhouette, 2-12)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same map."),
+    sample: int = typer.Option(20000, "--sample", min=100, help="t-SNE/UMAP: fit on at most this many items, place the rest by their nearest fitted neighbours."),
     name: str = typer.Option("map", "--name", help="Map name: other names keep their own fields (map.NAME.x...)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Write a picture of the map."),
     color: str = typer.Option("cluster", "--color", help="Colour the picture by this field (a file field, or a unit field for units)."),
@@ -73,7 +74,7 @@ def map_cmd(
                                     window_s=windows or 1.0, method=method, dims=dims,
                                     grid=parse_grid(grid) if grid else None,
                                     clusters=clusters if clusters == "auto" else int(clusters),
-                                    seed=seed, name=name)
+                                    seed=seed, name=name, sample=sample)
             if png is not None:
                 from ..maps.plot import write_png
 
@@ -122,7 +123,8 @@ def _print(info: dict) -> None:
     times = info.get("times_s", {})
     print(f"{info['name']}: {info['count']} {info['level']}s, {info['model']} vectors, "
           f"{info['method']} {info['dims']}-D{grid}, seed {info['seed']}"
-          + (f", {times['total_s']:.1f} s" if "total_s" in times else ""))
+          + (f", {times['total_s']:.1f} s" if "total_s" in times else "")
+          + (f" (fitted on {info['fitted']}, the rest placed)" if info.get("fitted", info["count"]) < info["count"] else ""))
     for c in info["clusters"]:
         m = c["medoid"]
         where = f":{m['unit']}" if info["level"] == "unit" else (f"@{m['start']:.1f}s" if info["level"] == "window" else "")

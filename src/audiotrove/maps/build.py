@@ -22,9 +22,11 @@ from ..catalog.db import Catalog
 from ..errors import UsageError
 from . import cluster as clustering
 from .grid import assign_grid, auto_grid
-from .layout import layout, similarity_order
+from .layout import fit_layout, similarity_order
 from .store import DEFAULT_NAME, save_file_fields, save_table
 
+AUTO_GRID_MAX = 128 * 128  # above, a grid only when --grid asks for one
+SAMPLE = 20_000  # t-SNE / UMAP fitted on this many items at most, the rest placed (layout.place)
 UNIT_MEDIANS = ("power", "hz", "clarity", "centroid", "flatness", "dur")
 
 
@@ -55,7 +57,7 @@ def map_vectors(catalog: Catalog, *, level: str, model: str, where: str | None, 
 def make_map(catalog: Catalog, *, level: str = "file", model: str = "yamnet", where: str | None = None,
              units: str | None = None, window_s: float = 1.0, method: str = "tsne", dims: int = 2,
              grid: tuple[int, int] | None = None, clusters: int | str = "auto", seed: int = 0,
-             name: str = DEFAULT_NAME) -> tuple[pd.DataFrame, dict]:
+             name: str = DEFAULT_NAME, sample: int | None = SAMPLE) -> tuple[pd.DataFrame, dict]:
     if not name.replace("_", "").isalnum() or not name[0].isalpha():
         raise UsageError(f"--name is letters, digits and _ (starting with a letter), not {name!r}")
     t0 = time.perf_counter()
@@ -68,15 +70,16 @@ def make_map(catalog: Catalog, *, level: str = "file", model: str = "yamnet", wh
     labels = clustering.clusters(matrix, clusters, seed=seed)
     times["clusters_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    df["map.order"] = similarity_order(matrix, method=method, seed=seed, labels=labels)
+    line, fitted = fit_layout(matrix, method=method, dims=1, seed=seed, sample=sample)
+    df["map.order"] = similarity_order(line[:, 0], labels)
     if dims == 2:
-        xy = layout(matrix, method=method, dims=2, seed=seed)
+        xy, _ = fit_layout(matrix, method=method, dims=2, seed=seed, sample=sample)
         df["map.x"], df["map.y"] = xy[:, 0], xy[:, 1]
     else:
         df["map.x"] = df["map.y"] = np.nan
     times["layout_s"] = time.perf_counter() - t
     cols = rows = None
-    if dims == 2:
+    if dims == 2 and (grid or n <= AUTO_GRID_MAX):
         t = time.perf_counter()
         cols, rows = grid or auto_grid(n)
         if n > cols * rows:
@@ -90,7 +93,7 @@ def make_map(catalog: Catalog, *, level: str = "file", model: str = "yamnet", wh
     labels = clustering.number_along(labels, df["map.order"].to_numpy())
     df["map.cluster"] = labels
     info = {"name": name, "level": level, "model": model, "method": method, "dims": dims,
-            "seed": seed, "count": n, "where": where, "units": units,
+            "seed": seed, "count": n, "fitted": int(len(fitted)), "where": where, "units": units,
             "window_s": window_s if level == "window" else None,
             "grid": [cols, rows] if cols else None, "clusters": _cluster_info(df, matrix, labels, unit_rows),
             "times_s": {k: round(v, 3) for k, v in times.items()}}

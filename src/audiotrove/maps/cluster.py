@@ -1,5 +1,6 @@
 """Clusters of embedding vectors: k-means (scikit-learn, k-means++ seeded), K given or chosen
-by the silhouette score (`auto`, K from 2 to 12, scored on at most 2 000 rows). Each cluster's
+by the silhouette score (`auto`, K from 2 to 12, chosen on at most 10 000 rows, each K scored on
+2 000). Each cluster's
 medoid is the member nearest its centroid.
 
 k-means rather than HDBSCAN: it gives every item a cluster (a map has no "noise" points to
@@ -11,16 +12,19 @@ import numpy as np
 
 AUTO_MAX_K = 12
 SILHOUETTE_SAMPLE = 2000
+AUTO_SAMPLE = 10_000  # auto: K chosen on this many rows at most, then k-means on all
 
 
 def kmeans(matrix: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     x = np.asarray(matrix, np.float64)
-    k = max(1, min(int(k), len(np.unique(x, axis=0))))
+    distinct = len(np.unique(x, axis=0)) if len(x) <= AUTO_SAMPLE else len(x)
+    k = max(1, min(int(k), distinct))
     if k == 1:
         return np.zeros(len(x), np.int64)
-    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x).astype(np.int64)
+    return KMeans(n_clusters=k, n_init=4 if len(x) <= 50_000 else 1,
+                  random_state=seed).fit_predict(x).astype(np.int64)
 
 
 def choose_k(matrix: np.ndarray, *, seed: int = 0, max_k: int = AUTO_MAX_K) -> tuple[int, np.ndarray]:
@@ -41,8 +45,14 @@ def choose_k(matrix: np.ndarray, *, seed: int = 0, max_k: int = AUTO_MAX_K) -> t
 
 
 def clusters(matrix: np.ndarray, k: int | str, *, seed: int = 0) -> np.ndarray:
-    """Labels 0..K-1 (K given, or "auto")."""
-    return choose_k(matrix, seed=seed)[1] if k == "auto" else kmeans(matrix, int(k), seed=seed)
+    """Labels 0..K-1 (K given, or "auto": chosen on at most AUTO_SAMPLE rows)."""
+    if k == "auto":
+        x = np.asarray(matrix)
+        if len(x) <= AUTO_SAMPLE:
+            return choose_k(x, seed=seed)[1]
+        rows = np.random.default_rng(seed).choice(len(x), size=AUTO_SAMPLE, replace=False)
+        k = choose_k(x[np.sort(rows)], seed=seed)[0]
+    return kmeans(matrix, int(k), seed=seed)
 
 
 def number_along(labels: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Embedding vectors -> 1-D or 2-D coordinates: t-SNE (scikit-learn, Barnes-Hut), UMAP
 (umap-learn, an optional extra) or PCA (numpy). Deterministic for a given seed.
 
-    xy = layout(matrix, method="tsne", dims=2, seed=0)     # (n, 2) float64
-    rank = similarity_order(matrix, method="tsne", seed=0, labels=k_means_labels)
+    xy = layout(matrix, method="tsne", dims=2, seed=0)          # (n, 2) float64
+    xy, fitted = fit_layout(matrix, method="tsne", sample=20000)  # fit a sample, place the rest
+    rank = similarity_order(layout(matrix, dims=1)[:, 0], labels=k_means_labels)
 """
 from __future__ import annotations
 
@@ -57,14 +58,48 @@ def layout(matrix: np.ndarray, *, method: str = "tsne", dims: int = 2, seed: int
     return np.asarray(u.fit_transform(x), np.float64)
 
 
-def similarity_order(matrix: np.ndarray, *, method: str = "tsne", seed: int = 0,
-                     labels: np.ndarray | None = None) -> np.ndarray:
-    """Rank 0..n-1 of each row along a 1-D layout: similar rows get near ranks.
+def place(fitted: np.ndarray, coords: np.ndarray, new: np.ndarray, *, k: int = 10,
+          block: int = 2048) -> np.ndarray:
+    """Out-of-sample placement: each row of `new` at the mean of the map coordinates of its k
+    nearest rows of `fitted` (cosine similarity, unit-length rows), weighted by similarity
+    (the initialisation openTSNE's transform starts from). Exact search, in blocks."""
+    fitted = np.asarray(fitted, np.float32)
+    coords = np.asarray(coords, np.float64)
+    new = np.asarray(new, np.float32)
+    k = max(1, min(k, len(fitted)))
+    out = np.empty((len(new), coords.shape[1]))
+    for lo in range(0, len(new), block):
+        sims = new[lo:lo + block] @ fitted.T
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        w = np.clip(np.take_along_axis(sims, near, axis=1), 0.0, None) + 1e-6
+        w = w ** 4  # the nearest dominate: a new item lands inside its neighbours' cluster
+        out[lo:lo + block] = (w[:, :, None] * coords[near]).sum(axis=1) / w.sum(axis=1)[:, None]
+    return out
+
+
+def fit_layout(matrix: np.ndarray, *, method: str = "tsne", dims: int = 2, seed: int = 0,
+               sample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates, the rows the layout was fitted on). Above `sample` rows (t-SNE and UMAP
+    only) the layout is fitted on a random sample of that size and the other rows placed
+    with `place`."""
+    n = len(matrix)
+    if method == "pca" or sample is None or n <= sample:
+        return layout(matrix, method=method, dims=dims, seed=seed), np.arange(n)
+    fit = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+    coords = np.empty((n, dims))
+    coords[fit] = layout(matrix[fit], method=method, dims=dims, seed=seed)
+    rest = np.setdiff1d(np.arange(n), fit)
+    coords[rest] = place(matrix[fit], coords[fit], matrix[rest])
+    return coords, fit
+
+
+def similarity_order(coord: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """Rank 0..n-1 of each row along a 1-D coordinate: similar rows get near ranks.
 
     With cluster `labels`, each cluster is one run of ranks (1-D layouts, t-SNE's above all,
     may split a cluster in two runs): the clusters follow the median 1-D position of their
     members, and inside a cluster the members follow their own 1-D position."""
-    coord = layout(matrix, method=method, dims=1, seed=seed)[:, 0]
+    coord = np.asarray(coord, np.float64).reshape(-1)
     keys = [np.arange(len(coord)), coord]
     if labels is not None and len(coord):
         centre = {lab: float(np.median(coord[labels == lab])) for lab in np.unique(labels)}

@@ -92,6 +92,7 @@ def test_three_sound_types_make_three_clusters_and_contiguous_order(coll):
 def test_same_seed_same_map_and_named_maps_coexist(coll):
     import audiotrove
 
+    invoke(coll, "map", "--model", "descriptors", "--method", "pca")
     a = json.loads(invoke(coll, "map", "--model", "descriptors", "--name", "alt", "--seed", "3",
                           "--format", "json").stdout)
     with audiotrove.open(coll) as c:
@@ -104,6 +105,10 @@ def test_same_seed_same_map_and_named_maps_coexist(coll):
     assert (one["grid.alt.col"] == two["grid.alt.col"]).all()
     assert one["map.order"].notna().all()  # the default map is still there
     assert a["name"] == "alt" and a["seed"] == 3
+    with audiotrove.open(coll) as c:
+        table, info = c.map("alt")
+    assert info == {**a, "times_s": info["times_s"]} and len(table) == 12
+    assert dict(zip(table["path"], table["map.x"])) == pytest.approx(one["map.alt.x"].to_dict(), abs=1e-5)
 
 
 def test_png_and_pca_one_dimensional(coll, tmp_path):

@@ -187,3 +187,33 @@ def test_fitting_on_a_sample_places_the_rest_inside_their_clusters():
     assert (nearest == kind[rest]).mean() > 0.97
     # a row placed against itself lands on its own coordinates
     assert np.allclose(place(x[:5], xy[:5], x[:1], k=1), xy[:1], atol=1e-6)
+
+
+def test_update_places_new_files_on_the_existing_map(coll, tmp_path):
+    import audiotrove
+
+    invoke(coll, "map", "--model", "descriptors", "--name", "grow", "--method", "pca", "--grid", "4x4")
+    with audiotrove.open(coll) as c:
+        before, _ = c.map("grow")
+    folder = coll / "audio"
+    sf.write(folder / "tone9.wav", tone_file(1) * 0.8, SR)
+    sf.write(folder / "noise9.wav", noise_file(9), SR)
+    invoke(coll, "add", folder)
+    invoke(coll, "embed", "--model", "descriptors", "--files", "-j", "1")
+    r = invoke(coll, "map", "--model", "descriptors", "--name", "grow", "--update", "--format", "json")
+    info = json.loads(r.stdout)
+    assert info["placed"] == 2 and info["count"] == 14 and "advice" in info and info["advice"]
+    with audiotrove.open(coll) as c:
+        after, _ = c.map("grow")
+        ordered = c.frame(fields="map.grow.order,map.grow.cluster,grid.grow.col,grid.grow.row")
+    old = after[after["path"].isin(before["path"])].set_index("path")
+    same = before.set_index("path").loc[old.index]
+    assert np.allclose(old["map.x"], same["map.x"]) and (old["map.cluster"] == same["map.cluster"]).all()
+    assert sorted(after["map.order"]) == list(range(14))
+    assert len(set(zip(after["grid.col"], after["grid.row"]))) == 14
+    for path, cl in zip(after["path"], after["map.cluster"]):
+        if path.endswith("9.wav"):  # the new files joined their kind's cluster
+            mates = after[after["path"].map(kind_of) == kind_of(path)]
+            assert (mates["map.cluster"] == cl).all()
+    runs = ordered.sort_values("map.grow.order")["path"].map(kind_of).tolist()
+    assert sum(a != b for a, b in zip(runs, runs[1:])) == 2, runs

@@ -2,7 +2,7 @@
 
     audiotrove map [--units QUERY | --files | --windows SECONDS] [--where Q] [--model yamnet|descriptors|PATH]
                    [--method tsne|umap|pca] [--dims 2|1] [--grid WxH] [--clusters K|auto] [--seed N] [--sample N]
-                   [--name NAME] [--png out.png --color FIELD] [--redraw] [--format table|json]
+                   [--name NAME] [--update] [--png out.png --color FIELD] [--redraw] [--format table|json]
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def map_cmd(
     name: str = typer.Option("map", "--name", help="Map name: other names keep their own fields (map.NAME.x...)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Write a picture of the map."),
     color: str = typer.Option("cluster", "--color", help="Colour the picture by this field (a file field, or a unit field for units)."),
+    update: bool = typer.Option(False, "--update", help="Place the items added since map NAME was made on it, without recomputing it."),
     redraw: bool = typer.Option(False, "--redraw", help="Draw the stored map NAME again (with --png) without recomputing it."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json (the map's summary)."),
 ):
@@ -64,7 +65,11 @@ def map_cmd(
         raise fail(f"--clusters is a number of clusters or auto, not {clusters!r}")
     with open_catalog() as cat:
         try:
-            if redraw:
+            if update:
+                from ..maps.update import update_map
+
+                df, info = update_map(cat, name=name, level=level)
+            elif redraw:
                 try:
                     df, info = load_table(cat.root, name, level)
                 except FileNotFoundError:
@@ -86,6 +91,10 @@ def map_cmd(
         sys.stdout.write("\n")
     else:
         _print(info)
+    if info.get("placed") is not None:
+        err.print(f"placed {info['placed']} new item(s) on the map, dropped {info['dropped']}")
+    if info.get("advice"):
+        err.print(f"[yellow]advice:[/] {info['advice']}")
     if png is not None:
         err.print(f"picture: {png}")
     raise typer.Exit(EXIT_OK)

@@ -53,7 +53,7 @@ def layout(matrix: np.ndarray, *, method: str = "tsne", dims: int = 2, seed: int
     except ImportError:
         raise UsageError("--method umap needs umap-learn: pip install 'audiotrove[umap]' "
                          "(or use --method tsne / pca)") from None
-    u = umap.UMAP(n_components=dims, n_neighbors=min(neighbours, n - 1), random_state=seed,
+    u = umap.UMAP(n_components=dims, n_neighbors=min(neighbours, n - 1), random_state=seed, n_jobs=1,
                   metric="cosine", init="spectral" if n > dims + 1 else "random")
     return np.asarray(u.fit_transform(x), np.float64)
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# Measured on the 2-core dev machine (shared): one exact 64 x 64 problem took 183 s, the
-# blockwise method 9.3 s with the same neighbourhood preservation (0.823 vs 0.828, random 0.003).
+# Measured (bench/RESULTS_map.md, 4 096 points at 64 x 64 on the shared 2-core machine): one
+# exact problem 23.5 CPU s, the blockwise method 3.2 CPU s, keeping 2-D neighbours nearly as well
+# (0.720 vs 0.735 of the 8 grid neighbours among the 16 nearest on the map; random 0.004).
 EXACT_CELLS = 32 * 32
 BLOCK_CELLS = 32 * 32
 

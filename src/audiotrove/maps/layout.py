@@ -44,6 +44,8 @@ def layout(matrix: np.ndarray, *, method: str = "tsne", dims: int = 2, seed: int
         from sklearn.manifold import TSNE
 
         # t-SNE needs perplexity < n; PCA initialisation makes the result stable across seeds.
+        # Cosine needs exact pairwise neighbours: above 2 000 rows Euclidean, which ranks
+        # unit-length vectors (as stored) in the same order, lets it use a tree.
         t = TSNE(n_components=dims, perplexity=min(perplexity, (n - 1) / 3.0), init="pca",
                  random_state=seed, metric="cosine" if n <= 2000 else "euclidean",
                  learning_rate="auto", n_jobs=1)

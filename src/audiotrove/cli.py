@@ -22,6 +22,7 @@ from .commands import tag as tag_commands
 from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
+from .commands import map as map_commands
 from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, fail, open_catalog, run_step_cli
@@ -191,6 +192,7 @@ for _module in (
     embed_commands,
     tag_commands,
     fetch_commands,
+    map_commands,
 ):
     _module.register(app)
 

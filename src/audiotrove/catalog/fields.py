@@ -168,6 +168,15 @@ FIELDS: tuple[Field, ...] = (
        discrete=True),
     _f("transcript.speech_source", "text", None,
        "what was transcribed: analysis (its speech sections) or whole file", discrete=True),
+    # --- the file map (`audiotrove map`, maps/): a map named NAME stores map.NAME.x ... --------
+    _f("map.x", "number", None, "x on the map of the files (t-SNE / UMAP / PCA units)"),
+    _f("map.y", "number", None, "y on the map of the files"),
+    _f("map.order", "number", "rank", "rank in the similarity order, 0 first (1-D layout, "
+       "each cluster one run)", integer=True),
+    _f("map.cluster", "number", None, "k-means cluster of the file's vector, numbered along "
+       "map.order", integer=True, discrete=True),
+    _f("grid.col", "number", None, "column of the file's cell on the map's grid", integer=True),
+    _f("grid.row", "number", None, "row of the file's cell on the map's grid", integer=True),
     # --- more analyze detail ----------------------------------------------------------------
     _f("audio.noise.hum.frequency_measured", "number", "Hz", "measured hum fundamental"),
     _f("audio.noise.hum.level_dbfs", "number", "dBFS", "level of the hum lines together"),

@@ -409,6 +409,9 @@ def report_cmd(
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the collection's name)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes for the thumbnails."),
     minority: float = typer.Option(0.25, "--minority", min=0.0, max=1.0, help="See `stats --minority`."),
+    redact_paths: bool = typer.Option(
+        False, "--redact-paths", help="Show file names only, link to no file (implies --embed-audio). "
+        "By default paths are shown relative to the collection folder."),
 ):
     """Write a self-contained HTML page: totals, uniformity with anomalies, histograms, and the
     problem files (clipped, silent, very noisy, off-spec, failed) with why, a waveform and
@@ -420,7 +423,7 @@ def report_cmd(
         try:
             info = write_report(idx, output, where=where, max_problems=max_problems,
                                 embed_audio=embed_audio, spec=spec, title=title, workers=workers,
-                                minority=minority, progress=True)
+                                minority=minority, progress=True, redact_paths=redact_paths)
         except QueryError as exc:
             raise query_fail(exc)
     print(f"report written: {output} ({info['files']} files, {info['problems']} problem files)")

@@ -27,14 +27,19 @@ demo: venv
 	$(AT) -C $(DEMO) add demo/recordings
 	-$(AT) -C $(DEMO) analyze
 	$(AT) -C $(DEMO) ls
-	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
 	-$(AT) -C $(DEMO) segment
 	-$(AT) -C $(DEMO) embed
 	$(AT) -C $(DEMO) similar demo/recordings/xmas.wav -k 3
+	-$(AT) -C $(DEMO) tag
+	$(AT) -C $(DEMO) ls 'tags.windows?' --fields path,tags.top
+	-$(AT) -C $(DEMO) embed --model descriptors --files
+	-$(AT) -C $(DEMO) map --model descriptors --png $(DEMO)/map.png
 	-$(AT) -C $(DEMO) transcribe --model base --where 'speech > 50'
 	$(AT) -C $(DEMO) ls 'transcript.word_count > 0' --fields path,transcript.language,transcript
+	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
 	@echo
 	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
+	@echo "The map of the files by similarity: $(DEMO)/map.png"
 	@echo "(two files fail on purpose: they are broken). Try next:"
 	@echo "  . $(VENV)/bin/activate"
 	@echo "  audiotrove -C $(DEMO) status"
@@ -43,6 +48,7 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
 	@echo "  audiotrove -C $(DEMO) similar 1:3 -k 5 --render $(DEMO)/neighbours.wav"
 	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
+	@echo "  audiotrove -C $(DEMO) ls --sort map.order --fields path,map.cluster,map.order"
 
 # Debian packages the report test (headless Chromium) and the transcription tests (espeak-ng)
 # use; skipped quietly when not root.

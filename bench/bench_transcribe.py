@@ -285,12 +285,50 @@ def bench_speed(models: list[str], tmp: Path, minutes: float) -> None:
     print()
 
 
+def _peak_rss_child(path: str, analysis_json: str) -> None:
+    """(In a fresh process) transcribe with tiny.en, print peak RSS (MB), decoded s, CPU s."""
+    import json
+    import resource
+
+    analysis = json.loads(Path(analysis_json).read_text())
+    t, cpu = transcribe(path, "tiny.en", analysis)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, t["decoded_duration"], cpu)
+
+
+def bench_memory(tmp: Path, minutes_list: tuple[float, ...] = (10.0, 30.0)) -> None:
+    """Peak memory of transcribing continuous speech, in a fresh process per length: it must
+    not grow with the file (windows of at most WINDOW_S are held, never the whole file)."""
+    import json
+    import subprocess
+
+    print("## Memory (tiny.en, continuous speech, transcribe alone in a fresh process per file)\n")
+    print("| file | whole file at 16 kHz float32 | audio decoded | peak RSS of the process | CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    for minutes in minutes_list:
+        path, _, _ = _build(tmp, minutes, mixed=False)
+        analysis, _ = analyze(str(path))
+        saved = tmp / "analysis.json"
+        saved.write_text(json.dumps(analysis))
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(path), str(saved)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        rss_mb, decoded, cpu = map(float, out[-3:])
+        print(f"| {minutes:g} min speech | {minutes * 60 * 16000 * 4 / 2**20:.0f} MB | {decoded:.0f} s | "
+              f"{rss_mb:.0f} MB | {cpu:.1f} |", flush=True)
+        path.unlink()
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--models", default="tiny.en,base")
-    ap.add_argument("--quick", action="store_true", help="2-minute speed files")
+    ap.add_argument("--quick", action="store_true", help="2-minute speed files, no memory check")
+    ap.add_argument("--only", default="wer,times,speed,memory", help="parts to run (comma list)")
+    ap.add_argument("--rss-child", nargs=2, metavar=("AUDIO", "ANALYSIS_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        _peak_rss_child(*args.rss_child)
+        return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     # multilingual models run twice: language detected (auto, the default) and given (en)
     models = [v for m in models for v in ([m] if is_english_only(m) else [m, f"{m}:en"])]
@@ -301,9 +339,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_wer(variants)
-        bench_word_times([m for m in models if ":" not in m], tmp)
-        bench_speed(models, tmp, 2.0 if args.quick else args.minutes)
+        parts = set(args.only.split(","))
+        if "wer" in parts:
+            bench_wer(variants)
+        if "times" in parts:
+            bench_word_times([m for m in models if ":" not in m], tmp)
+        if "speed" in parts:
+            bench_speed(models, tmp, 2.0 if args.quick else args.minutes)
+        if "memory" in parts and not args.quick:
+            bench_memory(tmp)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
     c.records(where="status = error")           # the JSON objects of `ls --format jsonl`
     c.similar("12:40", k=10)                     # after `embed`: nearest units, as a DataFrame
     ids, matrix = c.vectors(level="unit")        # the embedding vectors (see vectors/search.py)
+    df, info = c.map()                           # after `map`: the map's rows and clusters
 
 Columns are the dotted field names (the same as `export` and the query language): path, status,
 error, every registered field (catalog/fields.py), then fields other steps returned. Integer fields
@@ -97,6 +98,14 @@ class Collection:
         from .vectors.search import collection_vectors
 
         return collection_vectors(self.catalog, model=model, level=level, where=where, window_s=window_s)
+
+    def map(self, name: str = "map", level: str = "file"):
+        """(df, info) of a map `audiotrove map` made: df one row per item (path, file_id, unit,
+        start, dur, map.x, map.y, map.order, grid.col, grid.row, map.cluster), info its settings
+        and clusters (maps/store.py). FileNotFoundError when there is no such map."""
+        from .maps.store import load_table
+
+        return load_table(self.root, name, level)
 
     def report(self, output: str | os.PathLike, *, where: str | None = None, **options):
         """Write the HTML report (see `audiotrove report --help` for the options)."""

@@ -18,9 +18,11 @@ from .catalog.db import Catalog
 from .catalog.records import file_record
 from .catalog.sources import expand_sources
 from .commands import embed as embed_commands
+from .commands import tag as tag_commands
 from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
+from .commands import map as map_commands
 from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, fail, open_catalog, run_step_cli
@@ -117,6 +119,9 @@ def analyze(
         None, "--silence-min", help="Shortest silence reported, in seconds (default 2)."),
     quality: Optional[bool] = typer.Option(
         None, "--quality/--no-quality", help="DNSMOS speech quality score on up to 3 speech windows (default off: it costs about 0.2 s CPU per 9 s window)."),
+    item_timeout: Optional[float] = typer.Option(
+        None, "--item-timeout", metavar="SECONDS", min=0.001,
+        help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
 ):
     """Analyze every registered file lacking a current result (or the FILES given).
 
@@ -127,21 +132,23 @@ def analyze(
     overrides = {"silence_threshold_dbfs": silence_threshold, "silence_min_s": silence_min,
                  "quality": quality}
     if files:
-        raise typer.Exit(_analyze_one_off(files, workers, overrides))
+        raise typer.Exit(_analyze_one_off(files, workers, overrides, item_timeout))
     with open_catalog() as cat:
-        summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed)
+        summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed,
+                               item_timeout_s=item_timeout)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
 
 
-def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict) -> int:
+def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict,
+                     item_timeout: Optional[float] = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="audiotrove-"))
     try:
         with Catalog.create(tmp) as cat:
             found = expand_sources(files)
             cat.add_files(found.entries)
             summary = run_step_cli(cat, "analyze", overrides, workers=workers,
-                                   show_progress=len(found.entries) > 1)
+                                   show_progress=len(found.entries) > 1, item_timeout_s=item_timeout)
             by_path = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
             for path, _, _ in found.entries:
                 print(json.dumps(by_path[path]), flush=True)
@@ -183,7 +190,9 @@ for _module in (
     units_commands,
     transcribe_commands,
     embed_commands,
+    tag_commands,
     fetch_commands,
+    map_commands,
 ):
     _module.register(app)
 

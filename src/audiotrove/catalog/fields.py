@@ -168,6 +168,15 @@ FIELDS: tuple[Field, ...] = (
        discrete=True),
     _f("transcript.speech_source", "text", None,
        "what was transcribed: analysis (its speech sections) or whole file", discrete=True),
+    # --- the file map (`audiotrove map`, maps/): a map named NAME stores map.NAME.x ... --------
+    _f("map.x", "number", None, "x on the map of the files (t-SNE / UMAP / PCA units)"),
+    _f("map.y", "number", None, "y on the map of the files"),
+    _f("map.order", "number", "rank", "rank in the similarity order, 0 first (1-D layout, "
+       "each cluster one run)", integer=True),
+    _f("map.cluster", "number", None, "k-means cluster of the file's vector, numbered along "
+       "map.order", integer=True, discrete=True),
+    _f("grid.col", "number", None, "column of the file's cell on the map's grid", integer=True),
+    _f("grid.row", "number", None, "row of the file's cell on the map's grid", integer=True),
     # --- more analyze detail ----------------------------------------------------------------
     _f("audio.noise.hum.frequency_measured", "number", "Hz", "measured hum fundamental"),
     _f("audio.noise.hum.level_dbfs", "number", "dBFS", "level of the hum lines together"),
@@ -181,6 +190,11 @@ FIELDS: tuple[Field, ...] = (
     _f("enhance.preset", "text", None, "enhance preset used", discrete=True),
     _f("enhance.loudness_gain_db", "number", "dB", "gain applied by --loudness"),
     _f("enhance.clicks_repaired", "number", "count", "clicks repaired by --declick", integer=True),
+    _f("enhance.stem", "text", None, "path of a video's audio stem (--stem)"),
+    _f("enhance.snr_measured_on", "text", None,
+       "where enhance.after.snr_db reads the noise under the signal: speech (the gaps between "
+       "words of the speech sections) or file (the file's quiet frames)", discrete=True),
+    _f("enhance.isolation_floor_db", "number", "dB", "the most --isolate-speech lowers anything"),
     *(
         _f(f"enhance.{when}.{key}", "number", unit, f"{what} ({label})")
         for when, label in (("before", "input"), ("after", "output"), ("change", "output - input"))
@@ -191,8 +205,24 @@ FIELDS: tuple[Field, ...] = (
             ("true_peak_dbtp", "dBTP" if when != "change" else "dB", "true peak"),
             ("clicks_per_min", "1/min", "clicks per minute"),
             ("hum_level_db", "dB", "hum over the local floor"),
+            ("clipped_samples", "count", "samples at or beyond full scale"),
         )
     ),
+    # --- tags (tag step; steps/tag.py): plus tags.<class>, % per class present (DISCOVERED) ---
+    _f("tags.top", "text", None, "the 5 most present YAMNet (AudioSet) classes with their % "
+       "of the duration: 'speech 80%, music 12.5%, ...'", label="top_tags"),
+    _f("tags.classes", "text", None, "the classes present, most present first, space-separated",
+       label="tags"),
+    _f("tags.sections", "list", "s", "[[start_s, end_s, class], ...] where each class is present"),
+    _f("tags.windows", "number", "count", "0.96 s windows scored by YAMNet", integer=True),
+    _f("tags.min_score", "number", None, "score (0-1) from which a class counts as present"),
+    _f("tags.model", "text", None, "tagging model (yamnet)", discrete=True),
+    _f("tags.model_version", "text", None, "version of the tagging model", discrete=True),
+    # --- class (classify step: your trained classifier; plus class.scores.<label>) ------------
+    _f("class.label", "text", None, "the label your classifier gives (null below --min-confidence)",
+       discrete=True, label="class"),
+    _f("class.confidence", "number", None, "the classifier's probability of that label (0-1)"),
+    _f("class.model", "text", None, "the classifier model file used", discrete=True),
     # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --
     _f("source.origin", "text", None, "how the URL was added: template (--ids) or ia (--ia-query)",
        discrete=True),
@@ -267,6 +297,21 @@ ALIASES: dict[str, str] = {
 }
 
 
+# Fields found in the data under these groups get a unit and a description (dynamic names).
+DISCOVERED: dict[str, tuple[str, str]] = {
+    "tags.": ("%", "share of the duration where YAMNet finds this AudioSet class (tag step)"),
+    "class.scores.": (None, "your classifier's probability of this label (0-1)"),
+}
+
+
+def discovered_field(name: str, kind: str) -> Field:
+    """A field found in the data, described when its group is in DISCOVERED."""
+    for prefix, (unit, description) in DISCOVERED.items():
+        if name.startswith(prefix) and kind == "number":
+            return Field(name, kind, unit, description, registered=False)
+    return Field(name, kind, registered=False)
+
+
 class FieldSet:
     """A set of fields with aliases and suffix resolution (the query language's vocabulary)."""
 
@@ -336,7 +381,8 @@ class FieldSet:
     def extended(self, extra: Iterable[Field]) -> "FieldSet":
         """This set plus fields discovered in the data (registered ones win on a clash)."""
         fields = list(self._fields.values())
-        fields += [f for f in extra if f.name not in self._fields]
+        fields += [discovered_field(f.name, f.kind) if not f.registered and not f.description else f
+                   for f in extra if f.name not in self._fields]
         return FieldSet(fields, self.aliases)
 
 

@@ -34,11 +34,15 @@ def open_catalog() -> Catalog:
 
 
 def run_step_cli(cat: Catalog, step: str, overrides: dict, **kwargs):
-    """run_step with Ctrl-C turned into a clean exit (finished items are already saved)."""
+    """run_step with Ctrl-C turned into a clean exit (finished items are already saved), and a
+    usage error (another run holds the step's lock) into exit status 2."""
+    from ..errors import UsageError
     from ..runner import run_step
 
     try:
         return run_step(cat, step, overrides, **kwargs)
+    except UsageError as exc:
+        raise fail(str(exc))
     except KeyboardInterrupt as exc:
         summary = getattr(exc, "summary", None)
         if summary is not None:

@@ -209,7 +209,8 @@ def stats_cmd(
     step: str = typer.Option("analyze", "--step", help="Step whose measured throughput is used."),
     minority: float = typer.Option(
         0.25, "--minority", min=0.0, max=1.0,
-        help="A value held by less than this share of files, where most share one value, is an anomaly."),
+        help="A value held by less than this share of files is an anomaly, where one value (the norm) is held "
+             "by at least 80% of them."),
 ):
     """Totals, uniformity (value counts, minority values flagged) and distributions of fields."""
     from ..report.summary import summarize, to_json
@@ -258,11 +259,13 @@ def stats_lines(summary: dict, idx, *, detail: bool, root: str = "") -> list[str
     continuous = [(n, s) for n, s in fields.items() if s["kind"] == "continuous"]
     lists = [(n, s) for n, s in fields.items() if s["kind"] == "list"]
     if discrete:
-        lines += ["", "uniformity (files per value; ! = anomaly: a minority value where most files share one)"]
+        lines += ["", "uniformity (files per value; ! = anomaly: a minority value where >= 80% of the files "
+                  "share one, the norm)"]
         for name, s in discrete:
             f = idx.fields.resolve(name)
             head = f"{name}" + (f" ({s['unit']})" if s["unit"] and s["unit"] != "count" else "")
             flag = f"  {s['anomalies']} anomalous value(s), {s['anomalous_files']} file(s)" if s["anomalies"] else ""
+            flag += f"  ({s['note']})" if s.get("note") else ""
             missing = f"  {s['missing']} missing" if s["missing"] else ""
             lines.append(f"  {head}{flag}{missing}")
             rows = []
@@ -406,6 +409,9 @@ def report_cmd(
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the collection's name)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes for the thumbnails."),
     minority: float = typer.Option(0.25, "--minority", min=0.0, max=1.0, help="See `stats --minority`."),
+    redact_paths: bool = typer.Option(
+        False, "--redact-paths", help="Show file names only, link to no file (implies --embed-audio). "
+        "By default paths are shown relative to the collection folder."),
 ):
     """Write a self-contained HTML page: totals, uniformity with anomalies, histograms, and the
     problem files (clipped, silent, very noisy, off-spec, failed) with why, a waveform and
@@ -417,7 +423,7 @@ def report_cmd(
         try:
             info = write_report(idx, output, where=where, max_problems=max_problems,
                                 embed_audio=embed_audio, spec=spec, title=title, workers=workers,
-                                minority=minority, progress=True)
+                                minority=minority, progress=True, redact_paths=redact_paths)
         except QueryError as exc:
             raise query_fail(exc)
     print(f"report written: {output} ({info['files']} files, {info['problems']} problem files)")

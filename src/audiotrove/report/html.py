@@ -16,20 +16,20 @@ import datetime as _dt
 import html
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
+from ..io.write import temp_path
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
-from .plots import HISTOGRAMS, histogram_png, shares_png
+from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
 from .problems import CATEGORY_ORDER, TITLES, find_problems
 from .restored import METRICS, find_restored
 from .summary import summarize
+from .tags import tag_table
 
 esc = html.escape
 
@@ -100,21 +100,54 @@ footer { color:var(--muted); font-size:12px; padding:16px 32px 40px; max-width:1
 """
 
 
-def _img(png: bytes, alt: str, cls: str = "") -> str:
-    return (f'<img{f" class={cls!r}" if cls else ""} alt="{esc(alt)}" '
-            f'src="{data_uri("image/png", png)}">')
+def _img(data: bytes, alt: str, cls: str = "") -> str:
+    return (f'<img{f" class={cls!r}" if cls else ""} alt="{esc(alt)}" decoding="async" '
+            f'src="{data_uri(image_mime(data), data)}">')
+
+
+class PagePaths:
+    """How the page shows and links files. Shown: relative to the collection folder (a page
+    shared does not tell where the collection lives); with `redact`, file names only, no links
+    to files at all (players then play embedded previews). Links (<a href>, <audio src>) are
+    relative to the page."""
+
+    def __init__(self, root: Path, report_dir: Path, *, redact: bool = False):
+        self.root, self.report_dir, self.redact = Path(root), report_dir, redact
+
+    def show(self, path: str) -> str:
+        if self.redact:
+            return path.rstrip("/").rsplit("/", 1)[-1] if "://" in path else Path(path).name
+        if "://" in path:
+            return path
+        try:
+            return os.path.relpath(path, self.root)
+        except ValueError:  # another drive (Windows)
+            return path
+
+    def url(self, path: str) -> str | None:
+        return None if self.redact else relative_url(path, self.report_dir)
+
+    def scrub(self, text: str, *paths: str) -> str:
+        """A stored message with the absolute paths it names shown as `show` shows them."""
+        for p in sorted({x for x in (*paths, str(self.root)) if x and "://" not in x}, key=len, reverse=True):
+            text = text.replace(p, self.show(p) if p != str(self.root) else ".")
+        return text
 
 
 def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
                  max_problems: int = 60, embed_audio: bool = False, spec: str | None = None,
                  title: str | None = None, workers: int | None = None, minority: float = 0.25,
-                 progress: bool = False, max_restored: int = 60) -> dict:
+                 progress: bool = False, max_restored: int = 60, redact_paths: bool = False) -> dict:
     """Write the report; return {"files", "problems", "restored", "path"}.
 
+    Paths are shown relative to the collection folder; `redact_paths` shows file names only and
+    links to no file (it implies `embed_audio`: the players play embedded previews).
     max_restored: restored files (with an `enhance` result) listed with players; the count and
     the query listing all of them are always shown."""
     output = Path(output)
     report_dir = output.resolve().parent
+    embed_audio = embed_audio or redact_paths
+    paths = PagePaths(index.catalog.root, report_dir, redact=redact_paths)
     node = index.parse(where) if isinstance(where, str) and where.strip() else (
         where if not isinstance(where, str) else None)
     where_text = where if isinstance(where, str) and where.strip() else None
@@ -124,6 +157,7 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
     shown = [p for p in problems if p.categories != ["failed"]][:max_problems]
     media = _problem_media(shown, embed_audio=embed_audio, workers=workers, progress=progress)
     restored, restored_info = find_restored(index, where=node, limit=max_restored)
+    tag_rows, tagged = tag_table(index, where=node)
     restored_players = _restored_media(restored, embed_audio=embed_audio, workers=workers,
                                        progress=progress)
     root = index.catalog.root
@@ -132,21 +166,24 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
-        f"<header><h1>{esc(title)}</h1><p>collection <b>{esc(str(root))}</b> · "
+        f"<header><h1>{esc(title)}</h1><p>collection <b>{esc(root.name)}</b> · "
         f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f" · files matching <code>{esc(where_text)}</code>" if where_text else "") + "</p></header>",
         '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
-        '<a href="#distributions">Distributions</a><a href="#problems">Problem files</a>'
+        '<a href="#distributions">Distributions</a>'
+        + ('<a href="#tags">What is in it</a>' if tagged else "") + '<a href="#problems">Problem files</a>'
         + ('<a href="#restored">Restored files</a>' if restored_info["count"] else "") + "</nav><main>",
         _totals_html(stats, len(problems)),
         _uniformity_html(index, stats),
         _distributions_html(index, stats, node),
-        _problems_html(index, problems, shown, groups, media, report_dir=report_dir),
-        _restored_html(restored, restored_info, restored_players, report_dir=report_dir),
-        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"])), "</body></html>",
+        _tags_html(tag_rows, tagged, paths=paths),
+        _problems_html(index, problems, shown, groups, media, paths=paths),
+        _restored_html(restored, restored_info, restored_players, paths=paths),
+        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"]), redact=redact_paths),
+        "</body></html>",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    tmp = temp_path(output)
     try:
         tmp.write_text("\n".join(parts), encoding="utf-8")
         os.replace(tmp, output)
@@ -203,14 +240,15 @@ def _uniformity_html(index: FieldIndex, stats: dict) -> str:
         if s["missing"]:
             rows.append(f'<tr><td class="note">no value</td><td class="r">{s["missing"]}</td><td></td><td></td></tr>')
         flag = (f' <span class="tag anomaly">{s["anomalous_files"]} file(s) off the norm</span>'
-                if s["anomalies"] else "")
+                if s["anomalies"] else "") + (f' <span class="note">{esc(s["note"])}</span>' if s.get("note") else "")
         boxes.append(f'<div class="box"><h3>{esc(f.heading)}{flag}</h3><div class="note">{esc(name)}</div>'
                      f'<table><tr><th>value</th><th class="r">files</th><th class="r">share</th><th></th></tr>'
                      f'{"".join(rows)}</table></div>')
     body = "".join(boxes) or '<p class="empty">No files analyzed yet.</p>'
     return (f'<section id="uniformity"><h2>Uniformity</h2><p class="note">A value held by less than '
-            f'{100 * stats["minority"]:.0f}% of the files, where most files share one value, is an '
-            f'anomaly; those files are listed as off-spec below.</p><div class="uni">{body}</div></section>')
+            f'{100 * stats["minority"]:.0f}% of the files, where at least 80% of them share one value '
+            f'(the norm), is an anomaly; those files are listed as off-spec below. Bitrates are compared '
+            f'in bands (lossless; per lossy codec, around the nearest standard bitrate).</p><div class="uni">{body}</div></section>')
 
 
 def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
@@ -223,6 +261,14 @@ def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
     for name, title, refs in HISTOGRAMS:
         s = fields.get(name)
         if not s or s.get("kind") != "continuous" or not s["count"]:
+            continue
+        if s["min"] == s["max"]:  # one value everywhere: a sentence, not a single meaningless bar
+            f = index.fields.resolve(name)
+            value = fmt.value(f, s["min"], unit=True)
+            if float(s["min"]).is_integer() and f.unit not in ("s", "bytes", "bit/s"):  # "all 0%", not "all 0.0%"
+                value = f"{int(s['min'])}" + ("%" if f.unit == "%" else f" {f.unit}" if f.unit and f.unit != "count" else "")
+            plots.append(f'<div class="box allsame"><h3>{esc(title)}</h3><p>all {esc(value)}</p>'
+                         f'<div class="note">{s["count"]} files · <code>{esc(name)}</code></div></div>')
             continue
         png = histogram_png(s["histogram"], title=title, median=s["median"], refs=refs)
         plots.append(f'<div class="box">{_img(png, "histogram of " + title)}'
@@ -263,7 +309,29 @@ def _content_shares(index: FieldIndex, node) -> dict[str, float]:
     return out if sum(out.values()) > 0 else {}
 
 
-def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_dir: Path) -> str:
+def _link(url: str | None, text: str) -> str:
+    return f'<a href="{esc(url)}">{esc(text)}</a>' if url else esc(text)
+
+
+def _tags_html(rows: list[dict], tagged: int, *, paths: PagePaths) -> str:
+    """The "what is in it" table: the classes of the `tag` step in most files (none: no section)."""
+    if not tagged:
+        return ""
+    out = [f'<section id="tags"><h2>What is in it</h2><p class="note">{tagged} file(s) tagged with '
+           "YAMNet's AudioSet classes (<code>audiotrove tag</code>); share: % of their duration where "
+           "the class is present.</p><table><tr><th>class</th><th class=\"r\">files</th>"
+           '<th class="r">share</th><th class="r">hours</th><th>list them</th><th>most of it</th></tr>']
+    for r in rows:
+        links = ", ".join(f"{_link(paths.url(p), paths.show(p))} ({v:.0f}%)" for p, v in r["examples"])
+        hours = "" if r["hours"] is None else f"{r['hours']:.2f}"
+        out.append(f'<tr><td>{esc(r["class"])}</td><td class="r">{r["files"]}</td>'
+                   f'<td class="r">{r["share"]:.1f}%</td><td class="r">{hours}</td>'
+                   f"<td><code>audiotrove ls 'tags.{esc(r['class'])}?'</code></td><td>{links}</td></tr>")
+    out.append("</table></section>")
+    return "".join(out)
+
+
+def _problems_html(index: FieldIndex, problems, shown, groups, media, *, paths: PagePaths) -> str:
     out = ['<section id="problems"><h2>Problem files</h2>']
     rows = []
     for name in CATEGORY_ORDER:
@@ -280,7 +348,7 @@ def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_
         out.append('<p class="empty">No problem files found.</p></section>')
         return "".join(out)
     for p in shown:
-        out.append(_problem_card(index, p, media.get(p.file_id, {}), report_dir))
+        out.append(_problem_card(index, p, media.get(p.file_id, {}), paths))
     shown_ids = {p.file_id for p in shown}
     failed = [p for p in problems if p.categories == ["failed"]]
     rest = [p for p in problems if p.file_id not in shown_ids and p.categories != ["failed"]]
@@ -288,25 +356,23 @@ def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_
         out.append(f"<h3>{len(rest)} more problem file(s)</h3><p class='note'>Raise --max-problems "
                    "to see them with pictures and players.</p><table><tr><th>file</th><th>why</th></tr>")
         for p in rest:
-            url = relative_url(p.path, report_dir)
-            out.append(f'<tr><td><a href="{esc(url)}">{esc(p.path)}</a></td>'
-                       f"<td>{esc('; '.join(p.reasons))}</td></tr>")
+            out.append(f'<tr><td>{_link(paths.url(p.path), paths.show(p.path))}</td>'
+                       f"<td>{esc(paths.scrub('; '.join(p.reasons), p.path))}</td></tr>")
         out.append("</table>")
     if failed:
         out.append(f'<h3 id="failed">Failed files ({len(failed)})</h3><table class="failed">'
                    "<tr><th>file</th><th>why it failed</th><th>original</th></tr>")
-        for p in failed:
-            url = relative_url(p.path, report_dir)
-            out.append(f'<tr id="file-{p.file_id}"><td>{esc(p.path)}</td>'
-                       f'<td>{esc(p.values.get("error") or "failed")}</td>'
-                       f'<td><audio controls preload="none" src="{esc(url)}"></audio> '
-                       f'<a href="{esc(url)}">open</a></td></tr>')
+        for p in failed:  # no player: a file that failed to decode would not play either
+            url = paths.url(p.path)
+            out.append(f'<tr id="file-{p.file_id}"><td>{esc(paths.show(p.path))}</td>'
+                       f'<td>{esc(paths.scrub(p.values.get("error") or "failed", p.path))}</td>'
+                       f'<td>{_link(url, "open") if url else ""}</td></tr>')
         out.append("</table>")
     out.append("</section>")
     return "".join(out)
 
 
-def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
+def _problem_card(index: FieldIndex, p, m: dict, paths: PagePaths) -> str:
     v = p.values
     tags = "".join(f'<span class="tag {c}">{esc(TITLES[c])}</span>' for c in p.categories)
     name = Path(p.path).name if "://" not in p.path else p.path
@@ -318,22 +384,33 @@ def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
         if v.get(key) is not None:
             f = index.fields.resolve(key)
             facts.append(f"{fmt.value(f, v[key], unit=True)}{' ch' if key.endswith('channels') else ''}")
-    why = "".join(f"<li>{esc(r)}</li>" for r in p.reasons)
-    if m.get("png"):
-        picture = _img(m["png"], f"waveform and spectrogram of {name}")
+    why = "".join(f"<li>{esc(paths.scrub(r, p.path))}</li>" for r in p.reasons)
+    if v.get("tags.top"):
+        why += f'<li class="note">what is in it: {esc(v["tags.top"])}</li>'
+    if m.get("image"):
+        picture = _img(m["image"], f"waveform and spectrogram of {name}")
     else:
         picture = f'<div class="nothumb">no waveform: {esc(m.get("thumb_error") or "not rendered")}</div>'
-    url = relative_url(p.path, report_dir)
-    audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
-                         v.get("media_info.audio.codec"))
-    player = f'<div class="player">{audio}<a href="{esc(url)}">original</a>{note}</div>'
+    url = paths.url(p.path)
+    original = f'<a href="{esc(url)}">original</a>' if url else ""
+    if v.get("status") == "error" or (m.get("thumb_error") and not m.get("preview") and "://" not in p.path):
+        # nothing decodes: a player would only show an error
+        player = (f'<div class="player"><span class="note">no player: the file cannot be decoded</span>'
+                  f'{original}</div>')
+    else:
+        audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
+                             v.get("media_info.audio.codec"))
+        player = f'<div class="player">{audio}{original}{note}</div>'
     return (f'<article class="problem" id="file-{p.file_id}"><h3>{tags} {esc(name)}</h3>'
-            f'<div class="file">{esc(p.path)}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
+            f'<div class="file">{esc(paths.show(p.path))}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
             f"<ul>{why}</ul>{picture}{player}</article>")
 
 
-def _audio(url: str, preview: bytes | None, container: str | None, codec: str | None) -> tuple[str, str]:
-    """(<audio> element, note): the embedded MP3 preview when there is one, else the file itself."""
+def _audio(url: str | None, preview: bytes | None, container: str | None, codec: str | None) -> tuple[str, str]:
+    """(<audio> element, note): the embedded MP3 preview when there is one, else the file itself
+    (none when the page links to no file)."""
+    if not preview and url is None:
+        return "", '<span class="note">no preview</span>'
     if preview:
         src = data_uri("audio/mpeg", preview)
         note = '<span class="note">embedded preview (first 30 s, MP3)</span>'
@@ -346,7 +423,7 @@ def _audio(url: str, preview: bytes | None, container: str | None, codec: str | 
     return f'<audio controls preload="none" src="{esc(src)}"{type_attr}></audio>', note
 
 
-def _restored_html(restored, info: dict, players: dict, *, report_dir: Path) -> str:
+def _restored_html(restored, info: dict, players: dict, *, paths: PagePaths) -> str:
     """The 'Restored files' section (empty string when no selected file has an enhance result)."""
     if not info["count"]:
         return ""
@@ -361,7 +438,7 @@ def _restored_html(restored, info: dict, players: dict, *, report_dir: Path) -> 
            ('<table class="restored"><tr><th>file and restoration</th><th>before → after</th>'
             "<th>listen</th></tr>")]
     for r in restored:
-        out.append(_restored_row(r, players.get(r.file_id, {}), report_dir))
+        out.append(_restored_row(r, players.get(r.file_id, {}), paths))
     out.append("</table>")
     rest = info["count"] - len(restored)
     if rest > 0:
@@ -375,10 +452,10 @@ def _signed(x: float) -> str:
     return f"{x:+.1f}"
 
 
-def _restored_row(r, m: dict, report_dir: Path) -> str:
+def _restored_row(r, m: dict, paths: PagePaths) -> str:
     v = r.values
-    src_url = relative_url(r.path, report_dir)
-    out_url = relative_url(r.output, report_dir)
+    src_url = paths.url(r.path)
+    out_url = paths.url(r.output)
     exists = m.get("exists", True)
     name = Path(r.path).name if "://" not in r.path else r.path
     out_name = Path(r.output).name if "://" not in r.output else r.output
@@ -387,14 +464,14 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
         facts.append(fmt.clock(v["media_info.container.duration"]))
     if v.get("enhance.preset"):
         facts.append(f"preset {v['enhance.preset']}")
-    output_line = (f'→ <a href="{esc(out_url)}">{esc(out_name)}</a>' if exists else
+    output_line = (f"→ {_link(out_url, out_name)}" if exists else
                    f"→ {esc(out_name)} <b>(no longer exists)</b>")
     chain = "".join(f"<code>{esc(c)}</code>" for c in r.chain)
-    notes = "".join(f"<li>{esc(n)}</li>" for n in r.notes)
-    left = (f'<div class="name"><a href="{esc(src_url)}">{esc(name)}</a>'
+    notes = "".join(f"<li>{esc(paths.scrub(n, r.path, r.output))}</li>" for n in r.notes)
+    left = (f'<div class="name">{_link(src_url, name)}'
             f'{" <span class=note>" + esc(" · ".join(facts)) + "</span>" if facts else ""}</div>'
-            f'<div class="file">{esc(r.path)}</div>'
-            f'<div class="file">{output_line}</div><div class="file">{esc(r.output)}</div>'
+            f'<div class="file">{esc(paths.show(r.path))}</div>'
+            f'<div class="file">{output_line}</div><div class="file">{esc(paths.show(r.output))}</div>'
             + (f'<div class="chain">{chain}</div>' if chain else "")
             + (f'<ul class="note">{notes}</ul>' if notes else ""))
     rows = []
@@ -403,23 +480,26 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
         if b is None and a is None:
             continue
         empty = "none" if key == "hum_level_db" else "-"
+        digits = 0 if key == "clipped_samples" else 1
+        suffix = f" {cunit}" if cunit else ""
         cls = "r"
         if c is not None and better and abs(c) >= 0.05:
             cls = "r good" if c * better > 0 else "r worse"
         rows.append(f'<tr><td class="l">{esc(label)}</td>'
-                    f'<td class="r">{esc(empty if b is None else f"{b:.1f}")}</td><td>→</td>'
-                    f'<td class="r">{esc(empty if a is None else f"{a:.1f}")}</td>'
+                    f'<td class="r">{esc(empty if b is None else f"{b:.{digits}f}")}</td><td>→</td>'
+                    f'<td class="r">{esc(empty if a is None else f"{a:.{digits}f}")}</td>'
                     f'<td class="l">{esc(unit)}</td>'
-                    f'<td class="{cls}">{esc("" if c is None else f"({_signed(c)} {cunit})")}</td></tr>')
+                    f'<td class="{cls}">{esc("" if c is None else f"({c:+.{digits}f}{suffix})")}</td></tr>')
     numbers = f'<table class="ba">{"".join(rows)}</table>' if rows else \
         '<span class="note">no measurements</span>'
     audio, note = _audio(src_url, m.get("original_preview"), v.get("media_info.container.kind"),
                          v.get("media_info.audio.codec"))
     listen = [f'<div class="player original"><span class="lbl">original</span>{audio}</div>{note}']
     if not exists:
-        listen.append(f'<div class="missing">The restored file no longer exists: {esc(r.output)}</div>')
+        listen.append(f'<div class="missing">The restored file no longer exists: {esc(paths.show(r.output))}</div>')
     elif m.get("error"):
-        listen.append(f'<div class="missing">The restored file cannot be read: {esc(m["error"])}</div>')
+        listen.append(f'<div class="missing">The restored file cannot be read: '
+                      f'{esc(paths.scrub(m["error"], r.path, r.output))}</div>')
     else:
         audio, note = _audio(out_url, m.get("preview"), m.get("kind") or Path(r.output).suffix.lstrip(".").lower(),
                              m.get("codec"))
@@ -428,8 +508,10 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
             f'<td class="listen">{"".join(listen)}</td></tr>')
 
 
-def _footer_html(embed_audio: bool, *, restored: bool = False) -> str:
-    how = ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
+def _footer_html(embed_audio: bool, *, restored: bool = False, redact: bool = False) -> str:
+    how = ("File names only, no paths and no links to files (--redact-paths): players play embedded "
+           "30-second MP3 previews. " if redact else "Paths are relative to the collection folder. ")
+    how += ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
            "the 'original' links point to the files themselves." if embed_audio else
            "Players play the original files through paths relative to this page: keep the page where "
            "it was written (or next to the collection) to listen, or write it with --embed-audio for "
@@ -475,21 +557,27 @@ def _restored_media(restored, *, embed_audio: bool, workers: int | None, progres
 
 
 def _run_tasks(func, tasks: list[dict], *, workers: int | None, progress: bool, what: str) -> dict[int, dict]:
-    """{file_id: func(task)}: in this process for few tasks, else in a pool of spawned workers."""
+    """{file_id: func(task)}: in this process for few tasks, else on the runner's executor (one
+    task that crashes or runs out of time gives {"error", "thumb_error"}, the others go on)."""
+    from ..runner.executor import LocalPoolExecutor, default_workers
+
     if not tasks:
         return {}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    workers = max(1, min(workers or default_workers(), len(tasks)))
     results: dict[int, dict] = {}
     if workers == 1 or len(tasks) < 3:
         for k, t in enumerate(tasks):
             results[t["file_id"]] = func(t)
             _tick(progress, k + 1, len(tasks), what)
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_quiet_stderr) as pool:
-        for k, (t, r) in enumerate(zip(tasks, pool.map(func, tasks))):
-            results[t["file_id"]] = r
-            _tick(progress, k + 1, len(tasks), what)
+
+    def on_outcome(done) -> None:
+        task = done.item
+        results[task["file_id"]] = done.value if done.error is None else \
+            {"error": done.error, "thumb_error": done.error}
+        _tick(progress, len(results), len(tasks), what)
+
+    LocalPoolExecutor(workers, initializer=_quiet_stderr).run(func, tasks, on_outcome)
     return results
 
 

@@ -11,6 +11,8 @@ _STEP_MODULES = {
     "segment": "audiotrove.steps.segment",
     "transcribe": "audiotrove.steps.transcribe",
     "embed": "audiotrove.steps.embed",
+    "tag": "audiotrove.steps.tag",
+    "classify": "audiotrove.steps.classify",
 }
 
 

@@ -50,10 +50,20 @@ UNIT_FIELDSET = FieldSet([
     Field("rolloff", "number", "Hz", "frequency below which 85 % of the magnitude lies"),
     Field("zcr", "number", None, "zero-crossing rate, 0-1"),
     Field("mfcc", "list", None, "13 mean MFCCs"),
+    # the unit map (`audiotrove map --units`, maps/store.py): null until one is made
+    Field("map.x", "number", None, "x on the unit map (t-SNE / UMAP / PCA units)"),
+    Field("map.y", "number", None, "y on the unit map"),
+    Field("map.order", "number", "rank", "rank in the similarity order (0 first)", integer=True),
+    Field("map.cluster", "number", None, "k-means cluster of the unit map", integer=True, discrete=True),
+    Field("grid.col", "number", None, "column of the unit's grid cell", integer=True),
+    Field("grid.row", "number", None, "row of the unit's grid cell", integer=True),
 ], aliases={"duration": "dur", "pitch": "hz", "level": "power", "loudness": "power"})
 
 _COLUMN = {name: f'u."{name}"' for name in UNIT_COLUMNS}
 _COLUMN.update({"path": "f.path", "file_id": "f.file_id"})
+MAP_COLUMNS = ("map.x", "map.y", "map.order", "map.cluster", "grid.col", "grid.row")
+_COLUMN.update({name: "CAST(NULL AS DOUBLE)" for name in MAP_COLUMNS})  # no unit map yet
+_MAP_COLUMN = {name: f'm."{name}"' for name in MAP_COLUMNS}
 
 
 @dataclass
@@ -104,11 +114,13 @@ def parse_sort(text: str | None) -> list[SortKey]:
     return keys
 
 
-def unit_filter_sql(query: str | None) -> tuple[str, list]:
-    """The unit-level query as a DuckDB boolean expression over u (units) and f (files)."""
+def unit_filter_sql(query: str | None, *, with_map: bool = False) -> tuple[str, list]:
+    """The unit-level query as a DuckDB boolean expression over u (units) and f (files)
+    (and m, the unit map, `with_map`)."""
     if query is None or not query.strip():
         return "TRUE", []
-    return to_sql(parse(query, UNIT_FIELDSET), lambda field: _COLUMN[field.name])
+    columns = {**_COLUMN, **_MAP_COLUMN} if with_map else _COLUMN
+    return to_sql(parse(query, UNIT_FIELDSET), lambda field: columns[field.name], dialect="duckdb")
 
 
 def _order(key: SortKey, alias: str = "") -> str:
@@ -116,15 +128,23 @@ def _order(key: SortKey, alias: str = "") -> str:
     return f"{col} {'DESC' if key.descending else 'ASC'} NULLS LAST"
 
 
-def build_sql(shards: list[str], query: str | None, sort: list[SortKey], limits: Limits) -> tuple[str, list]:
-    """The DuckDB statement listing the units (files table `files(file_id, path, shard)`)."""
-    where, params = unit_filter_sql(query)
+def build_sql(shards: list[str], query: str | None, sort: list[SortKey], limits: Limits, *,
+              unit_map: str | None = None) -> tuple[str, list]:
+    """The DuckDB statement listing the units (files table `files(file_id, path, shard)`);
+    `unit_map`: the Parquet table of the unit map, whose columns join the units'."""
+    where, params = unit_filter_sql(query, with_map=unit_map is not None)
     cols = ", ".join(f'u."{c}"' for c in UNIT_COLUMNS)
+    join = ""
+    if unit_map is not None:
+        cols += ", " + ", ".join(f'{_MAP_COLUMN[c]} AS "{c}"' for c in MAP_COLUMNS)
+        join = " LEFT JOIN read_parquet(?) AS m ON m.file_id = f.file_id AND m.unit = u.unit"
     ctes = [
         "s0 AS (SELECT f.path AS path, f.file_id AS file_id, " + cols +
         " FROM read_parquet(?, filename = true) AS u JOIN files AS f ON u.filename = f.shard"
-        f" WHERE {where})"
+        f"{join} WHERE {where})"
     ]
+    if unit_map is not None:
+        params = [unit_map] + params
     params = [shards] + params
     prev = "s0"
     for i, key in enumerate(sort, start=1):
@@ -173,7 +193,11 @@ def list_units(catalog: Catalog, query: str | None = None, sort: str | list[Sort
     files = pd.DataFrame({"file_id": [r.file_id for r in refs], "path": [r.path for r in refs],
                           "shard": [str(r.shard) for r in refs]})
     shards = sorted(set(files["shard"]))
-    sql, params = build_sql(shards, query, keys, limits)
+    from ..maps.store import table_path
+
+    unit_map = table_path(catalog.root, "map", "unit")
+    sql, params = build_sql(shards, query, keys, limits,
+                            unit_map=str(unit_map) if unit_map.exists() else None)
     con = duckdb.connect()
     try:
         con.register("files", files)

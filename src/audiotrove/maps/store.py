@@ -1,0 +1,91 @@
+"""Where a map lives.
+
+Every map is a Parquet table <collection>/.audiotrove/maps/<name>-<level>.parquet (one row per
+item: path, file_id, unit, start, dur, map.x, map.y, map.order, grid.col, grid.row, map.cluster)
+with a JSON sidecar <name>-<level>.json (settings, clusters, medoids). Written atomically.
+
+A map of files also stores its fields with each file (catalog file_attrs, groups `map` and
+`grid`), so the query language, `ls`, `export` and `Collection.frame()` see them: the default
+map as map.x, map.y, map.order, map.cluster, grid.col, grid.row; a map named NAME as
+map.NAME.x ... grid.NAME.col. Recomputing a map clears its old values from every file first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..catalog.db import CATALOG_DIR, Catalog
+
+MAPS_DIRNAME = "maps"
+DEFAULT_NAME = "map"
+MAP_KEYS = ("x", "y", "order", "cluster")
+GRID_KEYS = ("col", "row")
+
+
+def maps_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / CATALOG_DIR / MAPS_DIRNAME
+
+
+def table_path(root, name: str, level: str) -> Path:
+    return maps_dir(root) / f"{name}-{level}.parquet"
+
+
+def save_table(root, name: str, level: str, df: pd.DataFrame, info: dict) -> Path:
+    folder = maps_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = table_path(root, name, level)
+    for suffix, write in ((".parquet", lambda p: df.to_parquet(p, index=False)),
+                          (".json", lambda p: Path(p).write_text(json.dumps(info, indent=2)))):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, final.with_suffix(suffix))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return final
+
+
+def load_table(root, name: str = DEFAULT_NAME, level: str = "file") -> tuple[pd.DataFrame, dict]:
+    """(the map's rows, its info). FileNotFoundError when that map was never made."""
+    path = table_path(root, name, level)
+    return pd.read_parquet(path), json.loads(path.with_suffix(".json").read_text())
+
+
+def _values(row, keys, prefix) -> dict:
+    out = {}
+    for k in keys:
+        v = row.get(f"{prefix}.{k}")
+        if v is not None and not pd.isna(v):
+            out[k] = int(v) if k in ("order", "cluster", "col", "row") else round(float(v), 6)
+    return out
+
+
+def save_file_fields(catalog: Catalog, name: str, df: pd.DataFrame) -> int:
+    """Store a file map's fields with each file (see the module docstring)."""
+    def strip(group: str, keys) -> list:
+        rows = []
+        for fid, groups in catalog.attrs(name=group).items():
+            data = dict(groups[group])
+            if name == DEFAULT_NAME:
+                data = {k: v for k, v in data.items() if k not in keys}
+            else:
+                data.pop(name, None)
+            rows.append((fid, group, data))
+        return rows
+
+    old = {(fid, g): d for fid, g, d in strip("map", MAP_KEYS) + strip("grid", GRID_KEYS)}
+    for r in df.to_dict("records"):
+        fid = int(r["file_id"])
+        for group, keys in (("map", MAP_KEYS), ("grid", GRID_KEYS)):
+            vals = _values(r, keys, group)
+            data = old.get((fid, group), {})
+            data = {**data, **vals} if name == DEFAULT_NAME else {**data, name: vals}
+            old[(fid, group)] = data
+    return catalog.set_attrs([(fid, g, d) for (fid, g), d in sorted(old.items())])

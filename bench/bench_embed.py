@@ -160,14 +160,16 @@ def exact_topk(index, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 _QUERY_PROCESS = """
-import resource, sys
+import sys
 import numpy as np
 from audiotrove.vectors.index import VectorIndex
 index = VectorIndex(sys.argv[1])
 index.alive_shards = set(index.state["shards"])
 for q in np.load(sys.argv[2]):
     index.search(q, 10)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM: this process' own peak (ru_maxrss would carry the parent's peak over fork/exec)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(int(hwm.split()[1]) / 1024)
 """
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Iterable, Iterator, Optional
 
 import typer
 
+from ..io.write import write_text_atomic
 from .common import EXIT_FAILURES, EXIT_OK, err, exit_code, fail, open_catalog, run_step_cli
 from .units import _select  # --where Q -> file ids (None: all)
 
@@ -142,19 +142,6 @@ def to_txt(transcript: dict) -> str:
 
 def to_json(path: str, transcript: dict) -> str:
     return json.dumps({"path": path, "transcript": transcript}, ensure_ascii=False, indent=1) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to a temporary name in the same folder, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def export_transcripts(items: Iterable[tuple[int, str, dict]], folder: Path, fmt: str) -> int:

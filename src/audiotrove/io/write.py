@@ -181,6 +181,28 @@ def temp_path(final: str | os.PathLike) -> Path:
 
 
 @contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Write `final` through a temporary name (`temp_path`): the block writes the yielded path;
+    it is renamed into place when the block ends without error, and removed otherwise."""
+    final = Path(final)
+    tmp = temp_path(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (UTF-8, \\n line ends) atomically; return its path."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    return Path(path)
+
+
+@contextmanager
 def temp_folder(parent: str | os.PathLike) -> Iterator[Path]:
     """A fresh `.audiotrove-tmp-<pid>-<hex>/` folder in `parent` (same file system as the final
     names, so a rename is atomic); removed with whatever is left in it when the block ends."""

@@ -3,11 +3,12 @@ cluster, a legend (a colour bar for a continuous field), each cluster's medoid l
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..io.write import atomic_path
 
 MAX_CATEGORIES = 20
 
@@ -60,13 +61,9 @@ def write_png(df: pd.DataFrame, info: dict, out: str | os.PathLike, *, color: st
     ax.set_xticks([])
     ax.set_yticks([])
     out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from ..catalog.db import CATALOG_DIR, Catalog
+from ..io.write import atomic_path
 
 MAPS_DIRNAME = "maps"
 DEFAULT_NAME = "map"
@@ -40,15 +40,8 @@ def save_table(root, name: str, level: str, df: pd.DataFrame, info: dict) -> Pat
     final = table_path(root, name, level)
     for suffix, write in ((".parquet", lambda p: df.to_parquet(p, index=False)),
                           (".json", lambda p: Path(p).write_text(json.dumps(info, indent=2)))):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-        os.close(fd)
-        try:
+        with atomic_path(final.with_suffix(suffix)) as tmp:
             write(tmp)
-            os.replace(tmp, final.with_suffix(suffix))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     return final
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog.db import Catalog
+from ..io.write import atomic_path
 from .store import read_vectors, vectors_root
 
 INDEX_DIRNAME = "index"
@@ -136,15 +136,8 @@ def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

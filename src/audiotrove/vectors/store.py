@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog.db import CATALOG_DIR
+from ..io.write import temp_path, write_text_atomic
 
 VECTORS_DIRNAME = "vectors"
 SHARDS_DIRNAME = "shards"
@@ -61,8 +61,7 @@ class ShardWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.rows = 0
-        fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=self.directory)
-        os.close(fd)
+        self._tmp = str(temp_path(self.directory / "shard.parquet"))
         self._writer = pq.ParquetWriter(self._tmp, schema(dim), compression="zstd")
 
     def write(self, units, starts, durs, vectors: np.ndarray) -> None:
@@ -93,19 +92,6 @@ class ShardWriter:
                 os.unlink(self._tmp)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text file under a temporary name, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def read_vectors(path: str | os.PathLike) -> tuple[pa.Table, np.ndarray]:

@@ -90,7 +90,7 @@ def synthetic_analysis(rng: np.random.Generator, i: int) -> dict:
                               "harmonics": [1, 2, 3] if hum else []},
                       "clicks_per_minute": float(np.round(rng.exponential(2), 2)),
                       "dc_offset": float(np.round(rng.normal(0, 0.001), 5))},
-            "bandwidth": float(min(sr / 2, np.round(rng.uniform(3500, sr / 2), 0))),
+            "bandwidth": {"frequency": float(min(sr / 2, np.round(rng.uniform(3500, sr / 2), 0)))},
             "speech": {"percentage": float(np.round(shares[0], 2)), "num_sections": speech_n,
                        "sections": _sections(rng, duration, speech_n)},
             "music": {"percentage": float(np.round(shares[1], 2)), "num_sections": 1,
@@ -144,7 +144,7 @@ def make_catalog(root: Path, n: int, *, seed: int = 0, failed_share: float = 0.0
 
 
 def baseline_records(cat: Catalog) -> list[dict]:
-    return [flatten(file_record(f, res)) for f, res in cat.iter_latest()]
+    return [flatten(file_record(f, res)) for f, res in cat.iter_current()]
 
 
 def baseline_ls(cat: Catalog) -> int:
@@ -168,7 +168,7 @@ def baseline_stats(cat: Catalog) -> dict:
             counts[r.get(name)] = counts.get(r.get(name), 0) + 1
         out[name] = counts
     for name in ("media_info.container.duration", "audio.loudness.measured", "audio.loudness.true_peak",
-                 "audio.noise.level_average", "audio.noise.snr_average", "audio.bandwidth",
+                 "audio.noise.level_average", "audio.noise.snr_average", "audio.bandwidth.frequency",
                  "audio.speech.percentage", "audio.music.percentage", "audio.silence.percentage"):
         v = np.array([r[name] for r in recs if r.get(name) is not None], dtype=float)
         out[name] = (v.mean(), v.std(), np.percentile(v, [0, 25, 50, 75, 100]), np.histogram(v, 10))

@@ -5,22 +5,34 @@ Exit status: 0 all ok, 1 some items failed (the message says how many), 2 usage 
 """
 from __future__ import annotations
 
+import functools
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from .catalog.db import Catalog
-from .catalog.records import file_record
 from .catalog.sources import expand_sources
 from .commands import enhance as enhance_commands
 from .commands import insight as insight_commands
 from .commands import units as units_commands
-from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, open_catalog, run_step_cli
+from .commands.common import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    State,
+    check_format,
+    err,
+    exit_code,
+    handle_bug,
+    handle_usage,
+    open_catalog,
+    run_step_cli,
+    write_dicts,
+)
+from .errors import UsageError
 
 app = typer.Typer(
     name="audiotrove",
@@ -42,8 +54,12 @@ def main_options(
     collection: Optional[Path] = typer.Option(
         None, "-C", "--collection", help="Collection folder (default: the current folder or a parent)."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the traceback of an internal error (a bug), as kept in "
+        ".audiotrove/errors.log."),
 ) -> None:
     State.collection = collection
+    State.debug = debug
 
 
 @app.command()
@@ -79,6 +95,8 @@ def analyze(
         None, "--silence-min", help="Shortest silence reported, in seconds (default 2)."),
     quality: Optional[bool] = typer.Option(
         None, "--quality/--no-quality", help="DNSMOS speech quality score on up to 3 speech windows (default off: it costs about 0.2 s CPU per 9 s window)."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="One-off mode: jsonl (one JSON object per "
+                            "file, the default), json, csv or table."),
 ):
     """Analyze every registered file lacking a current result (or the FILES given).
 
@@ -89,65 +107,122 @@ def analyze(
     overrides = {"silence_threshold_dbfs": silence_threshold, "silence_min_s": silence_min,
                  "quality": quality}
     if files:
-        raise typer.Exit(_analyze_one_off(files, workers, overrides))
+        check_format(fmt)
+        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt))
     with open_catalog() as cat:
         summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
 
 
-def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="audiotrove-"))
-    try:
-        with Catalog.create(tmp) as cat:
-            found = expand_sources(files)
-            cat.add_files(found.entries)
-            summary = run_step_cli(cat, "analyze", overrides, workers=workers,
-                                   show_progress=len(found.entries) > 1)
-            by_path = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
-            for path, _, _ in found.entries:
-                print(json.dumps(by_path[path]), flush=True)
-            for path, why in found.skipped:
-                print(json.dumps({"path": path, "status": "error", "error": why}), flush=True)
-        failed = summary.failed + len(found.skipped)
-        if failed:
-            err.print(f"[red]{failed} of {len(found.entries) + len(found.skipped)} file(s) failed[/]")
-        return EXIT_FAILURES if failed else EXIT_OK
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, fmt: str) -> int:
+    from .views.oneoff import analyze_files
+
+    result = analyze_files(files, overrides, workers=workers, show_progress=fmt != "table",
+                           run=run_step_cli)
+    if fmt in ("json", "jsonl"):
+        write_dicts(result.records, fmt)
+    else:
+        from .catalog.records import flatten
+        from .commands.common import write_listing
+        from .views.files import Listing
+
+        if fmt == "csv":
+            flat = [flatten(r) for r in result.records]
+            names: list[str] = []
+            for r in flat:
+                names += [n for n in r if n not in names]
+            write_dicts(flat, "csv", columns=names)
+        else:
+            write_listing(Listing(result.columns, iter(result.rows), path_last=True), "table")
+    failed = result.failed
+    if failed:
+        err.print(f"[red]{failed} of {len(result.records)} file(s) failed[/]")
+        for r in result.records:
+            if r.get("status") == "error" and fmt not in ("json", "jsonl"):
+                err.print(f"  {r['path']}: {r.get('error')}")
+    return EXIT_FAILURES if failed else EXIT_OK
 
 
 @app.command()
-def status():
-    """Counts per step and state, and the failures with their messages."""
+def status(fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl.")):
+    """Files per step and state (of each file's current result; todo: none yet), URLs not
+    fetched yet, and the failures with their messages."""
+    from .views import status as collection_status
+
+    check_format(fmt)
     with open_catalog() as cat:
-        total = cat.file_count()
-        print(f"collection {cat.root}: {total} files")
-        counts = cat.step_counts()
-        done: dict[str, int] = {}
-        for step, state, n in counts:
-            print(f"  {step:<10} {state:<6} {n}")
-            done[step] = done.get(step, 0) + n
-        for step, n in done.items():
-            if total - n:
-                print(f"  {step:<10} {'todo':<6} {total - n}")
-        failures = cat.failures()
-        if failures:
+        st = collection_status(cat)
+    if fmt == "json":
+        print(json.dumps(st, indent=2))
+    elif fmt in ("csv", "jsonl"):
+        rows = [{"kind": "count", **s, "path": None, "error": None} for s in st["steps"]]
+        rows += [{"kind": "failure", "step": f["step"], "state": "error", "files": 1, "path": f["path"],
+                  "error": f["error"]} for f in st["failures"]]
+        write_dicts(rows, fmt, columns=["kind", "step", "state", "files", "path", "error"])
+    else:
+        print(f"collection {st['root']}: {st['files']} files")
+        for s in st["steps"]:
+            print(f"  {s['step']:<10} {s['state']:<6} {s['files']}")
+        if st["urls_not_fetched"]:
+            print(f"  {st['urls_not_fetched']} URL(s) not fetched")
+        if st["failures"]:
             print("failures:")
-            for path, step, error in failures:
-                print(f"  {path} [{step}]: {error}")
-        raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
+            for f in st["failures"]:
+                print(f"  {f['path']} [{f['step']}]: {f['error']}")
+    raise typer.Exit(EXIT_FAILURES if st["failures"] else EXIT_OK)
 
 
 for _module in (insight_commands, enhance_commands, units_commands):
     _module.register(app)
 
 
+def _guarded(command):
+    """A command whose usage errors exit 2 with one clean line (a JSON object under --format
+    json), and whose bugs exit 1 with one line and the traceback logged (see commands/common)."""
+    name = command.__name__.removesuffix("_cmd")
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        State.fmt = "table"
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise
+        except UsageError as exc:
+            raise typer.Exit(handle_usage(exc))
+        except Exception as exc:  # a bug: one line, the traceback logged
+            raise typer.Exit(handle_bug(exc, name))
+    return run
+
+
+for _info in app.registered_commands:
+    _info.callback = _guarded(_info.callback)
+
+
 def main() -> None:
     try:
-        app()
+        app()  # standalone: Typer's own usage errors and Exit end the process here
     except BrokenPipeError:
         sys.exit(EXIT_OK)
+    except UsageError as exc:
+        sys.exit(handle_usage(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: one line, the traceback logged
+        sys.exit(handle_bug(exc, _command_name()))
+
+
+def _command_name() -> str:
+    args = sys.argv[1:]
+    for k, a in enumerate(args):
+        if a.startswith("-"):
+            continue
+        if k and args[k - 1] in ("-C", "--collection"):
+            continue
+        return a
+    return ""
 
 
 if __name__ == "__main__":

@@ -17,17 +17,20 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import UsageError
 from .common import (
     EXIT_FAILURES,
     EXIT_OK,
+    check_format,
     err,
     exit_code,
     fail,
     open_catalog,
+    output_folder,
     run_step_cli,
 )
 
-_FORMATS = ("table", "jsonl", "json", "csv", "parquet")
+_FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.command("render")(render_cmd)
     app.command("sort")(sort_cmd)
     app.command("features")(features_cmd)
+    app.command("gc")(gc_cmd)
 
 
 # --- segment ----------------------------------------------------------------------------------
@@ -56,10 +60,7 @@ def segment_cmd(
     units.median_power, units.median_hz, units.median_clarity, units.median_dur.
     Requires analyze (run first if needed; speech mode uses its speech sections).
     """
-    from ..io.hashing import params_hash
-    from ..steps import get_step
     from ..units.extract import ModeError, parse_mode, resolve_durations
-    from ..units.store import mark_current
 
     try:
         kind, window = parse_mode(mode)
@@ -72,10 +73,6 @@ def segment_cmd(
         overrides = {"mode": canonical, "min_dur": lo, "max_dur": hi}
         summary = run_step_cli(cat, "segment", overrides, workers=workers, file_ids=file_ids,
                                retry_failed=retry_failed)
-        step = get_step("segment")
-        params = step.params(overrides)
-        hashes = [f.content_hash for f in cat.files(file_ids)]
-        mark_current(cat, step_version=step.version, params_hash=params_hash(params), content_hashes=hashes)
         err.print(summary.line())
         if kind == "speech":
             _speech_source_note(cat, file_ids)
@@ -84,7 +81,7 @@ def segment_cmd(
 
 def _speech_source_note(cat, file_ids) -> None:
     fallback = 0
-    for f, results in cat.iter_latest("segment"):
+    for f, results in cat.iter_current("segment"):
         if file_ids is not None and f.id not in file_ids:
             continue
         res = results.get("segment")
@@ -98,7 +95,8 @@ def _speech_source_note(cat, file_ids) -> None:
 def _select(cat, where: Optional[str]):
     if where is None or not where.strip():
         return None
-    from ..catalog.query import QueryError, select_file_ids
+    from ..catalog.index import select_file_ids
+    from ..catalog.query import QueryError
 
     try:
         ids = select_file_ids(cat, where)
@@ -121,36 +119,37 @@ def units_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ):
     """List units (after `segment`): a file filter, a unit filter, a sort with keep-fractions, limits."""
+    check_format(fmt, _FORMATS)
     df = _list(query, where, sort, per_file, limit)
     _write_table(df, fmt, output)
 
 
 def _list(query, where, sort, per_file, limit):
     from ..catalog.query import QueryError
-    from ..units.select import Limits, list_units
+    from ..views import list_units
 
     with open_catalog() as cat:
-        problems: list[str] = []
         try:
-            df = list_units(cat, query, sort, Limits(per_file, limit), where=where, problems=problems)
+            found = list_units(cat, query, where=where, sort=sort, per_file=per_file, limit=limit)
         except QueryError as exc:
             raise fail(str(exc))
-        for p in problems:
+        for p in found.problems:
             err.print(f"[yellow]warning:[/] {p}")
-        if cat.conn.execute("SELECT 1 FROM results WHERE step='segment' AND status='ok' LIMIT 1").fetchone() is None:
+        if not found.segmented:
             err.print("no units yet: run `audiotrove segment` first")
-    return df
+    return found.frame
 
 
 def _write_table(df, fmt: str, output: Optional[Path]) -> None:
-    if fmt not in _FORMATS:
-        raise fail(f"unknown format {fmt!r}: use {', '.join(_FORMATS)}")
     if fmt == "parquet":
         if output is None:
-            raise fail("--format parquet needs -o FILE")
+            raise UsageError("--format parquet needs -o FILE")
+        output_folder(output)
         df.to_parquet(output, index=False)
         err.print(f"{len(df)} units -> {output}")
         return
+    if output:
+        output_folder(output)
     stream = open(output, "w", newline="") if output else sys.stdout
     try:
         if fmt == "table":
@@ -188,8 +187,10 @@ def _expand_mfcc(df):
 
     if "mfcc" not in df.columns:
         return df
-    mf = pd.DataFrame([v if isinstance(v, list) else [None] * 13 for v in df["mfcc"]],
-                      columns=[f"mfcc_{i + 1}" for i in range(13)], index=df.index)
+    from ..units.schema import N_MFCC
+
+    mf = pd.DataFrame([v if isinstance(v, list) else [None] * N_MFCC for v in df["mfcc"]],
+                      columns=[f"mfcc_{i + 1}" for i in range(N_MFCC)], index=df.index)
     return pd.concat([df.drop(columns=["mfcc"]), mf], axis=1)
 
 
@@ -339,3 +340,20 @@ def features_cmd(
     if failed:
         err.print(f"[red]{failed} of {len(jobs)} file(s) failed[/]")
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+# --- gc ------------------------------------------------------------------------------------------
+
+def gc_cmd(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be removed, remove nothing."),
+):
+    """Remove what nothing uses any more: results of content no registered file has (a file that
+    changed or was replaced) and unit shards no remaining result points to. Says what it frees."""
+    from ..report.format import size
+    from ..views import collect_garbage
+
+    with open_catalog() as cat:
+        found = collect_garbage(cat, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    print(f"{verb} {found.results} result(s) of content no file has and {len(found.shards)} unit "
+          f"shard(s) ({size(found.shard_bytes)})")

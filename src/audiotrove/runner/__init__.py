@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..catalog.db import Catalog
+from ..catalog.db import CATALOG_DIR, Catalog
+from ..errors import log_bug
 from ..steps import get_step
 from .executor import default_workers, run_items
-from .plan import Plan, make_plan
+from .plan import Plan, make_plan, requirement_groups
 from .progress import RunProgress
 from .worker import Outcome
 
@@ -49,16 +50,19 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
              retry_failed: bool = False, show_progress: bool = True) -> RunSummary:
     """Bring `step_name` up to date for the chosen files (all by default).
 
-    Steps it requires are brought up to date first (with their default parameters).
+    A step it requires is met by each file's current result of that step, whatever its
+    parameters; only files with none get it computed first (see plan.requirement_groups).
     Raises KeyboardInterrupt after committing what finished if the user presses Ctrl-C;
     the returned summary's `interrupted` is then set on the exception as `.summary`.
     """
     step = get_step(step_name)
     for required in step.requires:
-        run_step(catalog, required, None, workers=workers, file_ids=file_ids,
-                 show_progress=show_progress)
+        for params, ids in requirement_groups(catalog, get_step(required), file_ids=file_ids):
+            run_step(catalog, required, params, workers=workers, file_ids=ids,
+                     show_progress=show_progress)
     plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
                      retry_failed=retry_failed)
+    catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
     return execute_plan(catalog, plan, workers=workers or default_workers(),
                         show_progress=show_progress)
 
@@ -75,6 +79,8 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
             params_hash=plan.params_hash, params=plan.params, status=outcome.status,
             error=outcome.error, data=outcome.data, elapsed_s=outcome.elapsed_s,
         )
+        if outcome.traceback:
+            log_bug(catalog.root / CATALOG_DIR, outcome.error or "", outcome.traceback)
         if outcome.status == "ok":
             summary.ok += 1
         else:

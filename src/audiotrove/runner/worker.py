@@ -10,7 +10,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ..errors import ItemError
+from ..errors import ItemError, bug_message
 from ..io.hashing import content_hash, placeholder_hash
 from ..steps import Item, get_step, register
 
@@ -26,6 +26,7 @@ class Outcome:
     data: dict | None
     elapsed_s: float
     audio_s: float  # seconds of audio processed (for throughput), 0 when unknown
+    traceback: str | None = None  # a bug's traceback, for the coordinator to log (errors.log_bug)
 
 
 def stat_facts(path: str) -> tuple[int | None, int | None]:
@@ -55,6 +56,7 @@ def execute(step_name: str, item: Item) -> Outcome:
         digest = content_hash(item.path)
     except (OSError, ValueError):
         digest = placeholder_hash(item.path, size_bytes, mtime_ns)
+    trace = None
     try:
         data = get_step(step_name).run(item)
         status, error = "ok", None
@@ -62,19 +64,15 @@ def execute(step_name: str, item: Item) -> Outcome:
         data, status, error = None, "error", str(exc)
     except MemoryError:
         data, status, error = None, "error", "out of memory while processing this file"
-    except Exception as exc:  # a bug or an unexpected input: keep the batch going, say where
-        data, status, error = None, "error", _describe(exc)
+    except Exception as exc:  # a bug: keep the batch going, name it, keep the traceback
+        data, status, error = None, "error", bug_message(exc, step=step_name, path=item.path)
+        trace = "".join(traceback.format_exception(exc))
     return Outcome(
         file_id=item.file_id, size_bytes=size_bytes, mtime_ns=mtime_ns, content_hash=digest,
         status=status, error=error, data=data, elapsed_s=time.perf_counter() - started,
         audio_s=_audio_seconds(data) or _audio_seconds(item.inputs.get("analyze")),
+        traceback=trace,
     )
-
-
-def _describe(exc: Exception) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _audio_seconds(data: dict | None) -> float:

@@ -112,7 +112,6 @@ class FieldIndex:
         # codes (file_fields_codes), then the file's size and its primary step's seconds.
         self.packed: list[str] = [f.name for f in registry if f.kind in ("number", "bool")
                                   or (f.kind == "text" and f.discrete)] + list(PACKED_EXTRA)
-        self._packed_pos = {n: k for k, n in enumerate(self.packed)}
         self._coded = [k for k, n in enumerate(self.packed) if n in registry and registry.get(n).kind == "text"]
         self._codes: dict[str, dict[str, int]] | None = None
         self.stale_files = 0  # set by refresh() on a read-only catalog

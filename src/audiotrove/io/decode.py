@@ -51,12 +51,6 @@ class AudioReader:
             yield block
         self._check_complete()
 
-    @property
-    def declared_duration_s(self) -> float | None:
-        if self.declared_frames is None:
-            return None
-        return self.declared_frames / self.sample_rate
-
     def _check_complete(self) -> None:
         if self.decoded_frames == 0:
             raise DecodeError("no audio samples could be decoded (empty audio stream)")

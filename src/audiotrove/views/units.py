@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..catalog.db import Catalog
 from ..catalog.index import select_file_ids
@@ -81,10 +80,6 @@ def collect_garbage(catalog: Catalog, *, dry_run: bool = False) -> GarbageReport
             tmp.unlink()
             report.shards.append(tmp.name)
     return report
-
-
-def shard_path(catalog: Catalog, name: str) -> Path:
-    return units_dir(catalog) / name
 
 
 __all__ = ["UnitListing", "list_units", "GarbageReport", "collect_garbage"]

@@ -29,10 +29,13 @@ from .commands.common import (
     handle_bug,
     handle_usage,
     open_catalog,
+    plain_help,
     run_step_cli,
     write_dicts,
 )
 from .errors import UsageError
+
+plain_help()
 
 app = typer.Typer(
     name="audiotrove",
@@ -71,15 +74,28 @@ def init(folder: Path = typer.Argument(Path("."), help="Folder to make a collect
     cat.close()
 
 
+SKIPPED_SHOWN = 50  # skipped files listed one by one (the count is always complete)
+
+
 @app.command()
 def add(sources: List[str] = typer.Argument(..., help="Folders (recursive), files, list files (*.txt or @list), URLs.")):
-    """Register sources in the collection. Re-adding a file is a no-op."""
+    """Register sources in the collection. Re-adding a file is a no-op.
+
+    Files in folders are registered by their extension (audio and video containers); every
+    other file is counted as skipped, with the reason. Exit status 1 when nothing named could
+    be added.
+    """
     with open_catalog() as cat:
         found = expand_sources(sources)
         added, present = cat.add_files(found.entries)
-        for path, why in found.skipped:
+        for path, why in found.skipped[:SKIPPED_SHOWN]:
             err.print(f"[yellow]skipped[/] {path}: {why}")
+        if len(found.skipped) > SKIPPED_SHOWN:
+            err.print(f"[yellow]... and {len(found.skipped) - SKIPPED_SHOWN} more skipped[/]")
         print(f"added {added}, already present {present}, skipped {len(found.skipped)}")
+        if not found.entries:
+            err.print("[red]nothing could be added[/]")
+            raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()

@@ -118,9 +118,13 @@ def _walk_media(root: Path, out: Expansion) -> Iterator[str]:
         seen.add(key)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not is_media_name(name):
-                continue
             full = os.path.join(dirpath, name)
+            if not is_media_name(name):
+                if not name.startswith("."):
+                    ext = os.path.splitext(name)[1] or "none"
+                    out.skipped.append((full, f"not an audio or video file name (extension {ext}); "
+                                              "name it in `add` to register it anyway"))
+                continue
             if os.path.isdir(full):
                 continue
             yield full

@@ -217,6 +217,52 @@ def write_listing(listing, fmt: str) -> bool:
     return True
 
 
+# --- help in plain words ------------------------------------------------------------------------
+
+_PLAIN_TYPES = {"int": "N", "float": "NUMBER", "str": "TEXT", "Path": "PATH", "bool": None}
+
+
+def plain_help() -> None:
+    """Typer's help shows Python types (`<bool>` after every flag, `<list[str]>`, `<int range>
+    [x>=1]`): show a word for the value (N, NUMBER, TEXT, PATH; nothing for a flag) and ranges
+    in words ("at least 1", "0 to 1"). When stdout is not a terminal, help is not wrapped."""
+    import typer.core as core
+    import typer.rich_utils as rich_utils
+
+    def display(self, ctx):
+        if getattr(self, "is_flag", False) or getattr(self, "is_bool_flag", False):
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        try:
+            bare = self.bare_type()
+        except Exception:  # noqa: BLE001 - an unusual annotation: fall back to Typer's words
+            return core.TyperOption.display_type_rich.__wrapped__(self, ctx)
+        many = bare.startswith("list[")
+        word = _PLAIN_TYPES.get(bare[5:-1] if many else bare, "VALUE")
+        return None if word is None else word + ("..." if many or self.nargs != 1 else "")
+
+    def number_range(self):
+        lo, hi = getattr(self, "min", None), getattr(self, "max", None)
+        if lo is not None and hi is not None:
+            return f"{lo:g} to {hi:g}"
+        if lo is not None:
+            return f"at least {lo:g}"
+        if hi is not None:
+            return f"at most {hi:g}"
+        return None
+
+    for cls in (core.TyperOption, core.TyperArgument):
+        if not hasattr(cls.display_type_rich, "__wrapped__"):
+            original = cls.display_type_rich
+            display.__wrapped__ = original
+            cls.display_type_rich = display
+            cls._get_number_range_help_str = number_range
+    rich_utils.RANGE_STRING = " ({})"
+    if not sys.stdout.isatty() and rich_utils.MAX_WIDTH is None:
+        rich_utils.MAX_WIDTH = 160  # a log file: wide lines, no wrapping mid-phrase for most texts
+
+
 # --- the top-level error handler -------------------------------------------------------------
 
 def handle_bug(exc: BaseException, command: str) -> int:
@@ -242,4 +288,4 @@ def handle_usage(exc: UsageError) -> int:
 __all__ = ["EXIT_OK", "EXIT_FAILURES", "EXIT_USAGE", "EXIT_INTERRUPTED", "FORMATS", "State", "err",
            "fail", "print_error", "check_format", "open_catalog", "open_index", "output_folder",
            "run_step_cli", "exit_code", "write_lines", "write_dicts", "write_listing", "json_array",
-           "handle_bug", "handle_usage", "progress_printer"]
+           "handle_bug", "handle_usage", "progress_printer", "plain_help"]

@@ -31,6 +31,7 @@ from .common import (
 )
 
 _FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+DEFAULT_FEATURES = "rms,zcr,centroid,rolloff,flatness,mfcc,pitch"
 
 
 def register(app: typer.Typer) -> None:
@@ -216,21 +217,38 @@ def render_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Audio file to write (.wav, .flac, .ogg, .aiff)."),
     units: Optional[str] = typer.Option(None, "--units", "-u", help="Unit filter (as for `units`)."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="File filter."),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="key[:asc|desc][:fraction],... (default: path, start)."),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Which units: key[:asc|desc][:fraction],... "
+                                       "(as for `units`; with --per-file/--limit it decides which are kept)."),
+    order: Optional[str] = typer.Option(None, "--order", help="The order they are played in: KEY[:desc][,KEY...] "
+                                        "(default: the order --sort leaves, else path and start)."),
     per_file: Optional[int] = typer.Option(None, "--per-file", min=1, help="At most N units per file."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N units in all."),
     gap: float = typer.Option(0.0, "--gap", min=0.0, help="Silence between units, s."),
     crossfade: float = typer.Option(0.0, "--crossfade", min=0.0, help="Overlap consecutive units by MS milliseconds."),
     fade: float = typer.Option(5.0, "--fade", min=0.0, help="Fade in/out of each unit, ms."),
-    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=8000, max=384000, help="Output rate, Hz (default: the first unit's)."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=8000, max=384000, help="Output rate, Hz "
+                                              "(default: the highest rate among the units' files)."),
 ):
-    """Render the selected units, in order, as one audio file (short fades, so nothing clicks)."""
+    """Render the selected units, in order, as one audio file (short fades, so nothing clicks).
+
+    `--sort` selects (`power:desc:0.75,clarity:desc --per-file 100`), `--order` sets the order
+    they are played in (`--order hz`), without changing which units were kept.
+    """
+    from ..catalog.query import QueryError
     from ..io.decode import DecodeError
     from ..units.render import render_units
+    from ..units.select import order_units, parse_order
 
+    try:
+        order_keys = parse_order(order) if order else None
+    except QueryError as exc:
+        raise fail(str(exc))
     df = _list(units, where, sort, per_file, limit)
     if len(df) == 0:
         raise fail("no unit matches: nothing to render", code=EXIT_FAILURES)
+    if order_keys:
+        df = order_units(df, order_keys)
+    output_folder(output)
     try:
         summary = render_units(df, output, gap_s=gap, crossfade_ms=crossfade, fade_ms=fade,
                                sample_rate_hz=sample_rate)
@@ -244,6 +262,9 @@ def _report_render(summary) -> None:
         err.print(f"[yellow]skipped[/] {s}")
     if len(summary.skipped) > 10:
         err.print(f"[yellow]... {len(summary.skipped) - 10} more skipped[/]")
+    if summary.resampled:
+        err.print(f"note: {summary.resampled} unit(s) resampled to {summary.sample_rate} Hz "
+                  "(their files have another rate; --sample-rate chooses the output rate)")
     err.print(f"{summary.units} units, {summary.duration_s:.2f} s, {summary.sample_rate} Hz, "
               f"{summary.channels} ch -> {summary.path}")
     if summary.skipped:
@@ -288,6 +309,7 @@ def sort_cmd(
     if not rows:
         raise fail(f"{file}: no units found (try --mode window:0.5 or a smaller --min-dur)", code=EXIT_FAILURES)
     ordered = sort_rows(rows, keys)
+    output_folder(output)
     try:
         summary = render_sorted(os.fspath(file), ordered, os.fspath(output), gap_s=gap,
                                 crossfade_ms=crossfade, fade_ms=fade)
@@ -302,17 +324,19 @@ def features_cmd(
     files: Optional[List[Path]] = typer.Argument(None, help="Audio files (one-off). Without: the collection's files."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="The collection's files matching this query."),
     hop: float = typer.Option(0.1, "--hop", min=0.005, help="Window (row) length, s."),
-    feature_set: str = typer.Option("rms,zcr,centroid,rolloff,flatness,mfcc,pitch", "--set",
-                                    help="Comma list of rms, zcr, centroid, rolloff, flatness, contrast, chroma, mfcc, pitch, tempo (or all)."),
+    feature_set: str = typer.Option(DEFAULT_FEATURES, "--set",
+                                    help=f"Comma list of features, or all. Default: {DEFAULT_FEATURES.replace(',', ', ')}; "
+                                    "all adds contrast, chroma and tempo (slower)."),
     summary: bool = typer.Option(False, "--summary", help="One row per file: mean, std, p10, p50, p90 of each column."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help=".parquet or .csv (default: CSV on stdout)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
 ):
     """Time-series features: one row per window and file (time in s), tidy, ready to join.
 
-    Columns: path, time (s, window start), rms (dBFS), zcr (0-1), centroid, rolloff (Hz),
-    flatness (0-1), contrast_1..7 (dB), chroma_C..chroma_B (0-1), mfcc_1..13, hz (Hz, empty
-    when unpitched), clarity (0-1), tempo (BPM, local, over 8 s).
+    Columns by default: path, file_id (collection files), time (s, window start), rms (dBFS),
+    zcr (0-1), centroid, rolloff (Hz), flatness (0-1), mfcc_1..13, hz (Hz, empty when
+    unpitched), clarity (0-1). With `--set all` also contrast_1..7 (dB), chroma_C..chroma_B (0-1)
+    and tempo (BPM, local, over 8 s).
     """
     from ..dsp.features import ALL_FEATURES, feature_columns
     from ..units.series import FeatureJob, run_feature_jobs
@@ -325,6 +349,8 @@ def features_cmd(
         raise fail(str(exc))
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise fail("-o must end in .parquet or .csv")
+    if output is not None:
+        output_folder(output)
     if files:
         if where:
             raise fail("give FILES or --where, not both")
@@ -337,9 +363,27 @@ def features_cmd(
         raise fail("no files to process")
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,
                               workers=workers, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
+    if output is not None and output.exists():
+        rows, cols = _table_shape(output)
+        err.print(f"wrote {rows} row(s) x {cols} column(s) to {output}")
     if failed:
         err.print(f"[red]{failed} of {len(jobs)} file(s) failed[/]")
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+def _table_shape(path: Path) -> tuple[int, int]:
+    """(rows, columns) of a written Parquet or CSV table."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(path)
+        return meta.num_rows, meta.num_columns
+    import csv
+
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        return sum(1 for _ in reader), len(header)
 
 
 # --- gc ------------------------------------------------------------------------------------------

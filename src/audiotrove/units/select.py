@@ -162,6 +162,37 @@ def select_units(refs: list[ShardRef], query: str | None = None,
     return df.reset_index(drop=True)
 
 
+def parse_order(text: str) -> list[SortKey]:
+    """'hz' or 'power:desc,hz': an output order (no keep-fractions: it selects nothing)."""
+    keys = []
+    for m in re.finditer(r"[^,\s]+", text or ""):
+        sm = _SORT_ITEM.match(m.group(0))
+        if not sm or sm.group(3):
+            raise QueryError("an order key is field[:asc|desc] (fractions belong to --sort, which selects)",
+                             query=text, position=m.start(), length=len(m.group(0)))
+        try:
+            field = UNIT_FIELDSET.resolve(sm.group(1))
+        except KeyError as exc:
+            raise QueryError(str(exc), query=text, position=m.start(), length=len(sm.group(1))) from None
+        keys.append(SortKey(field.name, (sm.group(2) or "asc").lower() == "desc"))
+    if not keys:
+        raise QueryError("no order key given", query=text or "")
+    return keys
+
+
+def order_units(df: pd.DataFrame, keys: list[SortKey]) -> pd.DataFrame:
+    """The same units in another order (the first key first; missing values last; ties keep
+    their order)."""
+    rows = df.to_dict("records")
+    for key in reversed(keys):
+        value = _getter(key.field)
+        present = [r for r in rows if not _missing(value(r))]
+        absent = [r for r in rows if _missing(value(r))]
+        present.sort(key=value, reverse=key.descending)
+        rows = present + absent
+    return pd.DataFrame(rows, columns=df.columns)
+
+
 def sort_rows(rows: list[dict], keys: list[SortKey]) -> list[dict]:
     """The same selection and order as list_units, in Python, for rows in memory (one file)."""
     current = sorted(rows, key=lambda r: (r.get("path") or "", r["start"]))

@@ -6,6 +6,7 @@ from typing import Sequence
 from ..catalog.db import Catalog
 from ..catalog.fields import Field, FieldSet, describe_fields, registry
 from ..catalog.index import FieldIndex
+from ..catalog.records import PRIMARY_STEP
 
 
 def stats(index: FieldIndex, fields: Sequence[str | Field] | None = None, *, where=None,
@@ -35,7 +36,8 @@ def field_list(index: FieldIndex | None = None) -> list[dict]:
 def status(catalog: Catalog) -> dict:
     """{"root", "files", "urls_not_fetched", "steps": [{"step", "state", "files"}],
     "failures": [{"path", "step", "error"}]}: the steps that were run, files per state of
-    their current result ("todo": files without one), and every current failure."""
+    their current result, files not analyzed yet ("todo" of analyze, the step every file gets;
+    other steps run on the files asked for), and every current failure."""
     files = catalog.files()
     total = len(files)
     urls = sum(1 for f in files if f.kind == "url")
@@ -46,7 +48,7 @@ def status(catalog: Catalog) -> dict:
         done[step] = done.get(step, 0) + n
     for step, n in done.items():
         todo = total - urls - n
-        if todo > 0:
+        if todo > 0 and step == PRIMARY_STEP:
             steps.append({"step": step, "state": "todo", "files": todo})
     failures = [{"path": p, "step": s, "error": e} for p, s, e in catalog.failures()]
     return {"root": str(catalog.root), "files": total, "urls_not_fetched": urls,

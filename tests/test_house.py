@@ -62,6 +62,11 @@ def test_requirement_met_by_the_users_result_whatever_its_parameters(two_files):
         params = {json.loads(r[0])["silence_min_s"] for r in
                   cat.conn.execute("SELECT params FROM results WHERE step='analyze'")}
         assert params == {1.0}
+        # enhance requires analyze too: it reads the user's analysis, computes none
+        out = run_step_quiet(cat, "enhance", {"out_dir": str(root.parent / "restored"), "highpass": 80},
+                             workers=1)
+        assert out.ok == 2, cat.failures()
+        assert cat.conn.execute("SELECT id, created_at FROM results WHERE step='analyze'").fetchall() == analyze_rows
     # `ls` shows the user's analysis (one 1.5 s silence found with --silence-min 1)
     out = invoke("-C", root, "ls", "--fields", "audio.silence.num_sections,units.count", "--format", "json")
     rows = json.loads(out.stdout)

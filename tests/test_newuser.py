@@ -106,7 +106,7 @@ def test_add_lists_skipped_files_and_fails_when_nothing_is_added(tmp_path):
     r = run_cli("-C", root, "add", folder)
     assert r.returncode == 0
     assert r.stdout.strip() == "added 1, already present 0, skipped 1"
-    assert "goforward.raw: not an audio or video file name (extension .raw)" in r.stderr
+    assert "goforward.raw: not an audio or video file name (extension .raw); headerless PCM? add it with --raw" in r.stderr
 
 
 def test_help_is_in_plain_words():
@@ -132,3 +132,36 @@ def test_status_shows_steps_run_and_urls_not_fetched(coll, tmp_path):
     assert st["urls_not_fetched"] == 1
     text = run_cli("-C", root, "status").stdout
     assert "segment    todo" not in text and "1 URL(s) not fetched" in text
+
+
+def test_headerless_pcm_is_read_with_raw(tmp_path):
+    sr = 8000
+    x = tone(freq_hz=440, seconds=1.5, sample_rate=sr, amplitude=0.25)[:, 0]
+    pcm = tmp_path / "goforward.raw"
+    (x * 32767).astype("<i2").tofile(pcm)
+    root = tmp_path / "c"
+    Catalog.create(root).close()
+    run_cli("-C", root, "add", pcm)
+    r = run_cli("-C", root, "analyze", "--workers", "1")
+    assert r.returncode == 1
+    status = run_cli("-C", root, "status").stdout
+    assert "--raw RATE:CHANNELS:FORMAT" in status  # the failure says how to read it
+    r = run_cli("-C", root, "add", "--raw", "8000:1:s16le", pcm)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("-C", root, "analyze", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    (rec,) = json.loads(run_cli("-C", root, "ls", "--format", "json").stdout)
+    assert rec["media_info"]["audio"] == {"codec": "pcm_s16le", "channels": 1, "sample_rate": 8000,
+                                          "bit_depth": 16}
+    assert rec["media_info"]["container"]["duration"] == pytest.approx(1.5)
+    # a 0.25 amplitude sine: -12 dBFS peak, about -15 LUFS integrated
+    assert rec["audio"]["loudness"]["sample_peak"] == pytest.approx(-12.04, abs=0.1)
+    # another stated format is other audio: re-read, not taken from the old result
+    run_cli("-C", root, "add", "--raw", "16000:1:s16le", pcm)
+    run_cli("-C", root, "analyze", "--workers", "1")
+    (rec,) = json.loads(run_cli("-C", root, "ls", "--format", "json").stdout)
+    assert rec["media_info"]["container"]["duration"] == pytest.approx(0.75)
+    one_off = json.loads(run_cli("analyze", "--raw", "8000:1:s16le", pcm, "--format", "json").stdout)
+    assert one_off[0]["media_info"]["audio"]["sample_rate"] == 8000
+    r = run_cli("-C", root, "add", "--raw", "8000:1:s17", pcm)
+    assert r.returncode == 2 and "unknown raw sample format 's17'" in r.stderr

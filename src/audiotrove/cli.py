@@ -77,17 +77,38 @@ def init(folder: Path = typer.Argument(Path("."), help="Folder to make a collect
 SKIPPED_SHOWN = 50  # skipped files listed one by one (the count is always complete)
 
 
+def _raw_format(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    from .io.raw import parse_raw
+
+    try:
+        return parse_raw(text).text
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 @app.command()
-def add(sources: List[str] = typer.Argument(..., help="Folders (recursive), files, list files (*.txt or @list), URLs.")):
+def add(
+    sources: List[str] = typer.Argument(..., help="Folders (recursive), files, list files (*.txt or @list), URLs."),
+    raw: Optional[str] = typer.Option(
+        None, "--raw", metavar="RATE:CHANNELS:FORMAT", help="The files are headerless PCM of this format, "
+        "e.g. 8000:1:s16le (formats: s8, u8, s16le, s16be, s24le, s24be, s32le, s32be, f32le, f32be, "
+        "f64le, f64be, ulaw, alaw)."),
+):
     """Register sources in the collection. Re-adding a file is a no-op.
 
     Files in folders are registered by their extension (audio and video containers); every
     other file is counted as skipped, with the reason. Exit status 1 when nothing named could
     be added.
     """
+    raw_format = _raw_format(raw)
     with open_catalog() as cat:
         found = expand_sources(sources)
-        added, present = cat.add_files(found.entries)
+        if raw_format:  # named raw files are registered whatever their extension
+            named = [(p, k, s) for p, k, s in found.entries if k == "file"]
+            found.entries = named
+        added, present = cat.add_files(found.entries, raw_format=raw_format)
         for path, why in found.skipped[:SKIPPED_SHOWN]:
             err.print(f"[yellow]skipped[/] {path}: {why}")
         if len(found.skipped) > SKIPPED_SHOWN:
@@ -113,6 +134,8 @@ def analyze(
         None, "--quality/--no-quality", help="DNSMOS speech quality score on up to 3 speech windows (default off: it costs about 0.2 s CPU per 9 s window)."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="One-off mode: jsonl (one JSON object per "
                             "file, the default), json, csv or table."),
+    raw: Optional[str] = typer.Option(None, "--raw", metavar="RATE:CHANNELS:FORMAT",
+                                      help="One-off mode: FILES are headerless PCM of this format (see add --raw)."),
 ):
     """Analyze every registered file lacking a current result (or the FILES given).
 
@@ -124,18 +147,19 @@ def analyze(
                  "quality": quality}
     if files:
         check_format(fmt)
-        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt))
+        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt, _raw_format(raw)))
     with open_catalog() as cat:
         summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
 
 
-def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, fmt: str) -> int:
+def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, fmt: str,
+                     raw_format: Optional[str] = None) -> int:
     from .views.oneoff import analyze_files
 
     result = analyze_files(files, overrides, workers=workers, show_progress=fmt != "table",
-                           run=run_step_cli)
+                           run=run_step_cli, raw_format=raw_format)
     if fmt in ("json", "jsonl"):
         write_dicts(result.records, fmt)
     else:

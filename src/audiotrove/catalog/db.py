@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS files (
     size_bytes    INTEGER,
     mtime_ns      INTEGER,
     content_hash  TEXT,                      -- set by the first run that reads the file
-    added_at      REAL NOT NULL
+    added_at      REAL NOT NULL,
+    raw_format    TEXT                       -- headerless PCM: RATE:CHANNELS:FORMAT (io/raw.py)
 );
 CREATE TABLE IF NOT EXISTS results (
     id            INTEGER PRIMARY KEY,
@@ -77,7 +78,9 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     """Version 1 had no current-result pointers: the latest result (by created_at) of each step
     for a file's content was its current one. Record exactly that as pointers. And the
     bandwidth became a group like the others: audio.bandwidth (Hz) and audio.bandwidth_reason
-    are now audio.bandwidth.frequency and audio.bandwidth.reason."""
+    are now audio.bandwidth.frequency and audio.bandwidth.reason. Files may be headerless PCM
+    read with a stated format (files.raw_format)."""
+    conn.execute("ALTER TABLE files ADD COLUMN raw_format TEXT")
     rows = conn.execute("SELECT id, data FROM results WHERE step = 'analyze' AND data IS NOT NULL").fetchall()
     for rid, text in rows:
         data = json.loads(text)
@@ -115,6 +118,7 @@ class FileRow:
     size_bytes: int | None
     mtime_ns: int | None
     content_hash: str | None
+    raw_format: str | None = None  # headerless PCM: RATE:CHANNELS:FORMAT
 
 
 @dataclass
@@ -215,25 +219,31 @@ class Catalog:
         self.close()
 
     # --- files -------------------------------------------------------------------------
-    def add_files(self, entries: Iterable[tuple[str, str, str]]) -> tuple[int, int]:
-        """Register (path, kind, source) entries; return (added, already_present)."""
+    def add_files(self, entries: Iterable[tuple[str, str, str]], *,
+                  raw_format: str | None = None) -> tuple[int, int]:
+        """Register (path, kind, source) entries; return (added, already_present).
+        `raw_format` (RATE:CHANNELS:FORMAT): the files are headerless PCM of that format (it is
+        set on files already present too)."""
         added = present = 0
         now = time.time()
         with self.transaction():
             for path, kind, source in entries:
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO files(path, kind, source, added_at) VALUES (?, ?, ?, ?)",
-                    (path, kind, source, now),
+                    "INSERT OR IGNORE INTO files(path, kind, source, added_at, raw_format) "
+                    "VALUES (?, ?, ?, ?, ?)", (path, kind, source, now, raw_format),
                 )
                 if cur.rowcount:
                     added += 1
                 else:
                     present += 1
+                    if raw_format is not None:  # read differently now: its results no longer apply
+                        self.conn.execute("UPDATE files SET raw_format=?, content_hash=NULL WHERE path=? "
+                                          "AND raw_format IS NOT ?", (raw_format, path, raw_format))
         return added, present
 
     def files(self, ids: Iterable[int] | None = None) -> list[FileRow]:
         rows = self.conn.execute(
-            "SELECT id, path, kind, size_bytes, mtime_ns, content_hash FROM files ORDER BY path"
+            "SELECT id, path, kind, size_bytes, mtime_ns, content_hash, raw_format FROM files ORDER BY path"
         ).fetchall()
         wanted = set(ids) if ids is not None else None
         return [FileRow(**dict(r)) for r in rows if wanted is None or r["id"] in wanted]

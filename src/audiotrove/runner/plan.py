@@ -50,7 +50,7 @@ def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] 
             plan.failed_before += status == "error"
             plan.up_to_date_ids.append(f.id)
             continue
-        plan.items.append(Item(f.id, f.path, params, _inputs(inputs, f), workdir))
+        plan.items.append(Item(f.id, f.path, params, _inputs(inputs, f), workdir, f.raw_format))
     return plan
 
 

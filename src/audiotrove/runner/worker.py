@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import ItemError, bug_message
 from ..io.hashing import content_hash, placeholder_hash
+from ..io.raw import declare as declare_raw
 from ..steps import Item, get_step, register
 
 
@@ -56,7 +57,10 @@ def execute(step_name: str, item: Item) -> Outcome:
         digest = content_hash(item.path)
     except (OSError, ValueError):
         digest = placeholder_hash(item.path, size_bytes, mtime_ns)
+    if item.raw_format:  # the same bytes read as another format are other audio
+        digest += f"+raw:{item.raw_format}"
     trace = None
+    declare_raw(item.path, item.raw_format)  # headerless PCM is read as its stated format
     try:
         data = get_step(step_name).run(item)
         status, error = "ok", None

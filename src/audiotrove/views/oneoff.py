@@ -26,7 +26,8 @@ class OneOffResult:
 
 
 def analyze_files(files: list[str], overrides: dict | None = None, *, workers: int | None = None,
-                  show_progress: bool = False, run: Callable | None = None) -> OneOffResult:
+                  show_progress: bool = False, run: Callable | None = None,
+                  raw_format: str | None = None) -> OneOffResult:
     """Analyze FILES in a temporary collection; `run` is the runner call (runner.run_step by
     default; the CLI passes its Ctrl-C-aware wrapper)."""
     from ..runner import run_step
@@ -38,7 +39,7 @@ def analyze_files(files: list[str], overrides: dict | None = None, *, workers: i
     try:
         with Catalog.create(tmp) as cat:
             found = expand_sources(files)
-            cat.add_files(found.entries)
+            cat.add_files(found.entries, raw_format=raw_format)
             summary = run(cat, "analyze", overrides or {}, workers=workers,
                           show_progress=show_progress and len(found.entries) > 1)
             by_path = {f.path: file_record(f, res) for f, res in cat.iter_current()}

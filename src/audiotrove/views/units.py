@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..catalog.db import Catalog
 from ..catalog.index import select_file_ids
+from ..io.raw import declare as declare_raw
 from ..units.select import Limits, SortKey, select_units
 from ..units.store import SEGMENT_STEP, current_shards, orphan_shards, units_dir
 
@@ -27,6 +28,9 @@ def list_units(catalog: Catalog, query: str | None = None, *, where: str | None 
     sorted with keep-fractions (see units/select.py). Raises QueryError."""
     file_ids = select_file_ids(catalog, where) if where is not None and where.strip() else None
     refs, problems = current_shards(catalog, file_ids)
+    for f in catalog.files({r.file_id for r in refs}):  # rendering reads headerless PCM too
+        if f.raw_format:
+            declare_raw(f.path, f.raw_format)
     df = select_units(refs, query, sort, Limits(per_file, limit))
     segmented = catalog.conn.execute(
         "SELECT 1 FROM current_results c JOIN results r ON r.id = c.result_id "

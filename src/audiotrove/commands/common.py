@@ -227,7 +227,6 @@ def plain_help() -> None:
     [x>=1]`): show a word for the value (N, NUMBER, TEXT, PATH; nothing for a flag) and ranges
     in words ("at least 1", "0 to 1"). When stdout is not a terminal, help is not wrapped."""
     import typer.core as core
-    import typer.rich_utils as rich_utils
 
     def display(self, ctx):
         if getattr(self, "is_flag", False) or getattr(self, "is_bool_flag", False):
@@ -258,9 +257,8 @@ def plain_help() -> None:
             display.__wrapped__ = original
             cls.display_type_rich = display
             cls._get_number_range_help_str = number_range
-    rich_utils.RANGE_STRING = " ({})"
-    if not sys.stdout.isatty() and rich_utils.MAX_WIDTH is None:
-        rich_utils.MAX_WIDTH = 160  # a log file: wide lines, no wrapping mid-phrase for most texts
+    if not sys.stdout.isatty():  # a log file: wide lines, no wrapping mid-phrase for most texts
+        os.environ.setdefault("TERMINAL_WIDTH", "160")  # read by typer.rich_utils when help is shown
 
 
 # --- the top-level error handler -------------------------------------------------------------

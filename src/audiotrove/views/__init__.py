@@ -12,7 +12,17 @@ give the same data. Nothing here prints.
 """
 from .files import Listing, export_files, file_frame, list_files, open_index, select_file_ids
 from .summary import field_list, stats, status
-from .units import GarbageReport, UnitListing, collect_garbage, list_units
+
+_LAZY = {"GarbageReport": "units", "UnitListing": "units", "collect_garbage": "units",
+         "list_units": "units"}
+
+
+def __getattr__(name: str):  # the units views need pandas/pyarrow/duckdb: imported on first use
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)
 
 __all__ = ["Listing", "export_files", "file_frame", "list_files", "open_index", "select_file_ids",
            "field_list", "stats", "status", "UnitListing", "list_units", "GarbageReport",

@@ -15,7 +15,17 @@ Fields that a step returns but that are not listed here still work (the index di
 from the data, `FieldSet.extended`); listing them adds a unit, a description and a typed column.
 
 Short names: every field can be written by a unique dotted suffix (`sample_rate`,
-`loudness.true_peak`) and by the aliases in `ALIASES` (`duration`, `lufs`, `snr`...).
+`loudness.true_peak`), by the aliases in `ALIASES` (`duration`, `lufs`, `snr`...) and by its
+column heading (`label`: `ch`, `bits`...). A fixed-size list field (`size=13`) has its elements
+as number fields `<name>_1`..`<name>_13`.
+
+Values: a field parses what users type (`Field.parse`: 10m, 1h30m, 1:30, 8kHz, 128k, 2MB,
+-23LUFS, 5%), turns stored values into JSON (`json_value`) and formats them for tables and the
+report (`format`, `format_stat`, `formatter`). Units decide both, in one place below.
+
+Adding fields: list them in FIELDS, or, for a step of its own, `register_fields([Field(...)],
+{alias: name})` from a light module named in FIELD_MODULES (imported when the registry is first
+used). `registry()` (also `REGISTRY`) is the set in use.
 """
 from __future__ import annotations
 

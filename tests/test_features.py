@@ -96,7 +96,7 @@ def test_mel_filterbank_shape_and_coverage():
 
 
 def test_chroma_filterbank_maps_a440_to_a():
-    fb = chroma_filterbank(sample_rate_hz=SR, n_fft=8192).toarray()
+    fb = chroma_filterbank(sample_rate_hz=SR, n_fft=8192)
     freqs = fft_frequencies(sample_rate_hz=SR, n_fft=8192)
     assert fb[np.argmin(np.abs(freqs - 440.0))].argmax() == 9  # A
     assert fb[np.argmin(np.abs(freqs - 261.63))].argmax() == 0  # C
@@ -150,11 +150,11 @@ def test_zcr_and_power():
 def test_mfcc_is_the_dct_of_mel_levels():
     an, batch = frames_of(noise(0.5) + sine(440.0, 0.5))
     mel_power = np.asarray(an.mfcc_fb.T @ batch.power.T.astype(np.float64)).T
-    mel_db = np.maximum(10 * np.log10(mel_power + 1e-10), -100.0)
+    mel_db = 10 * np.log10(np.maximum(mel_power, 1e-10))
     expected = scipy.fft.dct(mel_db, type=2, norm="ortho", axis=1)[:, :13]
     assert batch.mfcc.shape == (len(batch), 13)
     assert np.allclose(batch.mfcc, expected, atol=1e-2)
-    assert MFCC_MELS == 40
+    assert MFCC_MELS == 128
 
 
 def test_mfcc_tell_sounds_apart():
@@ -228,13 +228,15 @@ def test_series_rows_and_levels():
     n = math.ceil(len(x) / (0.25 * SR))
     assert len(t["time"]) == n
     assert np.allclose(t["time"], np.arange(n) * 0.25)
-    assert np.allclose(t["rms"][:4], -3.01, atol=0.05)
-    assert np.allclose(t["rms"][4:8], -23.01, atol=0.05)
+    # frames are centred and n_fft long (librosa's rms): the rows next to a change smear it
+    assert np.allclose(t["rms"][1:3], -3.01, atol=0.01)
+    assert np.allclose(t["rms"][5:7], -23.01, atol=0.01)
+    assert -3.3 < t["rms"][0] < -3.01 and -3.3 < t["rms"][3] < -3.01
     assert (t["rms"][-2:] == -120.0).all()
     assert np.allclose(t["hz"][1:7], 440.0, rtol=0.003)
     assert np.isnan(t["hz"][-1])
     assert (t["chroma_A"][1:7] == 1.0).all()
-    assert np.allclose(t["zcr"][:4], 2 * 440 / SR, rtol=0.02)
+    assert np.allclose(t["zcr"][1:3], 2 * 440 / SR, rtol=0.02)
     assert list(t) == ["time"] + feature_columns(ALL_FEATURES)
 
 

@@ -287,3 +287,35 @@ def test_stream_framer_matches_whole_signal_framing(length, hop, pad):
         i += step
     np.testing.assert_array_equal(np.concatenate(got), expected)
     assert framer.frames_emitted == n
+
+
+# --- issue 11: the SNR tracks the true SNR; the floor of pink noise is its level ----------
+
+def pink(sr: int, seconds: float, rms_dbfs: float, seed: int = 0) -> np.ndarray:
+    """Pink noise (-3 dB per octave) from 20 Hz to Nyquist, of the given RMS."""
+    rng = np.random.default_rng(seed)
+    n = int(sr * seconds)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / sr)
+    spec = np.where(f >= 20.0, spec / np.sqrt(np.maximum(f, 20.0)), 0)
+    y = np.fft.irfft(spec, n)
+    return (y / y.std() * 10 ** (rms_dbfs / 20)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_snr_tracks_the_true_snr_from_0_to_30_db(kind):
+    sr = 16000
+    speech = scaled(synthetic_speech(sr, 15.0, seed=7), -20.0)  # active speech at -20 dBFS
+    for true_snr in (0.0, 5.0, 10.0, 20.0, 30.0):
+        level = -20.0 - true_snr
+        noise = white(sr, 15.0, level, seed=8) if kind == "white" else pink(sr, 15.0, level, seed=8)
+        out = run(speech + noise, sr)
+        assert out["snr_average"] == pytest.approx(true_snr, abs=2.0), (kind, true_snr, out)
+        assert out["level_average"] == pytest.approx(level, abs=1.5), (kind, true_snr, out)
+
+
+def test_floor_of_pink_noise_is_its_level():
+    for sr, seed in ((16000, 1), (44100, 2)):
+        out = run(pink(sr, 10.0, -40.0, seed=seed), sr)
+        assert out["level_average"] == pytest.approx(-40.0, abs=1.0)
+        assert out["snr_average"] is None

@@ -284,3 +284,25 @@ def test_empty_and_silent_and_idempotent():
 def test_float_overs_count_as_clipping():
     x = (1.5 * sine(1000.0, 0.5)).astype(np.float32)  # float file beyond full scale
     assert run_clip(x)["num_sections"] == 1
+
+
+def test_a_clipped_stretch_with_runs_closer_than_50_ms_is_one_section():
+    # issue 11, item 10: a 0.3 s stretch of a voice-like tone (130 Hz, 20 Hz swells)
+    # pushed into the ceiling: its clipped crests come in bursts ~35 ms apart, and the
+    # stretch is one section; a second stretch 200 ms later is a second one
+    sr = 48000
+    t = np.arange(int(1.2 * sr)) / sr
+    voice = 0.4 * np.sin(2 * np.pi * 130 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 20 * t))
+    gain = np.ones_like(t)
+    gain[(t >= 0.2) & (t < 0.5)] = 3.0
+    gain[(t >= 0.7) & (t < 0.9)] = 3.0
+    x = np.clip(voice * gain, -1.0, 1.0).astype(np.float32)
+    over = np.flatnonzero(np.abs(voice * gain) > 1.0) / sr
+    for lo, hi in ((0.2, 0.5), (0.7, 0.9)):  # the truth: runs closer than 50 ms in a stretch
+        assert np.diff(over[(over >= lo) & (over < hi)]).max() < 0.05
+    out = run_clip(x[:, None], sr)
+    assert out["num_sections"] == 2
+    (a0, a1), (b0, b1) = out["sections"]
+    # from the first clipped crest to the last one of each stretch (a swell ends each early)
+    assert 0.2 <= a0 < 0.23 and 0.44 < a1 <= 0.5
+    assert 0.7 <= b0 < 0.73 and 0.84 < b1 <= 0.9

@@ -6,6 +6,8 @@
     df[["path", "audio.loudness.measured"]]
     c.stats(["media_info.audio.sample_rate"])   # the `audiotrove stats` object
     c.records(where="status = error")           # the JSON objects of `ls --format jsonl`
+    c.similar("12:40", k=10)                     # after `embed`: nearest units, as a DataFrame
+    ids, matrix = c.vectors(level="unit")        # the embedding vectors (see vectors/search.py)
 
 Columns are the dotted field names (the same as `export` and the query language): path, status,
 error, every registered field (catalog/fields.py), then fields other steps returned. Integer fields
@@ -97,6 +99,23 @@ class Collection:
         """The object `audiotrove stats --format json` prints."""
         return views.stats(self.index, fields, where=where, bins=bins, minority=minority,
                            price_per_minute=price_per_minute, workers=workers)
+
+    def similar(self, target: str, *, k: int = 10, model: str = "yamnet", level: str | None = None,
+                where: str | None = None, units: str | None = None,
+                exclude_same_file: bool | None = None, window_s: float = 1.0):
+        """The DataFrame `audiotrove similar TARGET --format json` prints (vectors/search.py)."""
+        from .vectors.search import similar
+
+        return similar(self.catalog, target, k=k, model=model, level=level, where=where, units=units,
+                       exclude_same_file=exclude_same_file, window_s=window_s)
+
+    def vectors(self, where: str | None = None, *, level: str = "file", model: str = "yamnet",
+                window_s: float = 1.0):
+        """(ids, matrix): ids a DataFrame (path, file_id, unit, start, dur), matrix the
+        unit-length float32 vectors of the current files matching `where`, row for row."""
+        from .vectors.search import collection_vectors
+
+        return collection_vectors(self.catalog, model=model, level=level, where=where, window_s=window_s)
 
     def report(self, output: str | os.PathLike, *, where: str | None = None, **options):
         """Write the HTML report (see `audiotrove report --help` for the options)."""

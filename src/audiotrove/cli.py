@@ -15,8 +15,11 @@ import typer
 
 from .catalog.db import Catalog
 from .catalog.sources import expand_sources
+from .commands import embed as embed_commands
 from .commands import enhance as enhance_commands
+from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
+from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import (
     EXIT_FAILURES,
@@ -26,6 +29,7 @@ from .commands.common import (
     check_format,
     err,
     exit_code,
+    fail,
     handle_bug,
     handle_usage,
     open_catalog,
@@ -90,33 +94,64 @@ def _raw_format(text: Optional[str]) -> Optional[str]:
 
 @app.command()
 def add(
-    sources: List[str] = typer.Argument(..., help="Folders (recursive), files, list files (*.txt or @list), URLs."),
+    sources: Optional[List[str]] = typer.Argument(None, help="Folders (recursive), files, list files (*.txt or @list), URLs."),
     raw: Optional[str] = typer.Option(
         None, "--raw", metavar="RATE:CHANNELS:FORMAT", help="The files are headerless PCM of this format, "
         "e.g. 8000:1:s16le (formats: s8, u8, s16le, s16be, s24le, s24be, s32le, s32be, f32le, f32be, "
         "f64le, f64be, ulaw, alaw)."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="File of record ids, one a line (optional TAB sha256:...): URLs from --template."),
+    template: Optional[str] = typer.Option(None, "--template", help="URL template: 'https://host/{group}/{dir}/{id}.wav'."),
+    id_pattern: Optional[str] = typer.Option(None, "--id-pattern", help="Regular expression for the ids; its named groups are template variables."),
+    field: List[str] = typer.Option([], "--field", help="NAME=EXPR, a further variable: 'dir={id|rstrip:ab}' (repeatable)."),
+    ia_query: Optional[str] = typer.Option(None, "--ia-query", help="Internet Archive search: 'collection:(FedFlix) AND mediatype:(movies)'."),
+    ia_format: Optional[str] = typer.Option(None, "--ia-format", help="File format or extension to take from each item (mp4, flac, 'VBR MP3')."),
+    ia_multi: bool = typer.Option(False, "--ia-multi", help="Every file of the format, not only the largest per item."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many Internet Archive items."),
+    ia_base_url: Optional[str] = typer.Option(None, "--ia-base-url", help="Internet Archive API base (default $AUDIOTROVE_IA_URL or https://archive.org)."),
+    metadata: Optional[str] = typer.Option(None, "--metadata", help="CSV (or .tsv) of your metadata: each column becomes a field meta.<column>."),
+    match_column: Optional[str] = typer.Option(None, "--match-column", help="The --metadata column naming the file (path, URL, file name or id)."),
 ):
     """Register sources in the collection. Re-adding a file is a no-op.
 
     Files in folders are registered by their extension (audio and video containers); every
     other file is counted as skipped, with the reason. Exit status 1 when nothing named could
-    be added.
+    be added. URLs are stored (user:password removed: put credentials in ~/.netrc) and
+    downloaded by `audiotrove fetch`; a list file may give a checksum after a tab:
+    `URL<TAB>sha256:...`.
     """
+    from .sources.adding import RemoteOptions, add_remote, check
+    from .sources.register import record_checksums
+
+    remote = RemoteOptions(ids, template, id_pattern, list(field), ia_query, ia_format, ia_multi, limit,
+                           ia_base_url, metadata, match_column)
+    if not sources and not remote.any():
+        raise fail("nothing to add: give folders, files, lists or URLs, or --ids, --ia-query, --metadata")
     raw_format = _raw_format(raw)
+    nothing_added = False
     with open_catalog() as cat:
-        found = expand_sources(sources)
-        if raw_format:  # named raw files are registered whatever their extension
-            named = [(p, k, s) for p, k, s in found.entries if k == "file"]
-            found.entries = named
-        added, present = cat.add_files(found.entries, raw_format=raw_format)
-        for path, why in found.skipped[:SKIPPED_SHOWN]:
-            err.print(f"[yellow]skipped[/] {path}: {why}")
-        if len(found.skipped) > SKIPPED_SHOWN:
-            err.print(f"[yellow]... and {len(found.skipped) - SKIPPED_SHOWN} more skipped[/]")
-        print(f"added {added}, already present {present}, skipped {len(found.skipped)}")
-        if not found.entries:
-            err.print("[red]nothing could be added[/]")
-            raise typer.Exit(EXIT_FAILURES)
+        try:
+            check(remote)
+            if sources:
+                found = expand_sources(sources)
+                if raw_format:  # headerless PCM: the local files named
+                    found.entries = [(p, k, s) for p, k, s in found.entries if k == "file"]
+                added, present = cat.add_files(found.entries, raw_format=raw_format)
+                record_checksums(cat, found.checksums)
+                for path, why in found.skipped[:SKIPPED_SHOWN]:
+                    err.print(f"[yellow]skipped[/] {path}: {why}")
+                if len(found.skipped) > SKIPPED_SHOWN:
+                    err.print(f"[yellow]... and {len(found.skipped) - SKIPPED_SHOWN} more skipped[/]")
+                if found.credentials_removed:
+                    err.print(f"[yellow]note[/] user:password removed from {found.credentials_removed} URL(s) "
+                              "(never stored): give them to `fetch` through ~/.netrc or $NETRC")
+                print(f"added {added}, already present {present}, skipped {len(found.skipped)}")
+                nothing_added = not found.entries and not remote.any()
+            add_remote(cat, remote, say=print, warn=lambda m: err.print(f"[yellow]{m}[/]"))
+        except UsageError as exc:
+            raise fail(str(exc))
+    if nothing_added:
+        err.print("[red]nothing could be added[/]")
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()
@@ -213,7 +248,14 @@ def status(fmt: str = typer.Option("table", "--format", "-f", help="table, csv, 
     raise typer.Exit(EXIT_FAILURES if st["failures"] else EXIT_OK)
 
 
-for _module in (insight_commands, enhance_commands, units_commands):
+for _module in (
+    insight_commands,
+    enhance_commands,
+    units_commands,
+    transcribe_commands,
+    embed_commands,
+    fetch_commands,
+):
     _module.register(app)
 
 

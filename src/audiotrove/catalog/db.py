@@ -14,6 +14,9 @@ Tables
            counts as none.
   meta     schema_version: read at open; an older catalog is upgraded in place (MIGRATIONS),
            in one transaction.
+  file_attrs  per-file facts that belong to the file, not to its content: where it came from
+           (`source`), its download (`fetch`), the user's metadata (`meta`); one JSON object
+           per (file, group), shown in the file's record under that group's name.
 
 During a run the runner's coordinator is the only writer; each finished item is committed
 in its own transaction, so a crash loses at most the items in flight.
@@ -61,9 +64,18 @@ CREATE TABLE IF NOT EXISTS results (
     created_at    REAL NOT NULL,
     UNIQUE (content_hash, step, step_version, params_hash)
 );
+
 CREATE INDEX IF NOT EXISTS results_by_hash ON results (content_hash, step, created_at);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files (content_hash);
 """
+_FILE_ATTRS = """
+CREATE TABLE IF NOT EXISTS file_attrs (
+    file_id       INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,             -- the record's group: 'source' | 'fetch' | 'meta'
+    data          TEXT NOT NULL,             -- JSON object
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (file_id, name)
+)"""
 _CURRENT_TABLE = """
 CREATE TABLE IF NOT EXISTS current_results (
     file_id       INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -81,6 +93,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     are now audio.bandwidth.frequency and audio.bandwidth.reason. Files may be headerless PCM
     read with a stated format (files.raw_format)."""
     conn.execute("ALTER TABLE files ADD COLUMN raw_format TEXT")
+    conn.execute(_FILE_ATTRS)
     rows = conn.execute("SELECT id, data FROM results WHERE step = 'analyze' AND data IS NOT NULL").fetchall()
     for rid, text in rows:
         data = json.loads(text)
@@ -184,7 +197,7 @@ class Catalog:
             with self.transaction() as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 if version == 0:
-                    for stmt in [*_SCHEMA.split(";"), _CURRENT_TABLE, _CURRENT_INDEX]:
+                    for stmt in [*_SCHEMA.split(";"), _FILE_ATTRS, _CURRENT_TABLE, _CURRENT_INDEX]:
                         if stmt.strip():
                             conn.execute(stmt)
                 else:
@@ -250,6 +263,53 @@ class Catalog:
 
     def file_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def file_ids(self, paths: Iterable[str]) -> dict[str, int]:
+        """path (or URL) -> file id, for the registered ones among `paths`."""
+        out = {}
+        for path in paths:
+            row = self.conn.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+            if row is not None:
+                out[path] = row[0]
+        return out
+
+    # --- per-file attributes (source, fetch, meta) --------------------------------------
+    def set_attrs(self, rows: Iterable[tuple[int, str, dict]], *, merge: bool = False) -> int:
+        """Store (file_id, group, data) rows in one transaction; `merge` updates the keys of an
+        existing object instead of replacing it. Returns the rows written."""
+        n = 0
+        now = time.time()
+        with self.transaction():
+            for file_id, name, data in rows:
+                if merge:
+                    old = self.conn.execute("SELECT data FROM file_attrs WHERE file_id=? AND name=?",
+                                            (file_id, name)).fetchone()
+                    if old is not None:
+                        data = {**json.loads(old[0]), **data}
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO file_attrs(file_id, name, data, updated_at) VALUES (?,?,?,?)",
+                    (file_id, name, json.dumps(data, sort_keys=True), now))
+                n += 1
+        return n
+
+    def attrs(self, file_ids: Iterable[int] | None = None, name: str | None = None) -> dict[int, dict]:
+        """file_id -> {group: data} (only `name`'s group when given)."""
+        sql, params = "SELECT file_id, name, data FROM file_attrs", []
+        if name is not None:
+            sql, params = sql + " WHERE name=?", [name]
+        wanted = set(file_ids) if file_ids is not None else None
+        out: dict[int, dict] = {}
+        for fid, group, data in self.conn.execute(sql, params):
+            if wanted is None or fid in wanted:
+                out.setdefault(fid, {})[group] = json.loads(data)
+        return out
+
+    def local_copies(self) -> dict[int, str]:
+        """file_id -> the verified local copy of a fetched URL."""
+        rows = self.conn.execute(
+            "SELECT file_id, json_extract(data, '$.local_path') FROM file_attrs "
+            "WHERE name='fetch' AND json_extract(data, '$.status')='ok'")
+        return {fid: path for fid, path in rows if path}
 
     # --- results -----------------------------------------------------------------------
     def has_result(self, content_hash: str, step: str, version: str, params_hash: str,

@@ -82,6 +82,13 @@ _QUEUE_SCHEMA = [
   INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT OLD.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = OLD.content_hash); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_results_del AFTER DELETE ON results BEGIN
   INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT OLD.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = OLD.content_hash); END""",
+    # per-file attributes (source, fetch, meta: db.py file_attrs) are part of the record
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_ins AFTER INSERT ON file_attrs BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_upd AFTER UPDATE ON file_attrs BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_del AFTER DELETE ON file_attrs BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.file_id); END""",
 ]
 _N_TRIGGERS = sum(1 for s in _QUEUE_SCHEMA if "TRIGGER" in s)
 
@@ -261,6 +268,11 @@ class FieldIndex:
             "LEFT JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
             f"WHERE f.id IN ({','.join('?' * len(ids))}) ORDER BY f.id, r.created_at, r.id",
             ids).fetchall()
+        attrs: dict[int, dict] = {}
+        for fid, name, data in cur.execute(
+                f"SELECT file_id, name, data FROM file_attrs WHERE file_id IN ({','.join('?' * len(ids))})",
+                ids):
+            attrs.setdefault(fid, {})[name] = json.loads(data)
         discovered = {r[0]: r[1] for r in conn.execute(f"SELECT name, kind FROM {TABLE}_discovered")}
         new_fields: dict[str, str] = {}
         built = []
@@ -272,7 +284,7 @@ class FieldIndex:
                 if rows[j][6] is not None:
                     latest[rows[j][6]] = rows[j]
                 j += 1
-            built.append(self._build(rows[i], latest, discovered, new_fields))
+            built.append(self._build(rows[i], latest, discovered, new_fields, attrs.get(rows[i][0])))
             i = j
         for name, kind in new_fields.items():
             if name not in discovered and len(discovered) < _MAX_DISCOVERED:
@@ -385,12 +397,14 @@ class FieldIndex:
         return [f.name for f in self.registry]
 
     def _build(self, frow: tuple, latest: dict[str, tuple], discovered: dict[str, str],
-               new_fields: dict[str, str]) -> tuple[tuple, dict]:
+               new_fields: dict[str, str], attrs: dict | None = None) -> tuple[tuple, dict]:
         """One file's (base columns, flattened record)."""
         fid, path, kind, size_bytes, mtime_ns, content_hash = frow[:6]
         flat = None
         mode, result_id, result_ids = 2, None, None
-        if not latest:
+        if attrs:
+            pass  # per-file groups (source, fetch, meta): always the full build below
+        elif not latest:
             mode, flat = 0, {"path": path, "status": "pending", "error": None}
         elif len(latest) == 1:
             (step, r), = latest.items()
@@ -405,10 +419,13 @@ class FieldIndex:
                     _flatten_into(flat, data, "")
         if flat is None:
             results = {step: _result_row(r) for step, r in latest.items()}
-            record = file_record(FileRow(fid, path, kind, size_bytes, mtime_ns, content_hash), results)
+            record = file_record(FileRow(fid, path, kind, size_bytes, mtime_ns, content_hash), results,
+                                 attrs)
             flat = {}
             _flatten_into(flat, record, "")
-            if record.keys() <= _RESERVED:
+            if attrs:
+                result_ids = ",".join(str(r[14]) for r in latest.values())
+            elif record.keys() <= _RESERVED:
                 mode = 0
             else:
                 result_ids = ",".join(str(r[14]) for r in latest.values())
@@ -486,7 +503,7 @@ class FieldIndex:
             if mode == 1 and data:
                 head = f'{{"path": {dumps(p)}, "status": "{s}", "error": null'
                 yield head + ("}" if data == "{}" else ", " + data[1:])
-            elif mode == 2 and ids:
+            elif mode == 2 and ids is not None:
                 yield dumps(self._full_record(p, ids))
             else:
                 yield dumps({"path": p, "status": s, "error": e})
@@ -497,7 +514,7 @@ class FieldIndex:
             yield json.loads(text)
 
     def _full_record(self, path: str, ids: str) -> dict:
-        id_list = [int(x) for x in ids.split(",")]
+        id_list = [int(x) for x in ids.split(",") if x]
         cur = self.conn.cursor()
         cur.row_factory = None
         f = self.conn.execute("SELECT id, path, kind, size_bytes, mtime_ns, content_hash FROM files "
@@ -507,7 +524,9 @@ class FieldIndex:
             "status, error, data, elapsed_s, created_at, id FROM results "
             f"WHERE id IN ({','.join('?' * len(id_list))}) ORDER BY created_at, id", id_list).fetchall()
         results = {r[6]: _result_row(r) for r in rows}
-        return file_record(FileRow(*tuple(f)), results)
+        attrs = {name: json.loads(data) for name, data in self.conn.execute(
+            "SELECT name, data FROM file_attrs WHERE file_id=?", (f[0],))}
+        return file_record(FileRow(*tuple(f)), results, attrs)
 
     def matrix(self, fields: Sequence[Field], query: str | Node | None = None):
         """A float array (files x fields) of the selected files' values; NaN where missing or

@@ -2,6 +2,7 @@
 (one per step, see db.py `current_results`).
 
     {"path": ..., "status": "ok"|"error"|"pending", "error": <message or null>,
+     "source": {...}, "fetch": {...}, "meta": {...},   # per-file attributes, when present
      "media_info": {...}, "audio": {...}, ...}
 
 The dotted names of this object (`media_info.audio.sample_rate`) are the column names of
@@ -14,13 +15,16 @@ from .db import FileRow, ResultRow
 PRIMARY_STEP = "analyze"
 
 
-def file_record(f: FileRow, results: dict[str, ResultRow]) -> dict:
+def file_record(f: FileRow, results: dict[str, ResultRow], attrs: dict | None = None) -> dict:
+    """`attrs`: the file's per-file groups ({"source": {...}, "fetch": {...}, "meta": {...}})."""
     primary = results.get(PRIMARY_STEP)
     if primary is None:
         status, error = "pending", None
     else:
         status, error = primary.status, primary.error
     record: dict = {"path": f.path, "status": status, "error": error}
+    for name in sorted(attrs or {}):
+        record[name] = dict(attrs[name])
     for name in sorted(results, key=lambda n: n != PRIMARY_STEP):
         res = results[name]
         if res.status == "ok" and res.data:

@@ -2,8 +2,9 @@
 
 A folder is walked recursively for audio and video containers; a list file (`*.txt` or
 `@list`) holds one path or URL per line, `#` comments and blank lines ignored. Relative
-paths in a list file are relative to the list file's folder. URLs are stored as they are
-(fetching them is a later step).
+paths in a list file are relative to the list file's folder. URLs are stored without any
+user:password (`audiotrove fetch` downloads them); a URL may be followed by a checksum
+(`URL<TAB>sha256:...`, md5:, sha1:), collected in `Expansion.checksums`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ URL_SCHEMES = ("http://", "https://", "ftp://", "s3://", "gs://")
 class Expansion:
     entries: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, source)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    checksums: dict[str, dict] = field(default_factory=dict)  # URL -> {algo: hex}
+    credentials_removed: int = 0
 
 
 def is_url(text: str) -> bool:
@@ -63,7 +66,7 @@ def _skip_non_utf8_names(out: Expansion) -> None:
 
 def _expand_one(arg: str, base: Path, out: Expansion, depth: int) -> None:
     if is_url(arg):
-        out.entries.append((arg, "url", arg))
+        _expand_url(arg, out)
         return
     is_list = arg.startswith("@")
     raw = arg[1:] if is_list else arg
@@ -83,6 +86,25 @@ def _expand_one(arg: str, base: Path, out: Expansion, depth: int) -> None:
         out.entries.append((str(path), "file", arg))
     else:
         out.skipped.append((str(path), "not found"))
+
+
+def _expand_url(arg: str, out: Expansion) -> None:
+    from ..io.fetch import parse_checksum, strip_credentials
+
+    url, *rest = arg.split()
+    url, had = strip_credentials(url)
+    out.credentials_removed += had
+    sums = {}
+    for token in rest:
+        try:
+            algo, digest = parse_checksum(token)
+        except ValueError as exc:
+            out.skipped.append((url, str(exc)))
+            return
+        sums[algo] = digest
+    out.entries.append((url, "url", url))
+    if sums:
+        out.checksums[url] = sums
 
 
 def _expand_list(path: Path, out: Expansion, depth: int) -> None:

@@ -358,7 +358,9 @@ def features_cmd(
     else:
         with open_catalog() as cat:
             ids = _select(cat, where)
-            jobs = [FeatureJob(f.path, f.id) for f in cat.files(ids) if f.kind == "file"]
+            local = cat.local_copies()  # fetched URLs: their verified local copies
+            jobs = [FeatureJob(local.get(f.id, f.path), f.id) for f in cat.files(ids)
+                    if f.kind == "file" or f.id in local]
     if not jobs:
         raise fail("no files to process")
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,

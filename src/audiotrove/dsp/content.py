@@ -95,6 +95,9 @@ _SMOOTH_FRAMES = round(2.0 / FRAME_S)  # 2 s in label frames
 _CHROMA_POWER = 0.5  # chroma weight = peak power ** this
 _CHROMA_RANGE_DB = 30.0
 _W_KEY = 1.5  # weight of the pitch-class concentration in the music score
+PHRASE_PAUSE_S = 3.0  # a quiet stretch shorter than this between speech is a pause in it...
+PAUSE_DROP_DB = 10.0  # ... when it stays this far under the speech's median level
+PAUSE_EDGE_S = 0.25  # (but for its first and last PAUSE_EDGE_S, next to the speech)
 _W_PULSE = 0.5  # weight of the pulse clarity
 _TONAL_LOCAL_FRAMES = round(0.5 / FRAME_S)  # relative silence: local tonality window
 _STAT_HALF = 250  # STFT frames (4 s) each side: the stationarity window is 8 s
@@ -689,6 +692,16 @@ class ContentMeter:
         speech = hysteresis(prob, on=self.speech_on, off=self.speech_off)
         speech = fill_short_gaps(speech, max_gap_frames=self._frames_for(self.speech_pause_s))
         speech = remove_short_runs(speech, min_frames=self._frames_for(self.speech_min_s))
+        # Pauses between phrases: a stretch shorter than PHRASE_PAUSE_S between two speech
+        # runs and PAUSE_DROP_DB or more under the speech's median level all along is part of
+        # the speech (room tone, hum, breath between phrases), not music or other.
+        if speech.any():
+            loud = level_db > float(np.median(level_db[speech])) - PAUSE_DROP_DB
+            # the last syllable's decay, where the VAD has already let go, does not count
+            edge = self._frames_for(PAUSE_EDGE_S)
+            near = np.convolve(speech.astype(np.int32), np.ones(2 * edge + 1, np.int32), "same") > 0
+            speech = fill_short_gaps(speech, max_gap_frames=self._frames_for(PHRASE_PAUSE_S),
+                                     barrier=loud & ~near)
 
         # Music evidence (windows centred on each frame).
         persist = centered_mean(feats["persist"] / 255.0, width=_SMOOTH_FRAMES)

@@ -10,10 +10,27 @@ Everything here works on one analysis grid so a file is decoded and transformed 
     batch = analyzer.analyze(framer.finish())
 
 A FrameBatch holds, per frame: level (dBFS of the hop around the frame centre), the power
-spectrum, mel-band levels for onset detection, MFCC, pitch (hz, clarity). Features of a
-stretch of audio (a unit, a window) are computed from the frames whose centres fall in it:
-spectral shape (centroid, rolloff, flatness, contrast, chroma) from their mean power
-spectrum, MFCC as the mean of the frames' MFCC, pitch as the median of the voiced frames.
+spectrum, mel-band levels for onset detection, MFCC, pitch (hz, clarity), and on request the
+frame's mean square, zero-crossing rate, centroid, rolloff, flatness, contrast and chroma.
+
+Definitions follow librosa's defaults for the same frame (n_fft, periodic Hann, centred,
+zero-padded) and hop, so numbers compare with librosa-based work (tests/test_features_librosa.py
+checks it where librosa is installed; README "Feature definitions" gives the tolerances):
+    rms        frame mean square (rectangular, n_fft samples) = librosa.feature.rms ** 2
+    zcr        sign changes / n_fft                             = librosa.feature.zero_crossing_rate
+    centroid   magnitude-weighted mean frequency                = librosa.feature.spectral_centroid
+    rolloff    lowest bin holding 85 % of the magnitude         = librosa.feature.spectral_rolloff
+    flatness   geometric / arithmetic mean of power             = librosa.feature.spectral_flatness
+    contrast   dB of magnitude, peak - valley, 200 Hz octaves   = librosa.feature.spectral_contrast
+    chroma     Ellis' chroma filters (tuning 0), max 1 per frame = librosa.feature.chroma_stft(tuning=0)
+    mfcc       128 Slaney mel bands 0-Nyquist, dB, DCT-II ortho = librosa.feature.mfcc (first 13),
+               without librosa's whole-file top_db clip (see MFCC_AMIN)
+The floors are relative (flatness, contrast) so a gain change moves none of
+flatness, contrast, chroma, centroid, rolloff or zcr; see the constants below.
+
+A stretch of audio (a row of the feature series) takes the mean of its frames' values
+(librosa's way; rms as the mean of the frames' mean squares). The unit descriptors of
+audiotrove.units take centroid, rolloff and flatness of the unit's mean power spectrum.
 
 `FeatureSeries` turns a block stream into a tidy time series (one row per window of
 `hop_s` seconds), carrying its state across blocks: the rows do not depend on block size.
@@ -35,9 +52,13 @@ from . import pitch as _pitch
 
 ALL_FEATURES = ("rms", "zcr", "centroid", "rolloff", "flatness", "contrast", "chroma", "mfcc",
                 "pitch", "tempo")
-N_MFCC = 13
-MFCC_MELS = 40
-MFCC_FMAX_HZ = 8000.0  # fixed band edges: MFCCs stay comparable across sample rates
+N_MFCC = 13  # librosa's default is 20; its first 13 are these
+MFCC_MELS = 128  # librosa: 128 Slaney-normalised mel bands from 0 Hz to Nyquist
+# librosa's power_to_db floor, on librosa's |STFT|^2 scale (about 150 dB below a full-scale
+# sine's band). librosa also clips at the file's top - 80 dB (top_db=80): not done here, so a
+# frame's MFCC do not depend on the rest of the file (a unit's MFCC are the same in any file);
+# equal to librosa.feature.mfcc(S=librosa.power_to_db(melspectrogram, top_db=None)).
+MFCC_AMIN = 1e-10
 ONSET_MELS = 64
 ONSET_FMIN_HZ = 30.0
 ONSET_FMAX_HZ = 16000.0
@@ -47,8 +68,12 @@ ROLLOFF_FRACTION = 0.85
 CONTRAST_FMIN_HZ = 200.0
 CONTRAST_BANDS = 6  # octave bands above CONTRAST_FMIN_HZ -> 7 values with the band below it
 CONTRAST_QUANTILE = 0.02
-CHROMA_FMIN_HZ = 32.7  # C1
-CHROMA_FMAX_HZ = 5000.0
+CONTRAST_TOP_DB = 80.0  # peak and valley floored 80 dB (of magnitude) below the frame's top peak
+# flatness: power floored FLATNESS_FLOOR_DB below the frame's mean power (librosa: an
+# absolute 1e-10, so its flatness moves with the playback level)
+FLATNESS_FLOOR_DB = 120.0
+CHROMA_CENTRE_OCTAVE = 5.0  # librosa.filters.chroma: octave weighting centred on C5...
+CHROMA_OCTAVE_WIDTH = 2.0  # ... a Gaussian 2 octaves wide
 TEMPO_WINDOW_S = 8.0
 TEMPO_MIN_BPM = 30.0
 TEMPO_MAX_BPM = 300.0
@@ -144,11 +169,12 @@ def fft_frequencies(*, sample_rate_hz: float, n_fft: int) -> np.ndarray:
 
 
 def mel_filterbank(*, sample_rate_hz: float, n_fft: int, n_mels: int, fmin_hz: float = 0.0,
-                   fmax_hz: float | None = None) -> scipy.sparse.csr_matrix:
-    """Triangular mel filters (peak 1) as a sparse (n_bins, n_mels) matrix: power @ fb.
+                   fmax_hz: float | None = None, slaney_norm: bool = False) -> scipy.sparse.csr_matrix:
+    """Triangular mel filters as a sparse (n_bins, n_mels) matrix: power @ fb.
 
+    Peak 1, or with slaney_norm area-normalised (2 / band width in Hz, librosa's norm='slaney').
     Every filter is at least one FFT bin wide (a filter narrower than the bin spacing takes
-    its nearest bin), so no band is empty at low sample rates.
+    its nearest bin), so no band is empty at low sample rates (librosa leaves it empty).
     """
     fmax_hz = min(fmax_hz or sample_rate_hz / 2, sample_rate_hz / 2)
     freqs = fft_frequencies(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
@@ -162,23 +188,37 @@ def mel_filterbank(*, sample_rate_hz: float, n_fft: int, n_mels: int, fmin_hz: f
     if empty.any():
         nearest = np.abs(freqs[:, None] - centre[None, empty]).argmin(axis=0)
         weights[nearest, np.flatnonzero(empty)] = 1.0
+    if slaney_norm:
+        weights *= 2.0 / (upper - lower)
     return scipy.sparse.csr_matrix(weights.astype(np.float32))
 
 
-def chroma_filterbank(*, sample_rate_hz: float, n_fft: int, fmin_hz: float = CHROMA_FMIN_HZ,
-                      fmax_hz: float = CHROMA_FMAX_HZ) -> scipy.sparse.csr_matrix:
-    """(n_bins, 12) weights of each FFT bin to pitch classes C..B (Gaussian, 0.5 semitone wide)."""
-    freqs = fft_frequencies(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
-    use = (freqs >= fmin_hz) & (freqs <= min(fmax_hz, sample_rate_hz / 2))
-    midi = np.zeros_like(freqs)
-    midi[use] = 69.0 + 12.0 * np.log2(freqs[use] / _pitch.A4_HZ)
-    classes = np.arange(12)
-    # circular distance in semitones between each bin's pitch and each pitch class
-    dist = (midi[:, None] - classes[None, :]) % 12.0
-    dist = np.minimum(dist, 12.0 - dist)
-    weights = np.exp(-0.5 * (dist / 0.5) ** 2) * use[:, None]
-    weights[weights < 1e-3] = 0.0
-    return scipy.sparse.csr_matrix(weights.astype(np.float32))
+def chroma_filterbank(*, sample_rate_hz: float, n_fft: int, tuning: float = 0.0,
+                      centre_octave: float = CHROMA_CENTRE_OCTAVE,
+                      octave_width: float | None = CHROMA_OCTAVE_WIDTH) -> np.ndarray:
+    """(n_bins, 12) weights of each FFT bin to pitch classes C..B: librosa.filters.chroma.
+
+    Ellis' chroma filters: each bin spreads over the pitch classes by a Gaussian as wide as
+    the bin itself (a bass bin spanning several semitones spreads over all of them, so the
+    harmonics, where bins are narrow in semitones, name the pitch class), each bin's weights
+    have unit L2 norm, and bins are weighted by a Gaussian in octaves centred on
+    centre_octave (C5 by default) and octave_width wide. tuning: fraction of a semitone.
+    """
+    n_chroma = 12
+    freqs = np.linspace(0, sample_rate_hz, n_fft, endpoint=False)[1:]
+    a440 = _pitch.A4_HZ * 2.0 ** (tuning / n_chroma)
+    frqbins = n_chroma * np.log2(freqs / (a440 / 16.0))  # semitones above A0
+    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))  # 0 Hz: 1.5 octaves below bin 1
+    binwidth = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1.0]))
+    d = frqbins[None, :] - np.arange(n_chroma, dtype=np.float64)[:, None]
+    half = round(n_chroma / 2)
+    d = np.remainder(d + half + 10 * n_chroma, n_chroma) - half
+    wts = np.exp(-0.5 * (2 * d / binwidth[None, :]) ** 2)
+    wts /= np.maximum(np.sqrt((wts ** 2).sum(axis=0, keepdims=True)), np.finfo(np.float64).tiny)
+    if octave_width is not None:
+        wts *= np.exp(-0.5 * ((frqbins / n_chroma - centre_octave) / octave_width) ** 2)[None, :]
+    wts = np.roll(wts, -3, axis=0)  # row 0 = C (A0-based above)
+    return np.ascontiguousarray(wts[:, : n_fft // 2 + 1].T, dtype=np.float32)
 
 
 def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -188,70 +228,100 @@ def _dct_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 # --- features of spectra --------------------------------------------------------------------
 
+def _flatness_rows(power: np.ndarray) -> np.ndarray:
+    """Geometric / arithmetic mean of each row of power, floored FLATNESS_FLOOR_DB below the
+    row's mean (a relative floor: the value does not move with the playback level)."""
+    power = np.asarray(power, dtype=np.float32)
+    mean = power.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    floor = np.maximum(mean * np.float32(10.0 ** (-FLATNESS_FLOOR_DB / 10.0)), np.finfo(np.float32).tiny)
+    logs = np.log(np.maximum(power, floor))
+    gmean = np.exp(logs.mean(axis=1, dtype=np.float64))
+    amean = np.maximum(power, floor).mean(axis=1, dtype=np.float64)
+    return gmean / amean
+
+
 def spectral_shape(power: np.ndarray, freqs: np.ndarray) -> tuple[float | None, float | None, float | None]:
     """(centroid Hz, rolloff Hz, flatness 0-1) of one power spectrum; Nones for silence.
 
-    centroid: magnitude-weighted mean frequency; rolloff: the frequency below which
-    ROLLOFF_FRACTION of the magnitude lies; flatness: geometric / arithmetic mean of power.
+    centroid: magnitude-weighted mean frequency; rolloff: the lowest bin frequency below
+    which ROLLOFF_FRACTION of the magnitude lies; flatness: geometric / arithmetic mean of
+    power (floored FLATNESS_FLOOR_DB below its mean). As librosa, on one spectrum.
     """
-    power = np.asarray(power, dtype=np.float64)
-    total = power.sum()
-    if not total > _EPS * power.size:
+    c, r, f = spectral_shape_rows(np.asarray(power, dtype=np.float64)[None, :], freqs)
+    if np.isnan(c[0]):
         return None, None, None
-    mag = np.sqrt(power)
-    centroid = float((freqs * mag).sum() / mag.sum())
-    cum = np.cumsum(mag)
-    rolloff = float(freqs[min(int(np.searchsorted(cum, ROLLOFF_FRACTION * cum[-1])), len(freqs) - 1)])
-    p = power + 1e-10
-    flatness = float(np.exp(np.mean(np.log(p))) / np.mean(p))
-    return centroid, rolloff, flatness
+    return float(c[0]), float(r[0]), float(f[0])
 
 
 def spectral_shape_rows(power: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """spectral_shape for each row of (m, n_bins) power: arrays with NaN for silent rows."""
-    power = np.asarray(power, dtype=np.float64)
-    total = power.sum(axis=1)
-    silent = ~(total > _EPS * power.shape[1])
+    power = np.asarray(power, dtype=np.float32)
     mag = np.sqrt(power)
-    msum = np.maximum(mag.sum(axis=1), _EPS)
-    centroid = (mag @ freqs) / msum
+    total = power.sum(axis=1, dtype=np.float64)
+    silent = ~(total > _EPS * power.shape[1])
+    msum = np.maximum(mag.sum(axis=1, dtype=np.float64), _EPS)
+    centroid = (mag @ freqs.astype(np.float32)).astype(np.float64) / msum
     cum = np.cumsum(mag, axis=1)
-    idx = (cum < ROLLOFF_FRACTION * cum[:, -1:]).sum(axis=1)
-    rolloff = freqs[np.minimum(idx, len(freqs) - 1)]
-    p = power + 1e-10
-    flatness = np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1)
+    idx = np.argmax(cum >= np.float32(ROLLOFF_FRACTION) * cum[:, -1:], axis=1)
+    rolloff = freqs[idx].astype(np.float64)
+    flatness = _flatness_rows(power)
     for arr in (centroid, rolloff, flatness):
         arr[silent] = np.nan
     return centroid, rolloff, flatness
 
 
-def contrast_bands(*, sample_rate_hz: float, n_fft: int) -> list[np.ndarray]:
-    """Bin indices of the spectral-contrast bands: below 200 Hz, then octaves up to Nyquist."""
+def contrast_bands(*, sample_rate_hz: float, n_fft: int) -> list[tuple[np.ndarray, int]]:
+    """The spectral-contrast bands as librosa cuts them: (bin indices, quantile count) each.
+
+    Band 0 is 0-200 Hz, then octaves up to Nyquist (the last band runs to Nyquist); each band
+    above the first also takes the bin just below its edge, each but the last drops its top
+    bin, and the peak / valley count is CONTRAST_QUANTILE of the band's size (at least 1).
+    A band above Nyquist (sample rates below 12.8 kHz, where librosa refuses) reuses the top bin.
+    """
     freqs = fft_frequencies(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
-    edges = [0.0] + [CONTRAST_FMIN_HZ * 2 ** i for i in range(CONTRAST_BANDS)] + [sample_rate_hz / 2 + 1]
+    octa = np.zeros(CONTRAST_BANDS + 2)
+    octa[1:] = CONTRAST_FMIN_HZ * 2.0 ** np.arange(CONTRAST_BANDS + 1)
     bands = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        idx = np.flatnonzero((freqs >= lo) & (freqs < hi))
-        if idx.size == 0:  # a band above Nyquist at low sample rates: reuse the top bin
-            idx = np.array([len(freqs) - 1])
-        bands.append(idx)
+    for k, (lo, hi) in enumerate(zip(octa[:-1], octa[1:])):
+        current = (freqs >= lo) & (freqs <= hi)
+        idx = np.flatnonzero(current)
+        if idx.size == 0:
+            bands.append((np.array([len(freqs) - 1]), 1))
+            continue
+        if k > 0 and idx[0] > 0:
+            current[idx[0] - 1] = True
+        if k == CONTRAST_BANDS:
+            current[idx[-1] + 1:] = True
+        sub = np.flatnonzero(current)
+        if k < CONTRAST_BANDS and sub.size > 1:
+            sub = sub[:-1]
+        count = int(max(1, np.rint(CONTRAST_QUANTILE * np.count_nonzero(current))))
+        bands.append((sub, min(count, sub.size)))
     return bands
 
 
-def spectral_contrast(power: np.ndarray, bands: list[np.ndarray]) -> np.ndarray:
-    """Per frame and band, peak minus valley level in dB: (m, len(bands)).
+def spectral_contrast(power: np.ndarray, bands: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Per frame and band, peak minus valley in dB of magnitude: (m, len(bands)).
 
-    Peak / valley: mean power of the top / bottom CONTRAST_QUANTILE of the band's bins.
+    Peak / valley: mean magnitude of the top / bottom quantile of the band's bins (librosa's
+    spectral_contrast); both floored CONTRAST_TOP_DB below the frame's highest peak, so the
+    value does not depend on the playback level. A silent frame gives 0.
     """
-    power = np.asarray(power, dtype=np.float64)
-    out = np.empty((power.shape[0], len(bands)))
-    for j, idx in enumerate(bands):
-        band = np.sort(power[:, idx], axis=1)
-        k = max(1, int(round(CONTRAST_QUANTILE * idx.size)))
-        valley = band[:, :k].mean(axis=1)
-        peak = band[:, -k:].mean(axis=1)
-        out[:, j] = 10.0 * np.log10(peak + 1e-10) - 10.0 * np.log10(valley + 1e-10)
-    return out
+    mag = np.sqrt(np.asarray(power, dtype=np.float32))
+    peak = np.empty((mag.shape[0], len(bands)))
+    valley = np.empty_like(peak)
+    for j, (idx, k) in enumerate(bands):
+        n = len(idx)
+        band = mag[:, idx[0]:idx[-1] + 1]  # bands are contiguous runs of bins
+        if n > 2 * k:  # the k smallest and k largest, without a full sort
+            band = np.partition(band, (k - 1, n - k), axis=1)
+        else:
+            band = np.sort(band, axis=1)
+        valley[:, j] = band[:, :k].mean(axis=1, dtype=np.float64)
+        peak[:, j] = band[:, -k:].mean(axis=1, dtype=np.float64)
+    floor = peak.max(axis=1, keepdims=True) * 10.0 ** (-CONTRAST_TOP_DB / 10.0)
+    floor = np.maximum(floor, np.finfo(np.float64).tiny)
+    return 10.0 * np.log10(np.maximum(peak, floor)) - 10.0 * np.log10(np.maximum(valley, floor))
 
 
 def zero_crossing_rate(x: np.ndarray) -> float:
@@ -264,7 +334,11 @@ def zero_crossing_rate(x: np.ndarray) -> float:
 
 
 def power_db(mean_square: float) -> float:
-    """Level in dB (re full scale) of a mean square value; LEVEL_FLOOR_DB for silence."""
+    """Level in dB (re full scale) of a mean square value; LEVEL_FLOOR_DB for silence.
+
+    dB re a full-scale square wave (mean square 1): a full-scale sine reads -3.01 (meters
+    that follow AES17 read 0 dBFS for it).
+    """
     return float(max(LEVEL_FLOOR_DB, 10.0 * math.log10(mean_square + 1e-30)))
 
 
@@ -272,7 +346,10 @@ def power_db(mean_square: float) -> float:
 
 @dataclass
 class FrameBatch:
-    """Features of consecutive frames, index `start` onwards (frame k is centred on k * hop)."""
+    """Features of consecutive frames, index `start` onwards (frame k is centred on k * hop).
+
+    The optional arrays are None unless the analyzer was asked for them.
+    """
 
     start: int
     level_db: np.ndarray            # (m,) dBFS of the hop around each frame centre
@@ -281,7 +358,16 @@ class FrameBatch:
     mfcc: np.ndarray                # (m, N_MFCC)
     hz: np.ndarray                  # (m,) NaN when unpitched
     clarity: np.ndarray             # (m,)
-    contrast: np.ndarray | None = None  # (m, 7) when asked for
+    contrast: np.ndarray | None = None  # (m, 7) dB
+    frame_ms: np.ndarray | None = None  # (m,) mean square of the whole frame (rectangular)
+    zcr: np.ndarray | None = None       # (m,) sign changes / n_fft
+    centroid: np.ndarray | None = None  # (m,) Hz, NaN when silent
+    rolloff: np.ndarray | None = None   # (m,) Hz, NaN when silent
+    flatness: np.ndarray | None = None  # (m,) 0-1, NaN when silent
+    chroma: np.ndarray | None = None    # (m, 12) C..B, max 1 per frame (0 when silent)
+
+    _ARRAYS = ("level_db", "power", "onset_db", "mfcc", "hz", "clarity", "contrast", "frame_ms",
+               "zcr", "centroid", "rolloff", "flatness", "chroma")
 
     def __len__(self) -> int:
         return len(self.level_db)
@@ -291,17 +377,16 @@ class FrameBatch:
         if len(batches) == 1:
             return batches[0]
         first = batches[0]
-        contrast = None if first.contrast is None else np.concatenate([b.contrast for b in batches])
-        return cls(first.start, *(np.concatenate([getattr(b, name) for b in batches])
-                                  for name in ("level_db", "power", "onset_db", "mfcc", "hz", "clarity")),
-                   contrast=contrast)
+        return cls(first.start, **{
+            name: None if getattr(first, name) is None
+            else np.concatenate([getattr(b, name) for b in batches]) for name in cls._ARRAYS})
 
     def slice(self, lo: int, hi: int) -> "FrameBatch":
         """Frames with absolute index in [lo, hi)."""
         a, b = max(0, lo - self.start), max(0, hi - self.start)
-        return FrameBatch(self.start + a, self.level_db[a:b], self.power[a:b], self.onset_db[a:b],
-                          self.mfcc[a:b], self.hz[a:b], self.clarity[a:b],
-                          None if self.contrast is None else self.contrast[a:b])
+        return FrameBatch(self.start + a, **{
+            name: None if getattr(self, name) is None else getattr(self, name)[a:b]
+            for name in self._ARRAYS})
 
 
 @functools.lru_cache(maxsize=16)
@@ -314,8 +399,10 @@ def _grid_constants(sample_rate_hz: float, n_fft: int) -> tuple:
     scale = np.float32(2.0 / window.sum() ** 2)
     onset_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=ONSET_MELS,
                               fmin_hz=ONSET_FMIN_HZ, fmax_hz=ONSET_FMAX_HZ)
+    # MFCC as librosa: Slaney-normalised filters on |STFT|^2 (our power / scale)
     mfcc_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=MFCC_MELS,
-                             fmin_hz=0.0, fmax_hz=MFCC_FMAX_HZ)
+                             fmin_hz=0.0, fmax_hz=None, slaney_norm=True)
+    mfcc_fb = (mfcc_fb / float(scale)).astype(np.float32).tocsr()
     dct = _dct_matrix(MFCC_MELS, N_MFCC).astype(np.float32)
     bands = contrast_bands(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
     for arr in (freqs, dct):
@@ -325,22 +412,30 @@ def _grid_constants(sample_rate_hz: float, n_fft: int) -> tuple:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_chroma(sample_rate_hz: float, n_fft: int) -> scipy.sparse.csr_matrix:
-    return chroma_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
+def _cached_chroma(sample_rate_hz: float, n_fft: int) -> np.ndarray:
+    fb = chroma_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
+    fb.setflags(write=False)
+    return fb
 
 
 class FrameAnalyzer:
-    """Compute a FrameBatch from frames of a Framer (same n_fft and hop)."""
+    """Compute a FrameBatch from frames of a Framer (same n_fft and hop).
+
+    pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness), chroma: which of
+    the optional features to compute.
+    """
 
     def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int, pitch: bool = True,
-                 contrast: bool = False, fmin_hz: float = _pitch.DEFAULT_FMIN_HZ,
-                 fmax_hz: float = _pitch.DEFAULT_FMAX_HZ):
+                 contrast: bool = False, shape: bool = False, chroma: bool = False,
+                 fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ):
         self.sample_rate_hz, self.n_fft, self.hop = float(sample_rate_hz), n_fft, hop
         self.want_pitch, self.want_contrast = pitch, contrast
+        self.want_shape, self.want_chroma = shape, chroma
         self.fmin_hz = max(fmin_hz, sample_rate_hz / (n_fft // 2) * 1.01)
         self.fmax_hz = min(fmax_hz, sample_rate_hz / 4)
         (self.freqs, self.window, self._scale, self.onset_fb, self.mfcc_fb, self._onset_fbT,
          self._mfcc_fbT, self.dct, self.contrast_bands) = _grid_constants(float(sample_rate_hz), n_fft)
+        self.chroma_fb = _cached_chroma(float(sample_rate_hz), n_fft) if chroma else None
         self.next_index = 0
         lo = n_fft // 2 - hop // 2
         self._hop_slice = slice(lo, lo + hop)
@@ -352,9 +447,13 @@ class FrameAnalyzer:
         if m == 0:
             nb = len(self.freqs)
             z = np.zeros((0,), np.float64)
-            return FrameBatch(start, z, np.zeros((0, nb), np.float32), np.zeros((0, ONSET_MELS), np.float32),
-                              np.zeros((0, N_MFCC), np.float32), z.copy(), z.copy(),
-                              np.zeros((0, len(self.contrast_bands))) if self.want_contrast else None)
+            return FrameBatch(
+                start, z, np.zeros((0, nb), np.float32), np.zeros((0, ONSET_MELS), np.float32),
+                np.zeros((0, N_MFCC), np.float32), z.copy(), z.copy(),
+                contrast=np.zeros((0, len(self.contrast_bands))) if self.want_contrast else None,
+                **({k: z.copy() for k in ("frame_ms", "zcr", "centroid", "rolloff", "flatness")}
+                   if self.want_shape else {}),
+                chroma=np.zeros((0, 12)) if self.want_chroma else None)
         centre = frames[:, self._hop_slice]
         ms = np.mean(centre.astype(np.float64) ** 2, axis=1)
         level_db = np.maximum(LEVEL_FLOOR_DB, 10.0 * np.log10(ms + 1e-30))
@@ -363,16 +462,28 @@ class FrameAnalyzer:
         power = power.astype(np.float32, copy=False)
         onset_db = 10.0 * np.log10(np.asarray(self._onset_fbT @ power.T).T + 1e-10)
         onset_db = np.maximum(onset_db, MEL_FLOOR_DB).astype(np.float32)
-        mel_db = 10.0 * np.log10(np.asarray(self._mfcc_fbT @ power.T).T + 1e-10)
-        mel_db = np.maximum(mel_db, MEL_FLOOR_DB - 20.0).astype(np.float32)
+        # librosa.feature.mfcc: power_to_db(melspectrogram), amin 1e-10 (see MFCC_AMIN)
+        mel_db = 10.0 * np.log10(np.maximum(np.asarray(self._mfcc_fbT @ power.T).T, MFCC_AMIN))
+        mel_db = mel_db.astype(np.float32, copy=False)
         mfcc = mel_db @ self.dct
         if self.want_pitch:
             hz, clarity = _pitch.frame_pitch(frames, sample_rate_hz=self.sample_rate_hz,
                                              fmin_hz=self.fmin_hz, fmax_hz=self.fmax_hz)
         else:
             hz, clarity = np.full(m, np.nan), np.zeros(m)
-        contrast = spectral_contrast(power, self.contrast_bands) if self.want_contrast else None
-        return FrameBatch(start, level_db, power, onset_db, mfcc, hz, clarity, contrast)
+        batch = FrameBatch(start, level_db, power, onset_db, mfcc, hz, clarity)
+        if self.want_contrast:
+            batch.contrast = spectral_contrast(power, self.contrast_bands)
+        if self.want_shape:
+            batch.frame_ms = np.einsum("ij,ij->i", frames, frames).astype(np.float64) / self.n_fft
+            signs = np.signbit(frames)
+            batch.zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / self.n_fft
+            batch.centroid, batch.rolloff, batch.flatness = spectral_shape_rows(power, self.freqs)
+        if self.want_chroma:
+            raw = (power @ self.chroma_fb).astype(np.float64)
+            top = raw.max(axis=1, keepdims=True)
+            batch.chroma = np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
+        return batch
 
 
 def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
@@ -394,13 +505,14 @@ def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarr
 
 # --- tempo ------------------------------------------------------------------------------------
 
-def tempo_bpm(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float = TEMPO_MIN_BPM,
-              max_bpm: float = TEMPO_MAX_BPM, prior_bpm: float = TEMPO_PRIOR_BPM) -> float | None:
-    """Dominant tempo (BPM) of a stretch of onset novelty, from its autocorrelation.
+TEMPO_CONTINUITY_OCTAVES = 0.03  # a local tempo stays within ~2 % of the previous one...
+TEMPO_JUMP_WEIGHT = 0.3  # ... unless another is 3x stronger (a real tempo change)
 
-    The autocorrelation is weighted by a log-normal prior around prior_bpm (one octave wide)
-    so a beat and its half or double are told apart; None when the novelty is flat.
-    """
+
+def _tempo_candidates(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float, max_bpm: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(lags in frames, their normalised autocorrelation, full autocorrelation) of a stretch
+    of onset novelty; None when it is too short or flat."""
     x = np.asarray(novelty, dtype=np.float64)
     x = x - x.mean()
     if len(x) < 4 or not np.any(x):
@@ -416,9 +528,10 @@ def tempo_bpm(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float = TEM
         return None
     acf = acf / acf[0]
     lags = np.arange(min_lag, max_lag + 1)
-    bpm = 60.0 * frame_rate_hz / lags
-    weight = np.exp(-0.5 * (np.log2(bpm / prior_bpm)) ** 2)
-    score = acf[min_lag:max_lag + 1] * weight
+    return lags, acf[min_lag:max_lag + 1], acf
+
+
+def _pick_tempo(lags: np.ndarray, score: np.ndarray, acf: np.ndarray, frame_rate_hz: float) -> float | None:
     i = int(np.argmax(score))
     if score[i] <= 0:
         return None
@@ -429,6 +542,54 @@ def tempo_bpm(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float = TEM
         if denom < 0:
             lag += float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
     return 60.0 * frame_rate_hz / lag
+
+
+def tempo_bpm(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: float = TEMPO_MIN_BPM,
+              max_bpm: float = TEMPO_MAX_BPM, prior_bpm: float = TEMPO_PRIOR_BPM) -> float | None:
+    """Dominant tempo (BPM) of a stretch of onset novelty, from its autocorrelation.
+
+    The autocorrelation is weighted by a log-normal prior around prior_bpm (one octave wide)
+    so a beat and its half or double are told apart; None when the novelty is flat.
+    """
+    found = _tempo_candidates(novelty, frame_rate_hz=frame_rate_hz, min_bpm=min_bpm, max_bpm=max_bpm)
+    if found is None:
+        return None
+    lags, r, acf = found
+    bpm = 60.0 * frame_rate_hz / lags
+    return _pick_tempo(lags, r * np.exp(-0.5 * np.log2(bpm / prior_bpm) ** 2), acf, frame_rate_hz)
+
+
+class TempoTracker:
+    """Local tempo with continuity: successive calls on overlapping stretches of novelty.
+
+    The first tempo is tempo_bpm's; each later one weighs the autocorrelation also by a
+    log-normal around the previous tempo (continuity_octaves wide, never below jump_weight),
+    so the curve does not hop between a beat, its half, double or 3:2 on steady music, yet
+    moves to a new tempo that is clearly stronger than anything near the old one.
+    """
+
+    def __init__(self, *, min_bpm: float = TEMPO_MIN_BPM, max_bpm: float = TEMPO_MAX_BPM,
+                 prior_bpm: float = TEMPO_PRIOR_BPM, continuity_octaves: float = TEMPO_CONTINUITY_OCTAVES,
+                 jump_weight: float = TEMPO_JUMP_WEIGHT):
+        self.min_bpm, self.max_bpm, self.prior_bpm = min_bpm, max_bpm, prior_bpm
+        self.continuity_octaves, self.jump_weight = continuity_octaves, jump_weight
+        self.bpm: float | None = None
+
+    def update(self, novelty: np.ndarray, *, frame_rate_hz: float) -> float | None:
+        found = _tempo_candidates(novelty, frame_rate_hz=frame_rate_hz, min_bpm=self.min_bpm,
+                                  max_bpm=self.max_bpm)
+        if found is None:
+            return None
+        lags, r, acf = found
+        bpm = 60.0 * frame_rate_hz / lags
+        weight = np.exp(-0.5 * np.log2(bpm / self.prior_bpm) ** 2)
+        if self.bpm is not None:
+            near = np.exp(-0.5 * (np.log2(bpm / self.bpm) / self.continuity_octaves) ** 2)
+            weight = weight * (self.jump_weight + (1.0 - self.jump_weight) * near)
+        tempo = _pick_tempo(lags, r * weight, acf, frame_rate_hz)
+        if tempo is not None:
+            self.bpm = tempo
+        return tempo
 
 
 # --- a tidy time series from a block stream ------------------------------------------------
@@ -461,10 +622,16 @@ def feature_columns(features: tuple[str, ...] | list[str]) -> list[str]:
 class FeatureSeries:
     """Streaming time series: one row per window [i*hop_s, (i+1)*hop_s) of the file.
 
-    Columns (see feature_columns): time (s, window start), rms (dBFS), zcr (0-1),
-    centroid / rolloff (Hz), flatness (0-1), contrast_1..7 (dB), chroma_C..chroma_B
-    (0-1, max 1), mfcc_1..13, hz (Hz, NaN unpitched), clarity (0-1), tempo (BPM, local
-    tempo over TEMPO_WINDOW_S centred on the window).
+    Columns (see feature_columns): time (s, window start), rms (dBFS: dB re a full-scale
+    square wave, a full-scale sine reads -3.01), zcr (0-1), centroid / rolloff (Hz),
+    flatness (0-1), contrast_1..7 (dB), chroma_C..chroma_B (0-1), mfcc_1..13, hz (Hz, NaN
+    unpitched), clarity (0-1), tempo (BPM, local tempo over TEMPO_WINDOW_S centred on the
+    window, tracked with continuity).
+
+    A row is the mean of the values of the analysis frames centred in its window (rms: the
+    mean of their mean squares, in dB; centroid, rolloff, flatness: over the frames that are
+    not silent; pitch: the median of the voiced frames); with hop_s equal to the frame hop
+    every row is one frame, exactly librosa's frame values.
 
         series = FeatureSeries(sample_rate_hz=sr, hop_s=0.1, features=("rms", "mfcc"))
         for block in blocks: rows = series.update(block)   # dict of column arrays (maybe empty)
@@ -481,28 +648,22 @@ class FeatureSeries:
         self.sr = float(sample_rate_hz)
         self.hop_s = float(hop_s)
         n_fft, hop = analysis_frame(sample_rate_hz)
-        hop = max(1, min(hop, int(hop_s * sample_rate_hz)))
+        hop = max(1, min(hop, int(round(hop_s * sample_rate_hz))))
         self.n_fft, self.frame_hop = n_fft, hop
         self.frame_rate_hz = self.sr / hop
         self.framer = Framer(n_fft=n_fft, hop=hop)
+        want = set(self.features)
         self.analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop,
-                                      pitch="pitch" in self.features,
-                                      contrast="contrast" in self.features)
-        self.chroma_fb = _cached_chroma(float(sample_rate_hz), n_fft) \
-            if "chroma" in self.features else None
+                                      pitch="pitch" in want, contrast="contrast" in want,
+                                      shape=bool(want & {"rms", "zcr", "centroid", "rolloff", "flatness"}),
+                                      chroma="chroma" in want)
         self.tempo_half = int(round(tempo_window_s * self.frame_rate_hz / 2))
+        self.tempo_tracker = TempoTracker() if "tempo" in want else None
         self._frames: list[FrameBatch] = []
         self._flux = np.zeros(0)  # novelty of kept frames (for tempo)
         self._flux_start = 0
         self._prev_onset_db: np.ndarray | None = None
-        # sample-domain accumulators for the window being filled
         self._win = 0  # next window index to emit
-        self._acc_ms = 0.0
-        self._acc_zc = 0
-        self._acc_n = 0
-        self._last_sign: bool | None = None
-        self._win_ms: list[float] = []
-        self._win_zcr: list[float] = []
         self._samples = 0
 
     # window i covers samples [edge(i), edge(i+1))
@@ -511,7 +672,7 @@ class FeatureSeries:
 
     def update(self, block: np.ndarray) -> dict[str, np.ndarray]:
         mono = _mono(block)
-        self._sample_stats(mono)
+        self._samples += len(mono)
         batch = self.analyzer.analyze(self.framer.push(mono))
         self._add_frames(batch)
         return self._emit(final=False)
@@ -519,37 +680,7 @@ class FeatureSeries:
     def finish(self) -> dict[str, np.ndarray]:
         batch = self.analyzer.analyze(self.framer.finish())
         self._add_frames(batch)
-        if self._acc_n:
-            self._close_window()
         return self._emit(final=True)
-
-    # -- sample-domain stats (rms, zcr), exact per window
-    def _sample_stats(self, mono: np.ndarray) -> None:
-        pos = 0
-        n = len(mono)
-        while pos < n:
-            end_abs = self._edge(len(self._win_ms) + 1)
-            take = min(n - pos, end_abs - self._samples)
-            seg = mono[pos:pos + take].astype(np.float64)
-            if take > 0:
-                self._acc_ms += float(np.dot(seg, seg))
-                signs = np.signbit(seg)
-                zc = int(np.count_nonzero(signs[1:] != signs[:-1]))
-                if self._last_sign is not None and self._acc_n > 0:
-                    zc += int(signs[0] != self._last_sign)
-                self._acc_zc += zc
-                self._acc_n += take
-                self._last_sign = bool(signs[-1])
-                self._samples += take
-                pos += take
-            if self._samples >= end_abs:
-                self._close_window()
-
-    def _close_window(self) -> None:
-        n = self._acc_n
-        self._win_ms.append(self._acc_ms / n if n else 0.0)
-        self._win_zcr.append(self._acc_zc / (n - 1) if n > 1 else 0.0)
-        self._acc_ms, self._acc_zc, self._acc_n = 0.0, 0, 0
 
     def _add_frames(self, batch: FrameBatch) -> None:
         if len(batch) == 0:
@@ -565,11 +696,12 @@ class FeatureSeries:
         rows: list[dict] = []
         while True:
             i = self._win
-            if i >= len(self._win_ms):
-                break  # samples of this window not complete yet
-            lo = self._edge(i)
-            hi = self._edge(i + 1)
-            if i == len(self._win_ms) - 1 and final:
+            lo, hi = self._edge(i), self._edge(i + 1)
+            if lo >= self._samples:
+                break  # no sample of this window yet
+            if hi > self._samples:
+                if not final:
+                    break  # samples of this window not complete yet
                 hi = self._samples
             first_f = -(-lo // self.frame_hop)
             last_f = -(-hi // self.frame_hop)  # frames with centre in [lo, hi)
@@ -591,27 +723,25 @@ class FeatureSeries:
         fb = self._frames_between(f_lo, f_hi)
         if fb is None:  # a window shorter than a hop at the very end: take the last frame
             fb = self._frames_between(f_lo - 1, f_lo)
-        mean_power = fb.power.astype(np.float64).mean(axis=0) if fb is not None else None
         for name in self.features:
             if name == "rms":
-                row["rms"] = power_db(self._win_ms[i])
+                row["rms"] = power_db(float(fb.frame_ms.mean())) if fb is not None else None
             elif name == "zcr":
-                row["zcr"] = self._win_zcr[i]
+                row["zcr"] = float(fb.zcr.mean()) if fb is not None else None
             elif name in ("centroid", "rolloff", "flatness"):
-                c, r, f = spectral_shape(mean_power, self.analyzer.freqs) if mean_power is not None else (None,) * 3
-                row[name] = {"centroid": c, "rolloff": r, "flatness": f}[name]
+                vals = getattr(fb, name) if fb is not None else np.zeros(0)
+                vals = vals[np.isfinite(vals)]
+                row[name] = float(vals.mean()) if len(vals) else None
             elif name == "contrast":
                 vals = fb.contrast.mean(axis=0) if fb is not None else [np.nan] * (CONTRAST_BANDS + 1)
                 for j, v in enumerate(vals):
                     row[f"contrast_{j + 1}"] = float(v)
             elif name == "chroma":
-                ch = np.asarray(self.chroma_fb.T @ mean_power).ravel() if mean_power is not None else np.zeros(12)
-                top = ch.max()
-                ch = ch / top if top > 0 else ch
+                ch = fb.chroma.mean(axis=0) if fb is not None else np.zeros(12)
                 for n, v in zip(_pitch.NOTE_NAMES, ch):
                     row[f"chroma_{n}"] = float(v)
             elif name == "mfcc":
-                vals = fb.mfcc.mean(axis=0) if fb is not None else [np.nan] * N_MFCC
+                vals = fb.mfcc.astype(np.float64).mean(axis=0) if fb is not None else [np.nan] * N_MFCC
                 for j, v in enumerate(vals):
                     row[f"mfcc_{j + 1}"] = float(v)
             elif name == "pitch":
@@ -625,7 +755,8 @@ class FeatureSeries:
                 a = max(self._flux_start, centre - self.tempo_half)
                 b = min(self._flux_start + len(self._flux), centre + self.tempo_half)
                 seg = self._flux[a - self._flux_start:b - self._flux_start]
-                row["tempo"] = tempo_bpm(seg, frame_rate_hz=self.frame_rate_hz) if len(seg) else None
+                row["tempo"] = self.tempo_tracker.update(seg, frame_rate_hz=self.frame_rate_hz) \
+                    if len(seg) else None
         return row
 
     def _trim(self) -> None:

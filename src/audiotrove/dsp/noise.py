@@ -4,8 +4,8 @@
 (update(block) ... result()) and returns
 
     {"noise": {
-        "level_average": dBFS,       noise floor: 5th percentile of 20 ms frame levels
-        "snr_average": dB,           mean level of the active frames minus the floor
+        "level_average": dBFS,       noise level: mean power of the noise lobe of 20 ms frame levels
+        "snr_average": dB,           active signal power over noise power
         "hum": {"frequency": 50 | 60 | None (Hz, nominal mains), "frequency_measured": Hz,
                 "level": dB above the local spectral floor (strongest harmonic),
                 "level_dbfs": dBFS (all found harmonics together), "harmonics": [1, 2, ...]},
@@ -29,14 +29,25 @@ Definitions
 - Frames that are exact digital zero, or constant (DC only), are excluded from the
   statistics and reported as `digital_silence_duration`; a file made only of them gets
   level_average = None with a reason.
-- level_average: the 5th percentile of the frame levels (0.05 dB histogram: memory is
-  constant whatever the length): the level of the quiet stretches (pauses, room tone, tape
-  hiss); for a file that is never quiet (dense music, a steady tone) the level of its
-  quietest twentieth. On steady noise it reads ~0.5 dB below the noise's mean level (the
-  spread of 20 ms estimates).
-- snr_average: frames more than 6 dB above the floor are "active"; their mean power in dB
-  minus the floor. None (with a reason) when no frame rises 6 dB above the floor (steady noise
-  or a steady tone: there is no signal to set against the floor).
+- level_average: the mean power of the noise, from the lobe of quiet frame levels. Frame
+  levels of steady noise spread around their mean (20 ms of white noise: +-0.3 dB; of pink
+  noise, whose low octaves hold few cycles per frame: +-2 dB), so a low percentile alone reads
+  low (the 5th percentile of pink noise 1.7-3 dB under its level). The 1st and 5th percentiles
+  (inside the noise lobe as long as 5 % of the frames are pauses) give the lobe's centre and
+  spread (a normal distribution in dB); the noise level is the mean power of the frames up to
+  2 spreads above the centre, corrected for that cut. Steady noise reads within 0.5 dB (white
+  or pink). The spread is taken as at most MAX_SPREAD_DB: quiet frames that spread wider are
+  not one steady noise (a fade, changing room tone), and the level stays near their 5th
+  percentile. For a file that is never quiet (dense music, a steady tone) it is the level of
+  its quietest stretches.
+- snr_average: active-speech (signal) power over noise power, in dB: the signal power of a
+  frame is its power minus the noise power; the active frames are those above the noise
+  lobe (1.645 spreads over its centre) and within 30 dB of the loudest signal frames (as an
+  active speech level, ITU-T P.56, leaves out pauses and breath); the mean of their signal
+  power over the noise power. It tracks the true SNR of speech in white or pink noise to
+  within about 2 dB from 0 to 30 dB (bench/bench_noise_snr.py). None (with a reason) when no
+  frame rises clearly out of the noise lobe (steady noise or a steady tone: there is no
+  signal to set against the floor).
 - Hum: `audiotrove.dsp.hum`; clicks: `audiotrove.dsp.clicks` (both on the channel mix).
 """
 from __future__ import annotations
@@ -53,8 +64,18 @@ from .spectrum import StreamFramer
 __all__ = ["NoiseMeter", "dc_offset", "measure_noise", "noise_floor_dbfs", "snr_db"]
 
 FRAME_S = 0.02
-FLOOR_PERCENTILE = 5.0
-ACTIVE_MARGIN_DB = 6.0
+LOBE_PERCENTILES = (1.0, 5.0)  # where the noise lobe is read (inside it if >= 5 % are pauses)
+_Z_LOBE = (-2.3263478740408408, -1.6448536269514729)  # standard normal quantiles of those
+NOISE_CUT_SPREADS = 2.0   # frames up to this many spreads over the lobe centre are noise
+ACTIVE_SPREADS = 1.645    # frames above this many spreads over the centre carry signal...
+ACTIVE_RANGE_DB = 30.0    # ... if within this of the loudest signal frames (95th percentile)
+SIGNAL_SPREADS = 3.0      # a signal exists if 1 % of frames rise this many spreads...
+SIGNAL_MARGIN_DB = 1.0    # ... plus this over the lobe centre
+MIN_SPREAD_DB = 0.05
+# Steady noise spreads at most ~2 dB in 20 ms frames (pink noise from 20 Hz: 1.5 dB); a wider
+# spread of the quietest frames means they are not one steady noise (a fade, room tone that
+# changes, speech in the 5 %): the lobe is then read as at most this wide
+MAX_SPREAD_DB = 2.0
 HIST_MIN_DB = -200.0
 HIST_MAX_DB = 20.0
 HIST_STEP_DB = 0.05
@@ -92,12 +113,64 @@ class _LevelHistogram:
         frac = (rank - below) / inside if inside else 0.5
         return float(HIST_MIN_DB + (i + min(max(frac, 0.0), 1.0)) * HIST_STEP_DB)
 
+    def _bin(self, level_db: float) -> int:
+        return min(max(math.ceil((level_db - HIST_MIN_DB) / HIST_STEP_DB), 0), self.n_bins)
+
+    def power_between(self, lo_db: float, hi_db: float) -> tuple[float, int]:
+        """(summed power, frame count) of the frames in bins from lo_db up to below hi_db."""
+        a, b = self._bin(lo_db), self._bin(hi_db)
+        if b <= a:
+            return 0.0, 0
+        return float(self.power[a:b].sum()), int(self.counts[a:b].sum())
+
     def mean_power_above(self, level_db: float) -> tuple[float, int]:
         """(mean power, frame count) of the frames in bins starting at or above level_db."""
         i = math.ceil((level_db - HIST_MIN_DB) / HIST_STEP_DB)
         i = min(max(i, 0), self.n_bins)
         n = int(self.counts[i:].sum())
         return (float(self.power[i:].sum()) / n if n else 0.0), n
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def noise_and_snr(hist: _LevelHistogram) -> tuple[float | None, float | None]:
+    """(noise level dBFS, SNR dB) from a histogram of frame levels (see the module doc).
+
+    The SNR is None when no signal rises out of the noise lobe; both None for no frames.
+    """
+    if not hist.total:
+        return None, None
+    p_lo, p_hi = (hist.percentile_db(q) for q in LOBE_PERCENTILES)
+    spread = min(max((p_hi - p_lo) / (_Z_LOBE[1] - _Z_LOBE[0]), MIN_SPREAD_DB), MAX_SPREAD_DB)
+    centre = p_hi - _Z_LOBE[1] * spread
+    cut = centre + NOISE_CUT_SPREADS * spread
+    power, count = hist.power_between(HIST_MIN_DB, cut + HIST_STEP_DB)
+    if count == 0:
+        return p_hi, None
+    # the mean of a lognormal lobe cut at `cut` is low by Phi(k - s) / Phi(k)
+    s = spread * math.log(10) / 10
+    noise = power / count * _normal_cdf(NOISE_CUT_SPREADS) / _normal_cdf(NOISE_CUT_SPREADS - s)
+    noise_db = 10 * math.log10(noise)
+    signal_floor = centre + SIGNAL_SPREADS * spread + SIGNAL_MARGIN_DB
+    _, n_signal = hist.power_between(signal_floor, HIST_MAX_DB + 1)
+    if n_signal < max(2, 0.01 * hist.total):
+        return noise_db, None
+    # active frames: above the lobe, and within ACTIVE_RANGE_DB of the loudest signal frames
+    active_lo = centre + ACTIVE_SPREADS * spread
+    _, n_active = hist.power_between(active_lo, HIST_MAX_DB + 1)
+    below = hist.total - n_active
+    top_db = hist.percentile_db(100.0 * (below + 0.95 * n_active) / hist.total)
+    top_signal = 10 ** (top_db / 10) - noise
+    if top_signal <= 0:
+        return noise_db, None
+    floor_db = 10 * math.log10(noise + top_signal * 10 ** (-ACTIVE_RANGE_DB / 10))
+    power, count = hist.power_between(max(active_lo, floor_db), HIST_MAX_DB + 1)
+    signal = power / count - noise if count else 0.0
+    if signal <= 0:
+        return noise_db, None
+    return noise_db, 10 * math.log10(signal / noise)
 
 
 class _FrameLevels:
@@ -148,7 +221,7 @@ class _FrameLevels:
         return self.silent_samples / self.sample_rate
 
     def floor_db(self) -> float | None:
-        return self.hist.percentile_db(FLOOR_PERCENTILE) if self.hist.total else None
+        return noise_and_snr(self.hist)[0]
 
 
 class NoiseMeter:
@@ -204,7 +277,7 @@ class NoiseMeter:
         self._levels.finish()
         hist = self._levels.hist
         out: dict = {"level_average": None, "snr_average": None}
-        floor = self._levels.floor_db()
+        floor, snr = noise_and_snr(hist)
         if n == 0:
             reasons.append("no samples")
         elif floor is None:
@@ -212,11 +285,10 @@ class NoiseMeter:
                 "digital silence (every frame is exact zero or constant): no noise floor")
         else:
             out["level_average"] = round(float(floor), 2)
-            active_power, n_active = hist.mean_power_above(floor + ACTIVE_MARGIN_DB)
-            if n_active:
-                out["snr_average"] = round(float(10 * math.log10(active_power) - floor), 2)
+            if snr is not None:
+                out["snr_average"] = round(float(snr), 2)
             else:
-                reasons.append(f"no frame rises {ACTIVE_MARGIN_DB:g} dB above the noise floor "
+                reasons.append("no frame rises clearly above the noise floor "
                                "(steady noise or tone): no SNR")
         if n:
             out["hum"] = self._hum.result()
@@ -257,7 +329,8 @@ def measure_noise(audio: np.ndarray, *, sample_rate: int) -> dict:
 
 
 def noise_floor_dbfs(audio: np.ndarray, *, sample_rate: int) -> float | None:
-    """Noise floor in dBFS (5th percentile of 20 ms AC frame levels); None for digital silence.
+    """Noise floor in dBFS (mean power of the noise lobe of 20 ms AC frame levels, see the
+    module doc); None for digital silence.
 
     Only the frame statistics are computed (no hum or click analysis).
     """
@@ -270,7 +343,7 @@ def noise_floor_dbfs(audio: np.ndarray, *, sample_rate: int) -> float | None:
 
 
 def snr_db(audio: np.ndarray, *, sample_rate: int) -> float | None:
-    """SNR in dB (mean level of frames 6 dB above the floor minus the floor), None if undefined."""
+    """SNR in dB (active signal power over noise power, see the module doc), None if undefined."""
     return measure_noise(audio, sample_rate=sample_rate)["noise"]["snr_average"]
 
 

@@ -9,14 +9,25 @@ seconds of per-frame numbers).
 
     seg = OnsetSegmenter(sample_rate_hz=sr, hop=hop)
     for batch in frame_batches:
-        units += seg.update(batch.start, batch.level_db, batch.onset_db)
+        units += seg.update(batch.start, batch.level_db, batch.onset_db, batch.hz, batch.clarity)
     units += seg.finish(total_samples)
 
-Onset mode: spectral-flux novelty (mean rise in dB over mel bands), peak-picked against a
-local mean (librosa-style pre/post max and average windows, a minimum gap), gated by level;
-each onset is moved back to the preceding level minimum (backtracking). A unit lasts until
-the next onset, or until its level falls to the floor (release_db below its peak, the noise
-floor, or an absolute floor), or max_dur_s; units shorter than min_dur_s are dropped.
+Onset mode: two cues.
+- Spectral-flux novelty (mean rise in dB over mel bands, SuperFlux-style: the previous frame
+  max-filtered across bands so vibrato does not count), peak-picked against a local mean
+  (librosa-style pre/post max and average windows, a minimum gap), gated by level; each such
+  onset is moved back to the preceding level minimum (backtracking), then to the middle of
+  the quiet hop there (frames are a hop apart: the rise starts after it).
+- Pitch change, for soft attacks (bowed strings, winds, voice played legato, where the flux
+  hardly rises): when per-frame pitch is given (hz, clarity of audiotrove.dsp.pitch), the
+  median pitch of the pitch_window_s after a frame differs from that before it by at least
+  pitch_jump_semitones, both sides mostly voiced; the local maximum of that difference is an
+  onset, unless a flux onset lies within pitch_merge_s (the flux onset is kept).
+A unit lasts until the next onset, or until its level falls to the floor (release_db below its
+peak, the noise floor, or an absolute floor), or max_dur_s. A unit that ends (released) before
+min_dur_s is extended to min_dur_s, but never past the next onset: a short percussive hit is a
+unit of its own even when hits come faster than min_dur_s (units shorter than
+min_unit_s, 10 ms, are dropped).
 
 Speech mode: frames inside the given speech sections (or everywhere, when none are given)
 whose level is above a floor are active; a run of inactive frames of at least pause_s is a
@@ -28,10 +39,11 @@ Window mode: consecutive windows of window_s; a last partial window is kept if >
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from .features import MEL_FLOOR_DB, spectral_flux
+from .features import MEL_FLOOR_DB, ONSET_FMAX_HZ, ONSET_FMIN_HZ, hz_to_mel, mel_to_hz, spectral_flux
 
 ONSET_DEFAULTS = {"min_dur_s": 0.08, "max_dur_s": 1.0}
 SPEECH_DEFAULTS = {"min_dur_s": 0.2, "max_dur_s": 10.0}
@@ -103,12 +115,26 @@ class OnsetSegmenter:
                  pre_max_s: float = 0.03, post_max_s: float = 0.03,
                  pre_avg_s: float = 0.1, post_avg_s: float = 0.1, wait_s: float = 0.03,
                  backtrack_s: float = 0.1, backtrack_tol_db: float = 3.0, attack_s: float = 0.05, release_db: float = 30.0,
-                 floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0):
+                 floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
+                 pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
+                 pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
+                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
+                 min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
         self.sr, self.hop = float(sample_rate_hz), int(hop)
         fr = self.sr / self.hop
         self.min_len = int(round(min_dur_s * self.sr))
+        self.min_unit = max(1, int(round(min(min_unit_s, min_dur_s) * self.sr)))
+        self.pitch_win = _frames(pitch_window_s, fr, 2)
+        self.pitch_jump, self.pitch_clarity = pitch_jump_semitones, pitch_clarity
+        self.pitch_voiced = pitch_voiced_share
+        self.pitch_merge = _frames(pitch_merge_s, fr)
+        self.pitch_rise_db = pitch_rise_db
+        self.rise_back = _frames(pitch_rise_back_s, fr)
+        self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
+        self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
         self.max_frames = int(math.ceil(self.max_len / self.hop))
         self.delta_db, self.delta_rel = delta_db, delta_rel
@@ -120,13 +146,18 @@ class OnsetSegmenter:
         self.backtrack_tol_db = backtrack_tol_db
         self.attack = _frames(attack_s, fr)
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
-        self.lookahead = max(self.post_max, self.post_avg)
+        # frames needed after a frame before deciding it: the flux peak picking, and the pitch
+        # window plus the merge distance (a flux onset just after a pitch change wins)
+        self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
-        self._track = _Track(("level", "flux", "noise"))
+        self._track = _Track(("level", "flux", "noise", "semi", "mel"))
+        self._track.data["mel"] = np.zeros((0, 0))
+        self._mel_centres: np.ndarray | None = None  # Hz, of the onset_db bands
         self._prev_db: np.ndarray | None = None
         self._decided = 0  # frames [0, _decided) have had their onset decision
         self._last_onset = -(10 ** 9)
-        self._pending: list[tuple[int, int]] = []  # (onset frame, start frame)
+        # (onset frame, start frame, start offset in samples after the start frame's centre)
+        self._pending: list[tuple[int, int, int]] = []
         self._last_end = 0  # end sample of the last unit emitted (units never overlap)
         self.onset_frames: list[int] = []  # every onset found (for inspection and tests)
 
@@ -135,15 +166,32 @@ class OnsetSegmenter:
         """Samples before this are no longer needed by any unit still to come."""
         if self._pending:
             return self._pending[0][1] * self.hop
-        return max(0, (self._decided - self.backtrack - 1) * self.hop)
+        # a start found later lies at most this far before the first undecided frame
+        back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win)
+        return max(0, (self._decided - back - 1) * self.hop)
 
-    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray) -> list[tuple[int, int]]:
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray,
+               hz: np.ndarray | None = None, clarity: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """Feed consecutive frames; hz and clarity (per-frame pitch) enable the pitch cue."""
         if start != self._track.end:
             raise ValueError("frames must be consecutive")
         if len(level_db):
             flux = spectral_flux(onset_db, self._prev_db)
             self._prev_db = np.asarray(onset_db[-1], dtype=np.float32)
-            self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)))
+            semi = np.full(len(level_db), np.nan)
+            if hz is not None and clarity is not None:
+                hz = np.asarray(hz, dtype=np.float64)
+                ok = np.isfinite(hz) & (hz > 0) & (np.asarray(clarity) >= self.pitch_clarity)
+                semi[ok] = 69.0 + 12.0 * np.log2(hz[ok] / 440.0)
+            onset_db = np.asarray(onset_db, dtype=np.float32)
+            if self._mel_centres is None:
+                n_mels = onset_db.shape[1]
+                fmax = min(ONSET_FMAX_HZ, self.sr / 2)
+                self._mel_centres = mel_to_hz(np.linspace(hz_to_mel(ONSET_FMIN_HZ), hz_to_mel(fmax), n_mels + 2))[1:-1]
+                self._track.data["mel"] = np.zeros((0, n_mels), np.float32)
+            self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)),
+                               semi=semi)
+            self._track.data["mel"] = np.concatenate([self._track.data["mel"], onset_db])
         self._decide(final=False)
         units = self._resolve(final=False, total_samples=None)
         self._trim()
@@ -161,11 +209,31 @@ class OnsetSegmenter:
         lo = self._decided
         if hi <= lo:
             return
+        flux_frames = self._flux_candidates(np.arange(lo, hi))
+        # (onset frame, start frame or None to backtrack, by pitch)
+        events = [(int(f), None, False) for f in flux_frames] + \
+                 [(f, start, True) for f, start in self._pitch_changes(lo, hi)]
+        for frame, start, by_pitch in sorted(events, key=lambda e: (e[0], e[2])):
+            last = self.onset_frames[-1] if self.onset_frames else None
+            if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
+                continue  # the same note seen by both cues: the first one found stands
+            if frame - self._last_onset <= self.wait:
+                continue
+            if not by_pitch and last is not None and self._retrigger(last, frame):
+                continue
+            self._add_onset(frame, start=start)
+            self._last_by_pitch = by_pitch
+        self._decided = hi
+
+    def _flux_candidates(self, k: np.ndarray) -> np.ndarray:
+        """Frames of k that are flux onsets: peak-picked novelty, gated by level."""
         t = self._track
-        ctx_lo = max(t.start, lo - max(self.pre_max, self.pre_avg, self.norm))
+        if not len(k):
+            return k
+        avail = t.end
+        ctx_lo = max(t.start, int(k[0]) - max(self.pre_max, self.pre_avg, self.norm))
         flux = t.get("flux", ctx_lo, avail)
         level = t.get("level", ctx_lo, avail)
-        k = np.arange(lo, hi)
         i = k - ctx_lo
         n = len(flux)
         # windowed max and mean, truncated at the edges of what is known
@@ -190,12 +258,67 @@ class OnsetSegmenter:
         rmax = rmax[i + pad_lo - self.norm].max(axis=1)
         threshold = wmean + np.maximum(self.delta_db, self.delta_rel * rmax)
         cand = (flux[i] >= wmax) & (flux[i] >= threshold) & (peak_level >= self.floor_db) & (flux[i] > 0)
-        for frame in k[cand]:
-            if frame - self._last_onset > self.wait:
-                self._add_onset(int(frame))
-        self._decided = hi
+        return k[cand]
 
-    def _add_onset(self, frame: int) -> None:
+    def _pitch_changes(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(onset frame, start frame) of the pitch changes detected in [lo, hi) (see the module
+        docstring): the onset is the first frame with the new pitch, the start one frame before."""
+        t = self._track
+        w = self.pitch_win
+        half = max(1, w // 2)
+        a = max(t.start, lo - half - w)
+        b = min(t.end, hi + half + w)
+        semi = t.get("semi", a, b)
+        if len(semi) < 2 * w or np.isfinite(semi).sum() < w:
+            return []
+        # median pitch of the w frames from each frame on, NaN where mostly unvoiced
+        win = np.lib.stride_tricks.sliding_window_view(semi, w)  # win[j] = semi[a+j : a+j+w]
+        voiced = np.isfinite(win).mean(axis=1) >= self.pitch_voiced
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(voiced[:, None], win, 0.0), axis=1)
+        med[~voiced] = np.nan
+        # frame f: before = med[f - w - a] (frames f-w..f-1), after = med[f - a] (f..f+w-1)
+        frames = np.arange(a + w, b - w + 1)
+        if not len(frames):
+            return []
+        d = np.abs(med[frames - a] - med[frames - w - a])
+        d = np.where(np.isfinite(d), d, 0.0)
+        lvl = t.get("level", int(frames[0]), int(frames[-1]) + 1)
+        # one onset per change: the first frame of the largest difference within +-half frames
+        out: list[int] = []
+        for j in np.flatnonzero((d >= self.pitch_jump) & (lvl >= self.floor_db)
+                                & (frames >= lo) & (frames < hi)):
+            before = d[max(0, j - half):j]
+            after = d[j + 1:j + half + 1]
+            if (not len(before) or d[j] > before.max()) and (not len(after) or d[j] >= after.max()):
+                out.append(int(frames[j]))
+        # refine: the first frame (from w before) that has the new pitch and keeps it
+        refined = []
+        for f in out:
+            new = med[f - a]
+            lo_j = max(a, f - w)
+            seg = semi[lo_j - a:f + w - a]
+            near = np.abs(seg - new) <= 0.5
+            ok = near[:-1] & near[1:]
+            j = lo_j + int(np.argmax(ok)) if ok.any() else f
+            # the start: just after the last frame that still had the old pitch (the frames
+            # between are the new note's attack, too mixed for a pitch)
+            old = med[f - w - a]
+            seg = semi[max(a, j - 2 * w) - a:j - a]
+            was_old = np.flatnonzero(np.abs(seg - old) <= 0.5)
+            start = max(a, j - 2 * w) + int(was_old[-1]) + 1 if was_old.size else j - 1
+            rise_at, rise_db = self._partials_rise(j, new, old)
+            if rise_db < self.pitch_rise_db:
+                continue  # no new partials rose: a ringing mixture or a pitch error, not a note
+            start = min(start, rise_at)
+            refined.append((j, max(min(start, j - 1), 0)))
+        return refined
+
+    def _backtracked(self, frame: int) -> int:
+        """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
+        before the onset (and after the previous onset): where the rise starts (plain argmin
+        would land anywhere in a stretch of noise)."""
         t = self._track
         floor = max(t.start, frame - self.backtrack)
         if self._pending:
@@ -203,14 +326,76 @@ class OnsetSegmenter:
         elif self.onset_frames:
             floor = max(floor, self.onset_frames[-1] + 1)
         seg = t.get("level", floor, frame + 1)
-        # the latest frame within backtrack_tol_db of the minimum level before the onset: where
-        # the rise starts (plain argmin would land anywhere in a stretch of noise)
-        if len(seg):
-            near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
-            b = floor + int(near_min[-1])
-        else:
-            b = frame
-        self._pending.append((frame, b))
+        if not len(seg):
+            return frame
+        near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
+        return floor + int(near_min[-1])
+
+    def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
+        """Where the new note's partials start to rise, before a pitch onset at `frame`: the
+        level of the onset bands holding its first partials (and not the old note's),
+        backtracked as a flux onset is. A soft attack builds up for tens of ms before the new
+        pitch dominates the frame. Returns (that frame, how much those bands rose in dB from
+        it to pitch_window_s after the onset)."""
+        if self._mel_centres is None or not np.isfinite(new_semi):
+            return frame, 0.0
+        centres = self._mel_centres
+        f_new = 440.0 * 2 ** ((new_semi - 69) / 12)
+        f_old = 440.0 * 2 ** ((old_semi - 69) / 12) if np.isfinite(old_semi) else None
+        bands = set()
+        for h in range(1, 5):
+            if h * f_new >= centres[-1]:
+                break
+            k = int(np.argmin(np.abs(np.log(centres / (h * f_new)))))
+            if f_old is not None:
+                olds = [int(np.argmin(np.abs(np.log(centres / (g * f_old))))) for g in range(1, 9)
+                        if g * f_old < centres[-1]]
+                if any(abs(k - o) <= 0 for o in olds):
+                    continue
+            bands.add(k)
+        if not bands:
+            return frame, 0.0
+        t = self._track
+        lo = max(t.start, frame - self.rise_back)
+        if self.onset_frames:
+            lo = max(lo, self.onset_frames[-1] + 1)
+        if lo > frame:  # the previous onset is at or after this frame
+            return frame, 0.0
+        mel = t.get("mel", lo, frame + self.pitch_win)
+        if len(mel) <= frame - lo:
+            return frame, 0.0
+        e = mel[:, sorted(bands)].mean(axis=1)
+        before = e[:frame - lo + 1]
+        near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
+        return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
+
+    def _retrigger(self, last: int, frame: int) -> bool:
+        """A flux onset soon after the previous onset, on the same pitch, with no dip in level
+        between: the same note swelling (bow pressure, vibrato), not a new one."""
+        if frame - last > self.retrigger:
+            return False
+        t = self._track
+        w = self.pitch_win
+        before = t.get("semi", last, frame)
+        after = t.get("semi", frame, frame + w)
+        if np.isfinite(before).mean() < self.pitch_voiced or np.isfinite(after).mean() < self.pitch_voiced:
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            same = abs(np.nanmedian(after) - np.nanmedian(before)) < self.pitch_jump / 2
+        lvl = t.get("level", last, frame + 1)
+        no_dip = lvl[1:].min() >= np.maximum.accumulate(lvl)[:-1].max() - self.retrigger_dip_db if len(lvl) > 1 else True
+        return bool(same and no_dip)
+
+    def _add_onset(self, frame: int, *, start: int | None = None) -> None:
+        b = self._backtracked(frame) if start is None else start
+        if self._pending:
+            b = max(b, self._pending[-1][0] + 1)
+        elif self.onset_frames:
+            b = max(b, self.onset_frames[-1] + 1)
+        # a start frame is quiet (backtracked) or still the old note: the new one begins after
+        # the hop around its centre
+        self._pending.append((frame, min(b, frame), self.hop // 2))
         self.onset_frames.append(frame)
         self._last_onset = frame
 
@@ -219,8 +404,9 @@ class OnsetSegmenter:
         out: list[tuple[int, int]] = []
         t = self._track
         while self._pending:
-            onset, b = self._pending[0]
+            onset, b, shift = self._pending[0]
             next_start = self._pending[1][1] if len(self._pending) > 1 else None
+            next_sample = next_start * self.hop + self._pending[1][2] if next_start is not None else None
             limit = b + self.max_frames
             if next_start is not None:
                 limit = min(limit, next_start)
@@ -239,6 +425,9 @@ class OnsetSegmenter:
                 below = np.flatnonzero(lvl[p + 1:] < floor[p + 1:])
                 if below.size:
                     end_frame = b + p + 1 + int(below[0])
+                    # released before min_dur: extend to min_dur, never past the next onset
+                    min_end = -(-(b * self.hop + shift + self.min_len) // self.hop)
+                    end_frame = min(max(end_frame, min_end), limit)
             if end_frame is None:
                 if next_start is not None:
                     end_frame = next_start
@@ -249,17 +438,21 @@ class OnsetSegmenter:
             elif next_start is None and not final and self._decided < end_frame:
                 break  # an onset might still come before the release
             self._pending.pop(0)
-            start_sample = max(b * self.hop, self._last_end)
-            end_sample = min(end_frame * self.hop, b * self.hop + self.max_len)
+            start_sample = max(b * self.hop + shift, self._last_end)
+            end_sample = end_frame * self.hop
+            if next_sample is not None and end_frame >= next_start:
+                end_sample = next_sample  # cut by the next onset: ends where it starts
+            end_sample = min(end_sample, start_sample + self.max_len)
             if total_samples is not None:
                 end_sample = min(end_sample, total_samples)
-            if end_sample - start_sample >= self.min_len:
+            if end_sample - start_sample >= self.min_unit:
                 out.append((start_sample, end_sample))
                 self._last_end = end_sample
         return out
 
     def _trim(self) -> None:
-        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm) - 2
+        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm, self.rise_back) \
+            - self.pitch_win - self.pitch_merge - 2
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)
@@ -316,7 +509,8 @@ class SpeechSegmenter:
             inside |= t >= self.sections_until
         return inside
 
-    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None) -> list[tuple[int, int]]:
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None,
+               hz: np.ndarray | None = None, clarity: np.ndarray | None = None) -> list[tuple[int, int]]:
         level_db = np.asarray(level_db, dtype=np.float64)
         if start != self._frames_seen:
             raise ValueError("frames must be consecutive")
@@ -395,7 +589,8 @@ class WindowSegmenter:
     def earliest_needed_sample(self) -> int:
         return self._edge(self._next)
 
-    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None) -> list[tuple[int, int]]:
+    def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray | None = None,
+               hz: np.ndarray | None = None, clarity: np.ndarray | None = None) -> list[tuple[int, int]]:
         self._frames_seen = start + len(level_db)
         out = []
         # a window is final when the frames centred before its end are all known

@@ -35,7 +35,7 @@ class RunSummary:
         if self.failed_before:
             text += f" ({self.failed_before} of them failed before: --retry-failed runs them again)"
         if self.urls_pending:
-            text += f", {self.urls_pending} URLs not fetched yet"
+            text += f", {self.urls_pending} URLs not fetched yet (`audiotrove fetch` downloads them)"
         if self.ok + self.failed:
             text += f"; {self.audio_s / 3600:.2f} h of audio in {self.elapsed_s:.1f} s"
             if self.elapsed_s > 0 and self.audio_s > 0:

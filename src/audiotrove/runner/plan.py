@@ -13,6 +13,7 @@ The run model
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from ..catalog.db import CATALOG_DIR, Catalog, FileRow
@@ -29,7 +30,7 @@ class Plan:
     items: list[Item] = field(default_factory=list)
     up_to_date: int = 0
     failed_before: int = 0  # up to date, but their stored result is an error (see --retry-failed)
-    urls_pending: int = 0  # URLs are registered but fetched by a later step
+    urls_pending: int = 0  # URLs without a verified local copy yet (`audiotrove fetch` gets them)
     up_to_date_ids: list[int] = field(default_factory=list)  # to be made current (make_current)
 
 
@@ -40,17 +41,21 @@ def make_plan(catalog: Catalog, step: Step, params: dict, *, file_ids: set[int] 
     statuses = catalog.result_status(step.name, step.version, phash)
     workdir = str(catalog.root / CATALOG_DIR)
     inputs = {name: catalog.current_pointers(name, file_ids) for name in step.requires}
+    local = catalog.local_copies()
     for f in catalog.files(file_ids):
-        if f.kind == "url":
-            plan.urls_pending += 1
-            continue
-        status = statuses.get(f.content_hash) if _unchanged(f) else None
+        path = f.path
+        if f.kind == "url":  # a fetched URL is processed like a local file: its verified copy
+            path = local.get(f.id)
+            if path is None or not os.path.isfile(path):
+                plan.urls_pending += 1
+                continue
+        status = statuses.get(f.content_hash) if _unchanged(f, path) else None
         if status == "ok" or (status == "error" and not retry_failed):
             plan.up_to_date += 1
             plan.failed_before += status == "error"
             plan.up_to_date_ids.append(f.id)
             continue
-        plan.items.append(Item(f.id, f.path, params, _inputs(inputs, f), workdir, f.raw_format))
+        plan.items.append(Item(f.id, path, params, _inputs(inputs, f), workdir, f.raw_format))
     return plan
 
 
@@ -60,13 +65,17 @@ def requirement_groups(catalog: Catalog, step: Step, *,
     [(overrides, file ids), ...]. Met = a current result of this step version for the file's
     present content (ok or failed: a failure stands until --retry-failed)."""
     current = catalog.current_pointers(step.name, file_ids)
+    local = catalog.local_copies()
     groups: dict[str, tuple[dict, set[int]]] = {}
     for f in catalog.files(file_ids):
+        path = f.path
         if f.kind == "url":
-            continue
+            path = local.get(f.id)
+            if path is None or not os.path.isfile(path):
+                continue  # not fetched yet: the step's own plan counts it
         res = current.get(f.id)
         if (res is not None and res.step_version == step.version
-                and res.content_hash == f.content_hash and _unchanged(f)):
+                and res.content_hash == f.content_hash and _unchanged(f, path)):
             continue
         params = {k: v for k, v in (res.params or {}).items() if k in step.defaults} if res else {}
         params = step.params(params)
@@ -75,9 +84,9 @@ def requirement_groups(catalog: Catalog, step: Step, *,
     return list(groups.values())
 
 
-def _unchanged(f: FileRow) -> bool:
+def _unchanged(f: FileRow, path: str) -> bool:
     """True when the file's size and mtime are those its stored hash was taken at."""
-    return f.content_hash is not None and stat_facts(f.path) == (f.size_bytes, f.mtime_ns)
+    return f.content_hash is not None and stat_facts(path) == (f.size_bytes, f.mtime_ns)
 
 
 def _inputs(inputs: dict, f: FileRow) -> dict:

@@ -9,6 +9,8 @@ _STEP_MODULES = {
     "analyze": "audiotrove.steps.analyze",
     "enhance": "audiotrove.steps.enhance",
     "segment": "audiotrove.steps.segment",
+    "transcribe": "audiotrove.steps.transcribe",
+    "embed": "audiotrove.steps.embed",
 }
 
 

@@ -16,7 +16,7 @@ from ..io.decode import DecodeError, open_audio
 from ..io.probe import probe
 from .base import Item, Step
 
-VERSION = "1"
+VERSION = "2"  # 2: noise level and SNR as in issue 11
 DEFAULTS: dict = {
     "silence_threshold_dbfs": -60.0,  # absolute silence threshold
     "silence_min_s": 2.0,  # shortest stretch reported as silence

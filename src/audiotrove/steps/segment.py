@@ -36,7 +36,7 @@ from ..units.extract import (
 from ..units.store import UNITS_DIRNAME, shard_name, write_shard
 from .base import Item, Step
 
-VERSION = "1"
+VERSION = "2"  # 2: MFCC and flatness as librosa (issue 11)
 DEFAULTS: dict = {"mode": "onset", "min_dur": None, "max_dur": None}
 
 

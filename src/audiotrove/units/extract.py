@@ -134,7 +134,7 @@ class UnitExtractor:
     def _segment(self, batch: FrameBatch) -> list[tuple[int, int]]:
         if len(batch):
             self._frames.append(batch)
-        return self.segmenter.update(batch.start, batch.level_db, batch.onset_db)
+        return self.segmenter.update(batch.start, batch.level_db, batch.onset_db, batch.hz, batch.clarity)
 
     def _describe_all(self, units: list[tuple[int, int]]) -> list[dict]:
         rows = []

@@ -193,6 +193,26 @@ def order_units(df: pd.DataFrame, keys: list[SortKey]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=df.columns)
 
 
+def list_units(catalog, query: str | None = None, sort: str | list[SortKey] | None = None,
+               limits: Limits | None = None, *, where: str | None = None,
+               problems: list[str] | None = None) -> pd.DataFrame:
+    """The units of the files matching `where` (a query on the files' fields), selected with
+    `query`, `sort` and `limits` from the files' current segmentations. `problems`, when given,
+    receives one line per file whose shard could not be used. Raises QueryError."""
+    from ..catalog.index import select_file_ids
+    from ..io.raw import declare as declare_raw
+    from .store import current_shards
+
+    file_ids = select_file_ids(catalog, where) if where is not None and where.strip() else None
+    refs, issues = current_shards(catalog, file_ids)
+    if problems is not None:
+        problems.extend(issues)
+    for f in catalog.files({r.file_id for r in refs}):  # rendering reads headerless PCM too
+        if f.raw_format:
+            declare_raw(f.path, f.raw_format)
+    return select_units(refs, query, sort, limits)
+
+
 def sort_rows(rows: list[dict], keys: list[SortKey]) -> list[dict]:
     """The same selection and order as list_units, in Python, for rows in memory (one file)."""
     current = sorted(rows, key=lambda r: (r.get("path") or "", r["start"]))

@@ -88,6 +88,7 @@ def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[
     base = units_dir(catalog)
     refs: list[ShardRef] = []
     problems: list[str] = []
+    local = catalog.local_copies()  # a fetched URL's audio is its verified local copy
     for f, results in catalog.iter_current(SEGMENT_STEP):
         if file_ids is not None and f.id not in file_ids:
             continue
@@ -101,7 +102,7 @@ def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[
         if not shard.exists():
             problems.append(f"{f.path}: its unit shard {name} is missing (run `audiotrove segment` again)")
             continue
-        refs.append(ShardRef(f.id, f.path, shard, f.content_hash))
+        refs.append(ShardRef(f.id, local.get(f.id, f.path), shard, f.content_hash))
     return refs, problems
 
 

@@ -40,7 +40,8 @@ def status(catalog: Catalog) -> dict:
     other steps run on the files asked for), and every current failure."""
     files = catalog.files()
     total = len(files)
-    urls = sum(1 for f in files if f.kind == "url")
+    fetched = catalog.local_copies()
+    urls = sum(1 for f in files if f.kind == "url" and f.id not in fetched)
     steps: list[dict] = []
     done: dict[str, int] = {}
     for step, state, n in catalog.step_counts():

@@ -5,10 +5,9 @@ import time
 from dataclasses import dataclass, field
 
 from ..catalog.db import Catalog
-from ..catalog.index import select_file_ids
-from ..io.raw import declare as declare_raw
-from ..units.select import Limits, SortKey, select_units
-from ..units.store import SEGMENT_STEP, current_shards, orphan_shards, units_dir
+from ..units.select import Limits, SortKey
+from ..units.select import list_units as select_list_units
+from ..units.store import SEGMENT_STEP, orphan_shards, units_dir
 
 
 @dataclass
@@ -26,12 +25,8 @@ def list_units(catalog: Catalog, query: str | None = None, *, where: str | None 
                limit: int | None = None) -> UnitListing:
     """Units of the files matching `where` (file fields), filtered by `query` (unit fields),
     sorted with keep-fractions (see units/select.py). Raises QueryError."""
-    file_ids = select_file_ids(catalog, where) if where is not None and where.strip() else None
-    refs, problems = current_shards(catalog, file_ids)
-    for f in catalog.files({r.file_id for r in refs}):  # rendering reads headerless PCM too
-        if f.raw_format:
-            declare_raw(f.path, f.raw_format)
-    df = select_units(refs, query, sort, Limits(per_file, limit))
+    problems: list[str] = []
+    df = select_list_units(catalog, query, sort, Limits(per_file, limit), where=where, problems=problems)
     segmented = catalog.conn.execute(
         "SELECT 1 FROM current_results c JOIN results r ON r.id = c.result_id "
         "WHERE c.step = ? AND r.status = 'ok' LIMIT 1", (SEGMENT_STEP,)).fetchone() is not None

@@ -123,3 +123,70 @@ def test_remux_real_video_5_1():
         got, rate2 = read_all(out)
         assert rate2 == rate and got.shape == audio.shape
         assert lag_of(0.7 * audio[:, 0], got[:, 0]) == 0
+
+
+def make_tagged_video(path: Path, *, seconds: float = 1.0) -> None:
+    """A video with what an editor's file carries: container tags (title, creation_time),
+    per-stream language and handler names, dispositions, a video time base of 1/2997 and a
+    second (commentary) audio stream."""
+    rate = 48000
+    with av.open(str(path), "w", options=({"video_track_timescale": "2997"}
+                                          if path.suffix == ".mp4" else {})) as out:
+        out.metadata.update({"title": "A talk", "creation_time": "2020-01-02T03:04:05.000000Z"})
+        v = out.add_stream("mpeg4", rate=Fraction(2997, 100))
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.time_base = Fraction(1, 2997)
+        v.metadata.update({"language": "eng", "handler_name": "Picture of the talk"})
+        audio = []
+        for lang, handler, disposition in (("fra", "Voix", "default"), ("deu", "Kommentar", "comment")):
+            a = out.add_stream("aac", rate=rate)
+            a.codec_context.layout, a.codec_context.format = "stereo", "fltp"
+            a.metadata.update({"language": lang, "handler_name": handler})
+            a.disposition = getattr(av.stream.Disposition, disposition)
+            audio.append(a)
+        v.disposition = av.stream.Disposition.default
+        for i in range(int(seconds * 29.97)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 9) % 255, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i * 100, Fraction(1, 2997)
+            for p in v.encode(frame):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        n = int(seconds * rate)
+        tone = 0.2 * np.sin(2 * np.pi * 330 * np.arange(n) / rate).astype(np.float32)
+        for a in audio:
+            for start in range(0, n, 1024):
+                chunk = np.ascontiguousarray(np.stack([tone[start:start + 1024]] * 2))
+                f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                f.sample_rate, f.pts, f.time_base = rate, start, Fraction(1, rate)
+                for p in a.encode(f):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
+
+
+def stream_description(path: Path) -> tuple[dict, list]:
+    """Container tags and, per stream, (type, time base, tags, disposition), as PyAV reads them
+    (the muxer's own tags left out: encoder, Matroska statistics)."""
+    own = {"encoder", "duration"}
+    with av.open(str(path)) as c:
+        tags = {k: v for k, v in c.metadata.items() if k.lower() not in own}
+        streams = [(s.type, s.time_base, {k: v for k, v in s.metadata.items() if k.lower() not in own},
+                    int(s.disposition)) for s in c.streams]
+    return tags, streams
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_remux_keeps_tags_dispositions_and_time_bases(tmp_path, ext):
+    src = tmp_path / f"talk{ext}"
+    make_tagged_video(src)
+    tags, streams = stream_description(src)
+    assert tags["title"] == "A talk" and streams[0][2]["language"] == "eng" and streams[1][2]["language"] == "fra"
+    if ext == ".mp4":
+        assert streams[0][1] == Fraction(1, 2997)
+    audio, rate = read_all(src)
+    write_audio(tmp_path / "new.wav", 0.5 * audio, sample_rate=rate, subtype="FLOAT")
+    out = tmp_path / f"talk.enhanced{ext}"
+    remux_audio(src, tmp_path / "new.wav", out)
+    assert stream_description(out) == (tags, streams)
+    assert video_checksums(out) == video_checksums(src)

@@ -57,8 +57,11 @@ def test_report_content(report):
     # self-contained: no external resources
     assert not re.search(r'(src|href)="https?://', page)
     assert "<script" not in page
-    # one player per problem file; the AIFF (not playable in browsers) gets an embedded MP3
-    assert page.count("<audio ") == 6
+    # one player per problem file but the failed one (it does not decode); the AIFF (not
+    # playable in browsers) gets an embedded MP3
+    assert page.count("<audio ") == 5
+    failed_row = re.search(r'<table class="failed">.*?</table>', page, re.S).group(0)
+    assert "broken.wav" in failed_row and "<audio" not in failed_row
     assert 'src="data:audio/mpeg;base64,' in page
     # originals are linked by paths relative to the report
     rel = os.path.relpath(files["clipped.wav"], out.parent)
@@ -244,8 +247,8 @@ def test_report_renders_in_chromium(report, tmp_path):
     # the content-share bar, >= 8 histograms, and one thumbnail per decodable problem file
     assert len(images) >= 1 + 8 + 5, images
     assert all(i["ok"] for i in images), [i for i in images if not i["ok"]]
-    # a card per decodable problem file, and the failed file in the table, each with a player
-    assert value["problems"] == info["problems"] - 1 and value["players"] == info["problems"]
+    # a card per decodable problem file, each with a player; the failed file in the table, without
+    assert value["problems"] == info["problems"] - 1 and value["players"] == info["problems"] - 1
     media = value["media"]
     assert len(media) == info["problems"] - 1  # all but the failed file
     assert all(m["ok"] and m["duration"] > 0 for m in media), media
@@ -313,7 +316,7 @@ def test_report_restored_section(restored):
     legacy = _sources(rows["legacy.aiff"])
     assert legacy["original"].startswith("data:audio/mpeg;base64,")
     assert legacy["restored"] == os.path.relpath(outputs["legacy.aiff"], out.parent)
-    assert page.count("<audio ") == 6 + 4  # the problem players and the restored ones
+    assert page.count("<audio ") == 5 + 4  # the problem players (not the failed file's) and the restored ones
     assert not re.search(r'(src|href)="https?://', page) and "<script" not in page
 
 

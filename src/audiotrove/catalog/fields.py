@@ -417,6 +417,11 @@ FIELDS: tuple[Field, ...] = (
     _f("enhance.preset", "text", None, "enhance preset used", discrete=True),
     _f("enhance.loudness_gain_db", "number", "dB", "gain applied by --loudness"),
     _f("enhance.clicks_repaired", "number", "count", "clicks repaired by --declick", integer=True),
+    _f("enhance.stem", "text", None, "path of a video's audio stem (--stem)"),
+    _f("enhance.snr_measured_on", "text", None,
+       "where enhance.after.snr_db reads the noise under the signal: speech (the gaps between "
+       "words of the speech sections) or file (the file's quiet frames)", discrete=True),
+    _f("enhance.isolation_floor_db", "number", "dB", "the most --isolate-speech lowers anything"),
     *(
         _f(f"enhance.{when}.{key}", "number", unit, f"{what} ({label})")
         for when, label in (("before", "input"), ("after", "output"), ("change", "output - input"))
@@ -427,6 +432,7 @@ FIELDS: tuple[Field, ...] = (
             ("true_peak_dbtp", "dBTP" if when != "change" else "dB", "true peak"),
             ("clicks_per_min", "1/min", "clicks per minute"),
             ("hum_level_db", "dB", "hum over the local floor"),
+            ("clipped_samples", "count", "samples at or beyond full scale"),
         )
     ),
     # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --

@@ -45,7 +45,8 @@ def enhance_cmd(
         None, "--noise-profile", metavar="START:END|auto",
         help="Classic subtraction: noise profile from this region (seconds) or the quiet stretches."),
     isolate_speech: Optional[float] = typer.Option(
-        None, "--isolate-speech", metavar="AMOUNT", help="Keep speech, suppress the rest, 0-100."),
+        None, "--isolate-speech", metavar="AMOUNT",
+        help="Keep speech, lower the rest, 0-100: 0.4 dB per point, at most 40 dB (room tone stays)."),
     dehum: Optional[str] = typer.Option(None, "--dehum", metavar="auto|50|60|off",
                                         help="Notch mains hum and harmonics (auto: the detected hum)."),
     declick: Optional[bool] = typer.Option(None, "--declick/--no-declick", help="Repair clicks and crackle."),
@@ -53,8 +54,14 @@ def enhance_cmd(
     loudness: Optional[float] = typer.Option(None, "--loudness", metavar="LUFS",
                                              help="Normalise integrated loudness (linear gain)."),
     true_peak_max: Optional[float] = typer.Option(
-        None, "--true-peak-max", metavar="DBTP", help="True-peak ceiling for --loudness (default -1)."),
-    fmt: str = typer.Option("wav", "--format", help="wav | flac | mp3 (videos keep their container)."),
+        None, "--true-peak-max", metavar="DBTP",
+        help="True-peak ceiling of every output (default -1): a final limiter keeps it, --loudness respects it."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="wav | flac | mp3 (default wav). A video keeps its container: wav or flac here "
+                               "is the format of its audio stem (--stem)."),
+    stem: Optional[str] = typer.Option(
+        None, "--stem", metavar="wav|flac",
+        help="Videos: also write the cleaned audio, sample-aligned, as <name>.enhanced.stem.<ext> beside the video."),
     preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
@@ -70,13 +77,16 @@ def enhance_cmd(
     from .common import State
 
     params = {
-        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower(), "preset": preset,
+        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower() if fmt else None,
+        "stem": stem.lower() if stem else None, "preset": preset,
         "denoise": denoise, "denoise_method": denoise_method, "noise_profile": noise_profile,
         "isolate_speech": isolate_speech, "dehum": dehum, "declick": declick, "highpass": highpass,
         "loudness": loudness, "true_peak_max": true_peak_max, "preview": preview,
     }
-    if params["format"] not in ("wav", "flac", "mp3"):
+    if params["format"] not in (None, "wav", "flac", "mp3"):
         raise fail(f"--format takes wav, flac or mp3, not {fmt!r}")
+    if params["stem"] not in (None, "wav", "flac"):
+        raise fail(f"--stem takes wav or flac, not {stem!r}")
     try:
         resolve_options({**DEFAULTS, **params})  # usage errors now, not once per file
     except EnhanceError as exc:
@@ -182,12 +192,13 @@ def _arrow(before: dict, after: dict, key: str) -> str:
     b, a = before.get(key), after.get(key)
     if b is None and a is None:
         return "-"
-    show = lambda v: "-" if v is None else f"{v:.1f}"
+    show = lambda v: "-" if v is None else (f"{v:d}" if isinstance(v, int) else f"{v:.1f}")
     return f"{show(b)}→{show(a)}"
 
 
 COLUMNS = (("noise dBFS", "noise_floor_dbfs"), ("SNR dB", "snr_db"), ("LUFS", "loudness_lufs"),
-           ("dBTP", "true_peak_dbtp"), ("clicks/min", "clicks_per_min"), ("hum dB", "hum_level_db"))
+           ("dBTP", "true_peak_dbtp"), ("clipped", "clipped_samples"), ("clicks/min", "clicks_per_min"),
+           ("hum dB", "hum_level_db"))
 
 
 def _print_table(cat, params, ids) -> None:

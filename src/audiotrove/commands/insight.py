@@ -119,7 +119,8 @@ def stats_cmd(
     step: str = typer.Option("analyze", "--step", help="Step whose measured throughput is used."),
     minority: float = typer.Option(
         0.25, "--minority", min=0.0, max=1.0,
-        help="A value held by less than this share of files, where most share one value, is an anomaly."),
+        help="A value held by less than this share of files is an anomaly, where one value (the norm) is held "
+             "by at least 80% of them."),
 ):
     """Totals, uniformity (value counts, minority values flagged) and distributions of fields."""
     from ..report.summary import to_json
@@ -183,11 +184,13 @@ def stats_lines(summary: dict, idx, *, detail: bool, root: str = "") -> list[str
     continuous = [(n, s) for n, s in fields.items() if s["kind"] == "continuous"]
     lists = [(n, s) for n, s in fields.items() if s["kind"] == "list"]
     if discrete:
-        lines += ["", "uniformity (files per value; ! = anomaly: a minority value where most files share one)"]
+        lines += ["", "uniformity (files per value; ! = anomaly: a minority value where >= 80% of the files "
+                  "share one, the norm)"]
         for name, s in discrete:
             f = idx.fields.resolve(name)
             head = f"{name}" + (f" ({s['unit']})" if s["unit"] and s["unit"] != "count" else "")
             flag = f"  {s['anomalies']} anomalous value(s), {s['anomalous_files']} file(s)" if s["anomalies"] else ""
+            flag += f"  ({s['note']})" if s.get("note") else ""
             missing = f"  {s['missing']} missing" if s["missing"] else ""
             lines.append(f"  {head}{flag}{missing}")
             rows = []

@@ -53,6 +53,7 @@ Definitions
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,7 +62,8 @@ from .clicks import ClickDetector
 from .hum import HumDetector
 from .spectrum import StreamFramer
 
-__all__ = ["NoiseMeter", "dc_offset", "measure_noise", "noise_floor_dbfs", "snr_db"]
+__all__ = ["LevelSplit", "NoiseMeter", "dc_offset", "measure_noise", "noise_floor_dbfs", "snr_db",
+           "split_levels"]
 
 FRAME_S = 0.02
 LOBE_PERCENTILES = (1.0, 5.0)  # where the noise lobe is read (inside it if >= 5 % are pauses)
@@ -135,28 +137,47 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
-def noise_and_snr(hist: _LevelHistogram) -> tuple[float | None, float | None]:
-    """(noise level dBFS, SNR dB) from a histogram of frame levels (see the module doc).
+@dataclass(frozen=True)
+class LevelSplit:
+    """How noise_and_snr reads a histogram of frame levels: which bins are noise, which signal.
 
-    The SNR is None when no signal rises out of the noise lobe; both None for no frames.
+    noise frames: the bins below `noise_below_db` (the noise lobe up to its cut), of which
+    those below `centre_db` are its core, where signal reaches least; active frames: the bins
+    from `active_from_db` up (None when no signal rises out of the lobe).
+    Another histogram with the same bins (dsp.change: the output power of the same frames)
+    can be read over exactly these frames.
     """
+    noise_power: float              # mean power of the noise (corrected for the lobe's cut)
+    centre_db: float
+    noise_below_db: float
+    active_from_db: float | None
+    snr_db: float | None
+
+    @property
+    def noise_db(self) -> float:
+        return 10 * math.log10(self.noise_power)
+
+
+def split_levels(hist: _LevelHistogram) -> LevelSplit | None:
+    """The noise level, SNR and the frames they are read from (see the module doc); None for
+    no frames."""
     if not hist.total:
-        return None, None
+        return None
     p_lo, p_hi = (hist.percentile_db(q) for q in LOBE_PERCENTILES)
     spread = min(max((p_hi - p_lo) / (_Z_LOBE[1] - _Z_LOBE[0]), MIN_SPREAD_DB), MAX_SPREAD_DB)
     centre = p_hi - _Z_LOBE[1] * spread
-    cut = centre + NOISE_CUT_SPREADS * spread
-    power, count = hist.power_between(HIST_MIN_DB, cut + HIST_STEP_DB)
+    noise_below = centre + NOISE_CUT_SPREADS * spread + HIST_STEP_DB
+    power, count = hist.power_between(HIST_MIN_DB, noise_below)
     if count == 0:
-        return p_hi, None
+        return LevelSplit(10 ** (p_hi / 10), centre, noise_below, None, None)
     # the mean of a lognormal lobe cut at `cut` is low by Phi(k - s) / Phi(k)
     s = spread * math.log(10) / 10
     noise = power / count * _normal_cdf(NOISE_CUT_SPREADS) / _normal_cdf(NOISE_CUT_SPREADS - s)
-    noise_db = 10 * math.log10(noise)
+    no_signal = LevelSplit(noise, centre, noise_below, None, None)
     signal_floor = centre + SIGNAL_SPREADS * spread + SIGNAL_MARGIN_DB
     _, n_signal = hist.power_between(signal_floor, HIST_MAX_DB + 1)
     if n_signal < max(2, 0.01 * hist.total):
-        return noise_db, None
+        return no_signal
     # active frames: above the lobe, and within ACTIVE_RANGE_DB of the loudest signal frames
     active_lo = centre + ACTIVE_SPREADS * spread
     _, n_active = hist.power_between(active_lo, HIST_MAX_DB + 1)
@@ -164,13 +185,23 @@ def noise_and_snr(hist: _LevelHistogram) -> tuple[float | None, float | None]:
     top_db = hist.percentile_db(100.0 * (below + 0.95 * n_active) / hist.total)
     top_signal = 10 ** (top_db / 10) - noise
     if top_signal <= 0:
-        return noise_db, None
+        return no_signal
     floor_db = 10 * math.log10(noise + top_signal * 10 ** (-ACTIVE_RANGE_DB / 10))
-    power, count = hist.power_between(max(active_lo, floor_db), HIST_MAX_DB + 1)
+    active_from = max(active_lo, floor_db)
+    power, count = hist.power_between(active_from, HIST_MAX_DB + 1)
     signal = power / count - noise if count else 0.0
     if signal <= 0:
-        return noise_db, None
-    return noise_db, 10 * math.log10(signal / noise)
+        return no_signal
+    return LevelSplit(noise, centre, noise_below, active_from, 10 * math.log10(signal / noise))
+
+
+def noise_and_snr(hist: _LevelHistogram) -> tuple[float | None, float | None]:
+    """(noise level dBFS, SNR dB) from a histogram of frame levels (see the module doc).
+
+    The SNR is None when no signal rises out of the noise lobe; both None for no frames.
+    """
+    split = split_levels(hist)
+    return (None, None) if split is None else (split.noise_db, split.snr_db)
 
 
 class _FrameLevels:

@@ -9,7 +9,12 @@ WAV), encoded with a codec the container holds:
     webm / ogg / ogv      -> Opus       avi -> PCM 16-bit
 
 The audio is encoded block by block and interleaved with the copied packets by time, so
-memory stays bounded on long videos. The output is written under a temporary name and
+memory stays bounded on long videos. What describes the file is kept: the container's tags
+(title, creation_time...), every stream's tags (language, handler name...), dispositions
+(default, forced...) and time bases (MP4/MOV: the video track's timescale, which FFmpeg would
+otherwise raise to >= 10000, e.g. 1/2997 -> 1/11988); the new audio stream takes the replaced
+one's tags and disposition. Tags that describe the old encoding or the old stream's statistics
+(encoder, Matroska's DURATION / NUMBER_OF_FRAMES / BPS...) are left for the muxer to write. The output is written under a temporary name and
 renamed when complete (never over an input: see io.write.same_file).
 """
 from __future__ import annotations
@@ -30,6 +35,10 @@ CONTAINERS = {
     ".ogg": ("ogg", "libopus"), ".avi": ("avi", "pcm_s16le"),
 }
 OPUS_RATES_HZ = (8000, 12000, 16000, 24000, 48000)
+# tags the muxer writes itself, or that describe the old stream's bytes (Matroska statistics)
+_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration",
+               "number_of_frames", "number_of_bytes", "bps", "vendor_id"}
+_MOV_MUXERS = {"mp4", "mov", "3gp"}
 AUDIO_CHUNK = 8192          # samples encoded per step
 LEAD_S = 0.5                # audio is muxed this far ahead of the copied packets
 
@@ -69,10 +78,11 @@ def _remux(av, video_path, audio_path, tmp, muxer, codec, bitrate):
     import soundfile as sf
 
     with av.open(video_path, metadata_errors="ignore") as src, sf.SoundFile(audio_path) as audio, \
-            av.open(tmp, "w", format=muxer) as dst:
+            av.open(tmp, "w", format=muxer, options=_muxer_options(src, muxer)) as dst:
         in_audio = src.streams.audio[0] if src.streams.audio else None
         if in_audio is None:
             raise WriteError("the video has no audio stream to replace")
+        _copy_tags(src.metadata, dst.metadata)
         rate, channels = audio.samplerate, audio.channels
         copies = {}
         dropped = []
@@ -80,9 +90,11 @@ def _remux(av, video_path, audio_path, tmp, muxer, codec, bitrate):
         for s in src.streams:
             if s.index == in_audio.index:
                 out_audio = _audio_stream(dst, codec, rate, channels, bitrate or _bitrate(in_audio, channels))
+                _describe_like(out_audio, s, time_base=False)
                 continue
             try:
                 copies[s.index] = dst.add_stream_from_template(s)
+                _describe_like(copies[s.index], s, time_base=True)
             except Exception as exc:
                 name = getattr(s.codec_context, "name", None) or "unknown"
                 if s.type == "video":
@@ -122,6 +134,32 @@ def _remux(av, video_path, audio_path, tmp, muxer, codec, bitrate):
         pump(float("inf"))
     return {"audio_codec": codec, "copied_packets": copied, "audio_frames": state["frames"],
             "dropped_streams": dropped}
+
+
+def _copy_tags(src: dict, dst: dict) -> None:
+    for key, value in src.items():
+        low = key.lower()
+        if low not in _MUXER_TAGS and not low.startswith("_statistics"):
+            dst[key] = value
+
+
+def _describe_like(out, s, *, time_base: bool) -> None:
+    """Give stream `out` the tags, disposition (and time base) of the input stream `s`."""
+    _copy_tags(s.metadata, out.metadata)
+    try:
+        out.disposition = s.disposition
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - older PyAV
+        pass
+    if time_base and s.time_base:
+        out.time_base = s.time_base
+
+
+def _muxer_options(src, muxer: str) -> dict:
+    """MP4/MOV: keep the video track's timescale (FFmpeg raises one under 10000 by doubling)."""
+    video = src.streams.video[0] if src.streams.video else None
+    if muxer in _MOV_MUXERS and video is not None and video.time_base:
+        return {"video_track_timescale": str(video.time_base.denominator)}
+    return {}
 
 
 def _audio_stream(dst, codec, rate, channels, bitrate):

@@ -26,7 +26,7 @@ from ..catalog.index import FieldIndex
 from ..catalog.query import Node
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
-from .plots import HISTOGRAMS, histogram_png, shares_png
+from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
 from .problems import CATEGORY_ORDER, TITLES, find_problems
 from .restored import METRICS, find_restored
 from .summary import summarize
@@ -100,9 +100,9 @@ footer { color:var(--muted); font-size:12px; padding:16px 32px 40px; max-width:1
 """
 
 
-def _img(png: bytes, alt: str, cls: str = "") -> str:
-    return (f'<img{f" class={cls!r}" if cls else ""} alt="{esc(alt)}" '
-            f'src="{data_uri("image/png", png)}">')
+def _img(data: bytes, alt: str, cls: str = "") -> str:
+    return (f'<img{f" class={cls!r}" if cls else ""} alt="{esc(alt)}" decoding="async" '
+            f'src="{data_uri(image_mime(data), data)}">')
 
 
 def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
@@ -203,14 +203,15 @@ def _uniformity_html(index: FieldIndex, stats: dict) -> str:
         if s["missing"]:
             rows.append(f'<tr><td class="note">no value</td><td class="r">{s["missing"]}</td><td></td><td></td></tr>')
         flag = (f' <span class="tag anomaly">{s["anomalous_files"]} file(s) off the norm</span>'
-                if s["anomalies"] else "")
+                if s["anomalies"] else "") + (f' <span class="note">{esc(s["note"])}</span>' if s.get("note") else "")
         boxes.append(f'<div class="box"><h3>{esc(f.heading)}{flag}</h3><div class="note">{esc(name)}</div>'
                      f'<table><tr><th>value</th><th class="r">files</th><th class="r">share</th><th></th></tr>'
                      f'{"".join(rows)}</table></div>')
     body = "".join(boxes) or '<p class="empty">No files analyzed yet.</p>'
     return (f'<section id="uniformity"><h2>Uniformity</h2><p class="note">A value held by less than '
-            f'{100 * stats["minority"]:.0f}% of the files, where most files share one value, is an '
-            f'anomaly; those files are listed as off-spec below.</p><div class="uni">{body}</div></section>')
+            f'{100 * stats["minority"]:.0f}% of the files, where at least 80% of them share one value '
+            f'(the norm), is an anomaly; those files are listed as off-spec below. Bitrates are compared '
+            f'in bands (lossless; per lossy codec, around the nearest standard bitrate).</p><div class="uni">{body}</div></section>')
 
 
 def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
@@ -223,6 +224,14 @@ def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
     for name, title, refs in HISTOGRAMS:
         s = fields.get(name)
         if not s or s.get("kind") != "continuous" or not s["count"]:
+            continue
+        if s["min"] == s["max"]:  # one value everywhere: a sentence, not a single meaningless bar
+            f = index.fields.resolve(name)
+            value = fmt.value(f, s["min"], unit=True)
+            if float(s["min"]).is_integer() and f.unit not in ("s", "bytes", "bit/s"):  # "all 0%", not "all 0.0%"
+                value = f"{int(s['min'])}" + ("%" if f.unit == "%" else f" {f.unit}" if f.unit and f.unit != "count" else "")
+            plots.append(f'<div class="box allsame"><h3>{esc(title)}</h3><p>all {esc(value)}</p>'
+                         f'<div class="note">{s["count"]} files · <code>{esc(name)}</code></div></div>')
             continue
         png = histogram_png(s["histogram"], title=title, median=s["median"], refs=refs)
         plots.append(f'<div class="box">{_img(png, "histogram of " + title)}'
@@ -295,12 +304,11 @@ def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_
     if failed:
         out.append(f'<h3 id="failed">Failed files ({len(failed)})</h3><table class="failed">'
                    "<tr><th>file</th><th>why it failed</th><th>original</th></tr>")
-        for p in failed:
+        for p in failed:  # no player: a file that failed to decode would not play either
             url = relative_url(p.path, report_dir)
             out.append(f'<tr id="file-{p.file_id}"><td>{esc(p.path)}</td>'
                        f'<td>{esc(p.values.get("error") or "failed")}</td>'
-                       f'<td><audio controls preload="none" src="{esc(url)}"></audio> '
-                       f'<a href="{esc(url)}">open</a></td></tr>')
+                       f'<td><a href="{esc(url)}">open</a></td></tr>')
         out.append("</table>")
     out.append("</section>")
     return "".join(out)
@@ -319,14 +327,19 @@ def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
             f = index.fields.resolve(key)
             facts.append(f"{fmt.value(f, v[key], unit=True)}{' ch' if key.endswith('channels') else ''}")
     why = "".join(f"<li>{esc(r)}</li>" for r in p.reasons)
-    if m.get("png"):
-        picture = _img(m["png"], f"waveform and spectrogram of {name}")
+    if m.get("image"):
+        picture = _img(m["image"], f"waveform and spectrogram of {name}")
     else:
         picture = f'<div class="nothumb">no waveform: {esc(m.get("thumb_error") or "not rendered")}</div>'
     url = relative_url(p.path, report_dir)
-    audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
-                         v.get("media_info.audio.codec"))
-    player = f'<div class="player">{audio}<a href="{esc(url)}">original</a>{note}</div>'
+    if v.get("status") == "error" or (m.get("thumb_error") and not m.get("preview") and "://" not in p.path):
+        # nothing decodes: a player would only show an error
+        player = (f'<div class="player"><span class="note">no player: the file cannot be decoded</span>'
+                  f'<a href="{esc(url)}">original</a></div>')
+    else:
+        audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
+                             v.get("media_info.audio.codec"))
+        player = f'<div class="player">{audio}<a href="{esc(url)}">original</a>{note}</div>'
     return (f'<article class="problem" id="file-{p.file_id}"><h3>{tags} {esc(name)}</h3>'
             f'<div class="file">{esc(p.path)}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
             f"<ul>{why}</ul>{picture}{player}</article>")
@@ -403,14 +416,16 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
         if b is None and a is None:
             continue
         empty = "none" if key == "hum_level_db" else "-"
+        digits = 0 if key == "clipped_samples" else 1
+        suffix = f" {cunit}" if cunit else ""
         cls = "r"
         if c is not None and better and abs(c) >= 0.05:
             cls = "r good" if c * better > 0 else "r worse"
         rows.append(f'<tr><td class="l">{esc(label)}</td>'
-                    f'<td class="r">{esc(empty if b is None else f"{b:.1f}")}</td><td>→</td>'
-                    f'<td class="r">{esc(empty if a is None else f"{a:.1f}")}</td>'
+                    f'<td class="r">{esc(empty if b is None else f"{b:.{digits}f}")}</td><td>→</td>'
+                    f'<td class="r">{esc(empty if a is None else f"{a:.{digits}f}")}</td>'
                     f'<td class="l">{esc(unit)}</td>'
-                    f'<td class="{cls}">{esc("" if c is None else f"({_signed(c)} {cunit})")}</td></tr>')
+                    f'<td class="{cls}">{esc("" if c is None else f"({c:+.{digits}f}{suffix})")}</td></tr>')
     numbers = f'<table class="ba">{"".join(rows)}</table>' if rows else \
         '<span class="note">no measurements</span>'
     audio, note = _audio(src_url, m.get("original_preview"), v.get("media_info.container.kind"),

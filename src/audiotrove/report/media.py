@@ -126,8 +126,8 @@ def overview(path: str, *, duration_s: float | None, columns: int = THUMB_COLUMN
         "spec_db": spec_db, "span_s": span_s}
 
 
-def thumbnail_png(ov: dict, *, sections: list | None = None, width_px: int = 760, dpi: int = 100) -> bytes:
-    """Waveform (clipped sections shaded red) above a spectrogram, as PNG bytes."""
+def thumbnail_image(ov: dict, *, sections: list | None = None, width_px: int = 760, dpi: int = 100) -> bytes:
+    """Waveform (clipped sections shaded red) above a spectrogram, as WebP bytes (plots.figure_bytes)."""
     from matplotlib.figure import Figure
 
     used = len(ov["env_min"])
@@ -155,9 +155,9 @@ def thumbnail_png(ov: dict, *, sections: list | None = None, width_px: int = 760
     ax2.set_xlim(0, seconds)
     ax2.tick_params(labelsize=7)
     ax2.set_xlabel("seconds" + (f" (first {seconds:.0f} s shown)" if ov["truncated"] else ""), fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    from .plots import figure_bytes
+
+    return figure_bytes(fig, kind="webp")
 
 
 # ------------------------------------------------------------------------------------ preview
@@ -223,9 +223,9 @@ def problem_media(task: dict) -> dict:
     """Everything the page shows for one problem file (runs in a worker process).
 
     task: path, duration (s), sections (clipped), embed (bool), playable (bool)
-    returns: png (bytes|None), thumb_error, preview (bytes|None), preview_error
+    returns: image (WebP bytes|None), thumb_error, preview (bytes|None), preview_error
     """
-    out: dict = {"path": task["path"], "png": None, "thumb_error": None, "preview": None,
+    out: dict = {"path": task["path"], "image": None, "thumb_error": None, "preview": None,
                  "preview_error": None, "truncated": False}
     if "://" in task["path"]:
         out["thumb_error"] = "not fetched yet (URL)"
@@ -234,7 +234,7 @@ def problem_media(task: dict) -> dict:
         ov = overview(task["path"], duration_s=task.get("duration"))
         out["truncated"] = ov["truncated"]
         if len(ov["env_min"]):
-            out["png"] = thumbnail_png(ov, sections=task.get("sections"))
+            out["image"] = thumbnail_image(ov, sections=task.get("sections"))
         else:
             out["thumb_error"] = "no audio samples decoded"
     except Exception as exc:  # a failed file: the page says why instead of a picture

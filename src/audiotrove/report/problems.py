@@ -1,4 +1,9 @@
-"""Problem files: failed, clipped, silent, very noisy, off-spec, each with a sentence saying why.
+"""Problem files: failed, clipped, silent, very noisy, DC offset, low bitrate, off-spec, each with
+a sentence saying why.
+
+DC offset: the mean sample value of a channel beyond 1 % of full scale (`dc_offset_fs`): it eats
+headroom, clicks at every edit and hides the noise floor. Low bitrate: a lossy file under its
+codec's floor (summary.LOW_BITRATE_BPS: Opus 16 kb/s, AAC and Vorbis 32, MP3 48...).
 
 Every rule but off-spec is a query of the query language (so a user can list the same files with
 `audiotrove ls "<query>"`); thresholds are keyword parameters. Off-spec files are those holding a
@@ -32,9 +37,9 @@ class Problem:
     values: dict = field(default_factory=dict)
 
 
-CATEGORY_ORDER = ("clipped", "silent", "noisy", "off-spec", "failed")
+CATEGORY_ORDER = ("clipped", "silent", "noisy", "dc-offset", "low-bitrate", "off-spec", "failed")
 TITLES = {"failed": "failed", "clipped": "clipped", "silent": "silent", "noisy": "very noisy",
-          "off-spec": "off-spec"}
+          "dc-offset": "DC offset", "low-bitrate": "low bitrate", "off-spec": "off-spec"}
 
 # Fields read for every problem file (reasons, thumbnails, players).
 DETAIL_FIELDS = (
@@ -44,7 +49,8 @@ DETAIL_FIELDS = (
     "audio.loudness.reason", "audio.clipping.num_sections", "audio.clipping.percentage",
     "audio.clipping.sections", "audio.noise.level_average", "audio.noise.snr_average",
     "audio.noise.hum.frequency", "audio.noise.hum.level", "audio.noise.clicks_per_minute",
-    "audio.silence.percentage", "audio.silence.sections",
+    "audio.silence.percentage", "audio.silence.sections", "audio.noise.dc_offset",
+    "media_info.container.bitrate", "media_info.has_video",
 )
 
 
@@ -54,8 +60,10 @@ def _num(v, spec: str, unit: str = "") -> str:
 
 def default_rules(*, silent_share: float = 90.0, silent_lufs: float = -60.0,
                   noisy_snr_db: float = 10.0, noisy_floor_dbfs: float = -35.0,
-                  clicks_per_minute: float = 30.0, hum_level_db: float = 20.0) -> list[Rule]:
-    """The built-in rules; thresholds in the fields' units (%, LUFS, dB, dBFS, 1/min)."""
+                  clicks_per_minute: float = 30.0, hum_level_db: float = 20.0,
+                  dc_offset_fs: float = 0.01) -> list[Rule]:
+    """The built-in rules; thresholds in the fields' units (%, LUFS, dB, dBFS, 1/min, FS)."""
+    from .summary import BITRATE, CODEC, LOW_BITRATE_BPS, low_bitrate_bps
 
     def why_failed(v):
         return v.get("error") or "the analysis failed"
@@ -101,8 +109,21 @@ def default_rules(*, silent_share: float = 90.0, silent_lufs: float = -60.0,
             parts.append(f"{hum:g} Hz hum {level:.0f} dB over the floor")
         return "; ".join(parts) or "noisy"
 
+    def why_dc(v):
+        dc = v["audio.noise.dc_offset"]
+        return f"DC offset {dc:+.3f} of full scale ({100 * abs(dc):.1f}%, over {100 * dc_offset_fs:g}%)"
+
+    def why_low(v):
+        codec, rate = v.get(CODEC), v.get(BITRATE)
+        return (f"{codec or 'lossy'} at {rate / 1000:.0f} kb/s, under the {low_bitrate_bps(codec) / 1000:.0f} kb/s "
+                f"{codec or 'lossy'} needs")
+
+    low = " or ".join(f'({CODEC} = "{c}" and {BITRATE} < {t})' for c, t in LOW_BITRATE_BPS.items() if t)
     return [
         Rule("failed", "failed", "status = error", why_failed),
+        Rule("dc-offset", "DC offset",
+             f"audio.noise.dc_offset > {dc_offset_fs:g} or audio.noise.dc_offset < {-dc_offset_fs:g}", why_dc),
+        Rule("low-bitrate", "low bitrate", f"not media_info.has_video and ({low})", why_low),
         Rule("clipped", "clipped", "audio.clipping.num_sections > 0", why_clipped),
         Rule("silent", "silent",
              f"audio.silence.percentage >= {silent_share:g} or audio.loudness.measured < {silent_lufs:g}"
@@ -191,8 +212,10 @@ def _off_spec_reasons(index: FieldIndex, uniform: dict, v: dict, failed_spec: st
         if field.kind == "bool":
             value = bool(value)
         key = value
-        if field.unit == "bit/s" and isinstance(value, (int, float)):
-            key = int(round(value / 1000.0) * 1000)  # as summary.uniformity groups bitrates
+        if st.get("bands") and isinstance(value, (int, float)):  # as summary.uniformity bands bitrates
+            from .summary import CODEC, bitrate_band
+
+            key = value = bitrate_band(v.get(CODEC), value)
         bad = [x["value"] for x in st["values"] if x["anomaly"]]
         bad += st.get("other_values", {}).get("anomalous_values", [])
         if key in bad:

@@ -24,6 +24,7 @@ METRICS = (
     ("true_peak_dbtp", "true peak", "dBTP", "dB", 0),
     ("clicks_per_min", "clicks", "/min", "/min", -1),
     ("hum_level_db", "hum", "dB", "dB", -1),
+    ("clipped_samples", "clipped samples", "", "", -1),
 )
 QUERY = "enhance.output?"
 # Fields read per restored file; the optional ones are found in the data, not registered.

@@ -6,9 +6,17 @@ SQL and numpy over the index table (no per-file JSON decoding), so 100 000 files
 of a second.
 
 Anomalies: for a discrete field, the most common non-null value is the collection's norm when at
-least half of the files with a value have it; any other value held by less than `minority` of
-them (default 25 %) is an anomaly (a 44.1 kHz file among 16 kHz ones). Without a norm (values
-all over the place, e.g. the bitrates of FLAC files) nothing is flagged.
+least 80 % of the files with a value have it (`NORM_SHARE`); any other value held by less than
+`minority` of them (default 25 %) is an anomaly (a 44.1 kHz file among 16 kHz ones). Without a
+clear norm (a mixed collection: 52 % at 16 kHz is not a norm) nothing is flagged and the table
+says "mixed collection, no norm" (`note`).
+
+Bitrates are compared in bands, not to the bit/s (`bitrate_band`): every lossless file (PCM,
+FLAC, ALAC...) is in the band "lossless" (its bitrate follows from rate, depth and channels,
+which have their own tables); a lossy file is in the band of its codec and the nearest standard
+bitrate ("mp3 ~128k", "opus ~12k (low)"), so 768k and 769k are one band. Each band carries the
+query that lists its files. Bands under the codec's `LOW_BITRATE_BPS` are marked "(low)" and
+listed as problem files of their own (report.problems).
 """
 from __future__ import annotations
 
@@ -39,6 +47,74 @@ DEFAULT_CONTINUOUS = (
 )
 MAX_VALUES = 20  # value counts listed per discrete field (the rest are summed as "other values")
 MAX_AUTO_BINS = 30
+NORM_SHARE = 0.8  # a value is the norm when at least this share of the files with a value hold it
+NO_NORM = "mixed collection, no norm"
+
+# --- bitrate bands ------------------------------------------------------------------------------
+BITRATE = "media_info.container.bitrate"
+CODEC = "media_info.audio.codec"
+LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "wmalossless")
+STANDARD_KBPS = (6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
+                 448, 512, 640, 768, 1024, 1411, 1536, 2048, 3072, 4096, 6144, 8192)
+# under these a lossy codec's band is "(low)": speech-grade Opus holds up to 16 kb/s, MP3 needs more
+LOW_BITRATE_BPS = {"opus": 16000, "vorbis": 32000, "aac": 32000, "mp3": 48000, "mp2": 64000,
+                   "wmav2": 48000, "ac3": 64000, "amr_nb": 0, "amr_wb": 0}
+DEFAULT_LOW_BITRATE_BPS = 32000
+# band k holds [edge k-1, edge k): geometric midpoints between the standard bitrates (bit/s)
+_BAND_EDGES = np.sqrt(np.asarray(STANDARD_KBPS[:-1], float) * np.asarray(STANDARD_KBPS[1:], float)) * 1000.0
+
+
+def is_lossless(codec: str | None) -> bool:
+    return bool(codec) and (codec.startswith("pcm_") or codec in LOSSLESS_CODECS)
+
+
+def low_bitrate_bps(codec: str | None) -> int:
+    return LOW_BITRATE_BPS.get(codec or "", DEFAULT_LOW_BITRATE_BPS)
+
+
+def bitrate_band(codec: str | None, bps: float) -> str:
+    """The band label of a bitrate (bit/s): "lossless", or "<codec> ~<standard>k[ (low)]"."""
+    if is_lossless(codec):
+        return "lossless"
+    k = STANDARD_KBPS[int(np.searchsorted(_BAND_EDGES, float(bps), side="right"))]
+    low = " (low)" if k * 1000 < low_bitrate_bps(codec) else ""
+    return f"{codec + ' ' if codec else ''}~{k}k{low}"
+
+
+def _band_query(codec: str | None, band: int | None) -> str:
+    """The query listing the files of a band (band None: lossless)."""
+    lossless = (f'{CODEC} ~ "pcm_*" or {CODEC} in ({", ".join(LOSSLESS_CODECS)})')
+    if band is None:
+        return f"{BITRATE}? and ({lossless})"
+    lo = 0 if band == 0 else int(np.ceil(_BAND_EDGES[band - 1]))
+    hi = None if band >= len(_BAND_EDGES) else int(np.ceil(_BAND_EDGES[band]))
+    rng = f"{BITRATE} >= {lo}" + (f" and {BITRATE} < {hi}" if hi is not None else "")
+    which = f'{CODEC} = "{codec}"' if codec else f"not {CODEC}?"
+    return f"{which} and {rng}"
+
+
+def _bitrate_bands(index: FieldIndex, where: Node | None, packed: tuple | None) -> tuple[list, int, dict]:
+    """([(band label, files)], files without a bitrate, {label: query}) of the selection."""
+    matrix, names = packed if packed is not None else index.packed_matrix(where)
+    if not matrix.size:
+        return [], 0, {}
+    rate = matrix[:, names.index(BITRATE)]
+    codes = matrix[:, names.index(CODEC)] if CODEC in names else np.full(len(rate), np.nan)
+    has = ~np.isnan(rate)
+    counts: dict[str, int] = {}
+    queries: dict[str, str] = {}
+    keys = np.stack([np.nan_to_num(codes[has], nan=-1.0),
+                     np.searchsorted(_BAND_EDGES, rate[has], side="right").astype(float)], axis=1)
+    if len(keys):
+        pairs, n = np.unique(keys, axis=0, return_counts=True)
+        for (code, band), c in zip(pairs, n):
+            codec = index.decode(CODEC, code) if code >= 0 else None
+            label = bitrate_band(codec, STANDARD_KBPS[int(band)] * 1000.0)
+            counts[label] = counts.get(label, 0) + int(c)
+            q = _band_query(codec, None if label == "lossless" else int(band))
+            queries[label] = q if label not in queries or queries[label] == q else f"{queries[label]} or {q}"
+    present = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return present, int((~has).sum()), queries
 
 
 def _and(where: Node | None, other: Node) -> Node:
@@ -145,21 +221,17 @@ def _json_value(field: Field, value):
     return value
 
 
-def _bucket(field: Field, values: np.ndarray) -> np.ndarray:
-    """Bitrates are compared to the nearest kbit/s (headers add a few bytes per second)."""
-    if field.unit == "bit/s":
-        return np.round(values / 1000.0) * 1000.0
-    return values
-
-
 def uniformity(index: FieldIndex, field: Field, where: Node | None, *, minority: float,
                packed: tuple | None = None) -> dict:
     """Value counts of a discrete field with the norm and the anomalies flagged."""
-    if packed is not None and field.name in packed[1]:
+    queries: dict = {}
+    if field.name == BITRATE:
+        present, missing, queries = _bitrate_bands(index, where, packed)
+    elif packed is not None and field.name in packed[1]:
         matrix, names = packed
         col = matrix[:, names.index(field.name)] if matrix.size else np.zeros(0)
         missing = int(np.isnan(col).sum())
-        vals, cnts = np.unique(_bucket(field, col[~np.isnan(col)]), return_counts=True)
+        vals, cnts = np.unique(col[~np.isnan(col)], return_counts=True)
         order = np.lexsort((vals, -cnts))
         present = []
         for k in order:
@@ -176,19 +248,25 @@ def uniformity(index: FieldIndex, field: Field, where: Node | None, *, minority:
         missing = sum(n for v, n in counts if v is None)
         present = [(v, n) for v, n in counts if v is not None]
     with_value = sum(n for _, n in present)
-    norm = present[0][0] if present and present[0][1] >= 0.5 * with_value else None
+    norm = present[0][0] if present and present[0][1] >= NORM_SHARE * with_value else None
     values = []
     for v, n in present:
         share = n / with_value if with_value else 0.0
         anomaly = norm is not None and v != norm and share < minority
-        values.append({"value": _json_value(field, v), "count": int(n), "share": share,
+        values.append({"value": _json_value(field, v) if not queries else v, "count": int(n), "share": share,
                        "anomaly": bool(anomaly)})
+        if queries:
+            values[-1]["query"] = queries[v]
     shown = values[:MAX_VALUES]
     rest = values[MAX_VALUES:]
     out = {"kind": "discrete", "unit": field.unit, "count": int(with_value), "missing": int(missing),
            "distinct": len(values), "norm": _json_value(field, norm), "values": shown,
            "anomalies": sum(1 for v in values if v["anomaly"]),
-           "anomalous_files": sum(v["count"] for v in values if v["anomaly"])}
+           "anomalous_files": sum(v["count"] for v in values if v["anomaly"]),
+           "note": NO_NORM if norm is None and len(values) > 1 else None}
+    if queries:
+        out["bands"] = True
+        out["anomaly_queries"] = [v["query"] for v in values if v["anomaly"]]
     if rest:
         out["other_values"] = {"distinct": len(rest), "count": sum(v["count"] for v in rest),
                                "anomalous_values": [v["value"] for v in rest if v["anomaly"]]}
@@ -204,6 +282,9 @@ def anomaly_query(index: FieldIndex, stats: dict) -> Node | None:
         if st.get("kind") != "discrete" or not st.get("anomalies"):
             continue
         field = index.fields.resolve(name)
+        if st.get("bands"):
+            parts.extend(index.parse(q) for q in st.get("anomaly_queries", ()))
+            continue
         bad = [v["value"] for v in st["values"] if v["anomaly"]]
         bad += st.get("other_values", {}).get("anomalous_values", [])
         bad = [int(b) if isinstance(b, bool) else b for b in bad]
@@ -332,4 +413,5 @@ def to_json(summary: dict) -> str:
 
 
 __all__ = ["summarize", "uniformity", "describe", "histogram", "parse_bins", "totals", "estimate",
-           "anomaly_query", "DEFAULT_DISCRETE", "DEFAULT_CONTINUOUS"]
+           "anomaly_query", "bitrate_band", "is_lossless", "low_bitrate_bps", "DEFAULT_DISCRETE",
+           "DEFAULT_CONTINUOUS", "NORM_SHARE", "NO_NORM", "LOW_BITRATE_BPS"]

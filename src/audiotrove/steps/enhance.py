@@ -4,6 +4,12 @@ Chain (each stage streams; the output is sample-aligned with the input and exact
 
     declick -> high-pass + mains-hum notches (one linear-phase FIR) -> noise reduction
     (MMSE-LSA | classic subtraction | RNNoise) -> speech isolation -> loudness gain
+    -> true-peak limiter (the final stage: nothing leaves above --true-peak-max, -1 dBTP by
+    default; where the audio stays under it, it passes untouched; dsp.gain.TruePeakLimiter)
+
+Speech isolation lowers what is between the speech sections and, with the noise reduction it
+comes with, what is under them, by at most the floor of the larger AMOUNT (-0.4 dB per point:
+40 dB at 100, `isolation_floor_db`): pauses keep a lowered room tone, never a digital hole.
 
 Options are off unless asked; with none at all, the default preset applies (`PRESETS`,
 `DEFAULT_PRESET`). What the analysis found is used: `dehum auto` notches the hum frequency and
@@ -17,11 +23,16 @@ see dsp.gain).
 Output: OUTDIR/<name>.enhanced.<wav|flac|mp3> (a video keeps its container, its picture copied
 bit for bit: io.remux), written under a temporary name and renamed, never over the input.
 The output is analyzed like any file (steps.analyze.analyze_file) and the step stores
-before / after / change for noise floor, SNR, loudness, true peak, clicks and hum:
+before / after / change for noise floor, SNR, loudness, true peak, clicks, hum and clipped
+samples. Noise floor and SNR are read from the same frames of the input and of the output
+(dsp.change: the floor over the stretches that were quiet in the input, the SNR under the speech
+sections when there are any, `snr_measured_on`); the others from the analyses of both files:
 
     {"enhance": {"output", "format", "video", "preset", "chain": [...], "hum_frequency" (Hz),
                  "clicks_repaired", "loudness_gain_db" (dB), "limited_by_true_peak",
-                 "clipped_samples", "preview" (PNG path or null),
+                 "clipped_samples" (output samples at or beyond full scale), "true_peak_limiter":
+                 {"ceiling_dbtp", "max_reduction_db", "limited_frames"}, "isolation_floor_db",
+                 "snr_measured_on" ("speech" | "file"), "preview" (PNG path or null),
                  "before": {...}, "after": {...}, "change": {...}},
      "media_info": {"container": {"duration": s}}}
 """
@@ -39,7 +50,7 @@ from ..errors import ItemError
 from ..io.decode import open_audio
 from .base import Item, Step
 
-VERSION = "2"  # 2: the denoiser continues the signal past the file ends (no edge clicks)
+VERSION = "3"  # 3: bounded speech isolation, true-peak limiter, before/after on the same frames
 
 PRESETS: dict[str, dict] = {
     # rumble cut, detected hum notched, MMSE-LSA noise reduction
@@ -54,7 +65,8 @@ PROCESSING_KEYS = ("denoise", "denoise_method", "noise_profile", "isolate_speech
                    "highpass", "loudness")
 DEFAULTS: dict = {
     "out_dir": None,        # required: the output folder (absolute)
-    "format": None,         # wav (default) | flac | mp3; videos keep their container
+    "format": None,         # wav (default) | flac | mp3; videos keep their container (wav|flac: their stem)
+    "stem": None,           # wav | flac: a video also gets the cleaned audio as <name>.enhanced.stem.<ext>
     "preset": None,         # speech | archival | music
     "denoise": None,        # 0-100
     "denoise_method": None,  # lsa (default) | classic | rnnoise
@@ -131,7 +143,7 @@ def resolve_options(params: dict) -> dict:
         _check_range("highpass", opts["highpass"], 1, 2000)
     if opts["loudness"] is not None:
         _check_range("loudness", opts["loudness"], -70, 0)
-        _check_range("true-peak-max", opts["true_peak_max"], -30, 0)
+    _check_range("true-peak-max", opts["true_peak_max"], -30, 0)  # the final limiter's ceiling too
     opts["declick"] = bool(opts["declick"])
     return opts
 
@@ -221,6 +233,9 @@ class ChainPlan:
     declicker: object | None = None
     noise_profile_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    speech_sections: list | None = None   # [[start_s, end_s]] that isolation kept
+    isolation_floor_db: float | None = None  # the most isolation and noise reduction take away
+    limiter: object | None = None         # the final stage (dsp.gain.TruePeakLimiter)
 
 
 def _prepass_needs(opts: dict, analysis_audio: dict | None) -> dict:
@@ -304,6 +319,7 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
     """The stream stages for these options (loudness excluded: it is a second pass)."""
     from ..dsp import denoise as dn
     from ..dsp.declick import Declicker
+    from ..dsp.gain import GainFloor, TruePeakLimiter
     from ..dsp.filters import FirStream, design_fir, hum_frequencies
 
     plan = ChainPlan(stages=[])
@@ -366,11 +382,21 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
         amount = opts["denoise"] if method == "lsa" else opts["isolate_speech"]
         model = dn.MmseLsaGain(amount=amount, speech_sections=speech_sections,
                                isolate_amount=opts["isolate_speech"])
+        if speech_sections is not None:
+            # Isolation multiplies the noise-reduction gain by its own floor: bounded by the
+            # larger of the two amounts' floors (at most 40 dB), so pauses keep a room tone.
+            plan.isolation_floor_db = dn.amount_to_floor_db(max(float(opts["isolate_speech"]), float(amount)))
+            model = GainFloor(model, floor_db=plan.isolation_floor_db)
         plan.stages.append(dn.StftDenoiser(model, sample_rate=sample_rate, channels=channels))
         if method == "lsa":
             plan.description.append(f"denoise lsa {opts['denoise']:g}")
     if speech_sections is not None:
-        plan.description.append(f"isolate speech {opts['isolate_speech']:g} ({len(speech_sections)} sections)")
+        plan.speech_sections = speech_sections
+        if not speech_sections:
+            plan.notes.append(f"isolate speech: no speech found, the whole file is {-plan.isolation_floor_db:.0f} dB down")
+        plan.description.append(f"isolate speech {opts['isolate_speech']:g} ({len(speech_sections)} sections, "
+                                f"at most {-plan.isolation_floor_db:.0f} dB down)")
+    plan.limiter = TruePeakLimiter(sample_rate=sample_rate, channels=channels, ceiling_dbtp=opts["true_peak_max"])
     return plan
 
 
@@ -430,6 +456,9 @@ def enhance_array(audio: np.ndarray, *, sample_rate: int, options: dict | None =
     if opts["loudness"] is not None:
         y, _ = normalize_loudness(y, sample_rate=sample_rate, target_lufs=opts["loudness"],
                                   true_peak_max_dbtp=opts["true_peak_max"])
+    parts = []
+    run_chain((y[i:i + 65536] for i in range(0, len(y), 65536)), [plan.limiter], parts.append)
+    y = np.concatenate(parts) if parts else y
     return y[:, 0] if a.ndim == 1 else y
 
 
@@ -456,13 +485,49 @@ def output_path(path: str, params: dict, *, video: bool) -> Path:
     return out_dir / f"{src.stem}.enhanced{ext}"
 
 
+STEM_FORMATS = ("wav", "flac")
+
+
+def stem_format(params: dict, *, video: bool) -> str | None:
+    """The format of a video's audio stem: --stem, or --format given for a video (a video keeps
+    its container, so --format can only mean its stem); None for no stem. Raises EnhanceError
+    for a format that cannot hold a sample-aligned stem (mp3 adds encoder delay)."""
+    stem = params.get("stem")
+    if stem is not None and str(stem).lower() not in STEM_FORMATS:
+        raise EnhanceError(f"--stem takes wav or flac, not {stem!r}")
+    if not video:
+        return None
+    fmt = str(stem or params.get("format") or "").lower() or None
+    if fmt is not None and fmt not in STEM_FORMATS:
+        raise EnhanceError(f"--format {fmt} does not apply to a video: it keeps its container, and its audio "
+                           "stem is wav or flac (sample-aligned); give --stem wav|flac, or no --format")
+    return fmt
+
+
+def stem_path(out: Path, fmt: str) -> Path:
+    """OUTDIR/<name>.enhanced.stem.<wav|flac>, beside the video <name>.enhanced.<ext>."""
+    return out.with_name(f"{out.stem}.stem.{fmt}")
+
+
 def _summary(audio: dict | None) -> dict:
     return {name: _get(audio, *keys) for name, keys in SUMMARY_FIELDS.items()}
 
 
+def _before_after(analysis_audio: dict | None, output_audio: dict | None, paired: dict,
+                  clipped_after: int) -> tuple[dict, dict]:
+    """Loudness, true peak, clicks and hum from the analyses of the input and of the output;
+    noise floor and SNR from the same frames of both (dsp.change); clipped samples counted
+    on the input and on the final output the same way (dsp.gain.full_scale_samples)."""
+    before, after = _summary(analysis_audio), _summary(output_audio)
+    for key in ("noise_floor_dbfs", "snr_db"):
+        before[key], after[key] = paired["before"][key], paired["after"][key]
+    before["clipped_samples"], after["clipped_samples"] = paired["before"]["clipped_samples"], clipped_after
+    return before, after
+
+
 def _change(before: dict, after: dict) -> dict:
     out = {}
-    for k in SUMMARY_FIELDS:
+    for k in before:
         b, a = before.get(k), after.get(k)
         out[k] = round(a - b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
     return out
@@ -470,7 +535,8 @@ def _change(before: dict, after: dict) -> dict:
 
 def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
     """Enhance one file per `params` (see DEFAULTS); returns the step's JSON."""
-    from ..dsp.gain import GainStream, normalization_gain
+    from ..dsp.change import ChangeMeter
+    from ..dsp.gain import GainStream, full_scale_samples, normalization_gain
     from ..dsp.loudness import LoudnessMeter
     from ..io.probe import probe
     from ..io.write import open_writer, same_file
@@ -485,6 +551,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
     media = analysis.get("media_info") or probe(path)
     video = bool(media.get("has_video"))
     out = output_path(path, params, video=video)
+    stem_fmt = stem_format(params, video=video)
     if same_file(out, path):
         raise EnhanceError(f"the output would overwrite the input ({out}): choose another -o folder")
     reader = open_audio(path)
@@ -499,7 +566,28 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                     "preset": opts["preset"], "chain": list(plan.description), "notes": plan.notes,
                     "hum_frequency": plan.hum_frequency, "clicks_repaired": None,
                     "noise_profile_s": plan.noise_profile_s, "loudness_gain_db": None,
-                    "limited_by_true_peak": None, "clipped_samples": 0, "preview": None}
+                    "limited_by_true_peak": None, "clipped_samples": 0, "true_peak_limiter": None,
+                    "isolation_floor_db": plan.isolation_floor_db, "stem": None, "preview": None}
+    if params.get("stem") and not video:
+        result["notes"].append("--stem is for videos: this output is already audio")
+    # before / after on the same frames (dsp.change); clipped samples of the final output
+    change = ChangeMeter(sample_rate=rate, channels=channels,
+                         speech_sections=plan.speech_sections or sections_from_analysis(analysis_audio, "speech"))
+    clipped = [0]
+
+    def tapped(blocks):
+        for block in blocks:
+            block = _finite(block)
+            change.update_input(block)
+            yield block
+
+    def final(write):
+        def sink(y):
+            clipped[0] += full_scale_samples(y)
+            write(y)
+        return sink
+
+    limiter = plan.limiter
     try:
         two_pass = opts["loudness"] is not None
         if video or two_pass:
@@ -508,11 +596,15 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
             meter = LoudnessMeter(rate, channels) if two_pass else None
             with open_writer(stage_path, sample_rate=rate, channels=channels, fmt="wav", subtype="FLOAT",
                              protect=[path]) as w:
-                def sink(y, w=w, meter=meter):
-                    w.write(y)
+                write = w.write if two_pass else final(w.write)  # two passes: limited in the second
+
+                def sink(y, write=write, meter=meter):
+                    write(y)
+                    change.update_output(y)
                     if meter is not None:
                         meter.update(y)
-                frames = run_chain(reader.blocks(), plan.stages, sink)
+                frames = run_chain(tapped(reader.blocks()), plan.stages if two_pass else [*plan.stages, limiter],
+                                   sink)
             source = stage_path
             if two_pass:
                 measured = meter.result()["loudness"]
@@ -530,8 +622,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                 with open_writer(gained, sample_rate=rate, channels=channels,
                                  fmt="wav" if video else fmt, subtype="FLOAT" if video else None,
                                  protect=[path], expected_frames=frames) as w:
-                    run_chain(_file_blocks(stage_path), [gain], w.write)
-                result["clipped_samples"] = w.clipped_samples
+                    run_chain(_file_blocks(stage_path), [gain, limiter], final(w.write))
                 plan.description.append(f"loudness {opts['loudness']:g} LUFS (gain {info['gain_db']:+.2f} dB)")
                 source = gained
             if video:
@@ -540,24 +631,44 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                 remux = remux_audio(path, source, out, protect=[path])
                 if remux.get("dropped_streams"):
                     result["notes"].append("streams not copied: " + ", ".join(remux["dropped_streams"]))
+                if stem_fmt:  # the very audio of the video's new track, before its lossy encoding
+                    stem = stem_path(out, stem_fmt)
+                    with open_writer(stem, sample_rate=rate, channels=channels, fmt=stem_fmt, protect=[path],
+                                     expected_frames=frames) as w:
+                        for block in _file_blocks(source):
+                            w.write(block)
+                    result["stem"] = str(stem)
         else:
             with open_writer(out, sample_rate=rate, channels=channels, fmt=fmt, protect=[path],
                              expected_frames=reader.declared_frames) as w:
-                run_chain(reader.blocks(), plan.stages, w.write)
-            result["clipped_samples"] = w.clipped_samples
+                write = final(w.write)
+
+                def sink(y, write=write):
+                    write(y)
+                    change.update_output(y)
+                run_chain(tapped(reader.blocks()), [*plan.stages, limiter], sink)
     finally:
         for t in temps:
             try:
                 t.unlink()
             except FileNotFoundError:
                 pass
+    limited = limiter.result()
+    result["true_peak_limiter"] = limited
+    if limited["limited_frames"]:
+        plan.description.append(f"true-peak limit {limited['ceiling_dbtp']:g} dBTP "
+                                f"(up to -{limited['max_reduction_db']:g} dB over "
+                                f"{limited['limited_frames'] / rate:.2f} s)")
     result["chain"] = list(plan.description)
     if plan.declicker is not None:
         result["clicks_repaired"] = plan.declicker.clicks
+    result["clipped_samples"] = clipped[0]
     if result["clipped_samples"]:
-        result["notes"].append(f"{result['clipped_samples']} samples above full scale were clipped in the output")
+        result["notes"].append(f"{result['clipped_samples']} samples at or above full scale in the output")
     after = analyze_file(str(out))
-    before_s, after_s = _summary(analysis_audio), _summary(after.get("audio"))
+    paired = change.result(gain_db=result["loudness_gain_db"] or 0.0)
+    result["snr_measured_on"] = paired["snr_measured_on"]
+    before_s, after_s = _before_after(analysis_audio, after.get("audio"), paired, result["clipped_samples"])
     result.update(before=before_s, after=after_s, change=_change(before_s, after_s))
     if params.get("preview"):
         result["preview"] = str(write_preview(path, out, out.with_name(out.stem + ".png")))

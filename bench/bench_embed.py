@@ -159,6 +159,18 @@ def exact_topk(index, queries: np.ndarray, k: int) -> np.ndarray:
     return best_r
 
 
+_QUERY_PROCESS = """
+import resource, sys
+import numpy as np
+from audiotrove.vectors.index import VectorIndex
+index = VectorIndex(sys.argv[1])
+index.alive_shards = set(index.state["shards"])
+for q in np.load(sys.argv[2]):
+    index.search(q, 10)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
 def bench_index(rows: int) -> dict:
     import faiss
     import pandas as pd
@@ -191,7 +203,7 @@ def bench_index(rows: int) -> dict:
 
         vindex.ANN_MIN_ROWS = 1 << 62  # write everything first, then train once (timed apart)
         index = VectorIndex(tmp / "ix")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         chunk = 65_536
         for i, lo in enumerate(range(0, rows, chunk)):
             n = min(chunk, rows - lo)
@@ -200,11 +212,13 @@ def bench_index(rows: int) -> dict:
                                  "start": np.zeros(n), "dur": np.ones(n)})
             index.add_arrays(vecs, meta, {f"s{i}": n})
         out["write_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        out["write_cpu_s"] = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         faiss.omp_set_num_threads(2)
         index.build_ann()
         faiss.omp_set_num_threads(1)
         out["ann_build_s"] = time.perf_counter() - t0
+        out["ann_build_cpu_s"] = time.process_time() - c0
         out["nlist"] = int(index.ann().nlist)
         index.alive_shards = set(index.state["shards"])
         out["disk_mb"] = sum(p.stat().st_size for p in (tmp / "ix").iterdir()) / 1e6
@@ -246,11 +260,26 @@ def bench_index(rows: int) -> dict:
         vecs = normalize(augmented(real, 10_000, seed=999))
         meta = pd.DataFrame({"shard": "new", "unit": np.arange(10_000, dtype=np.int32),
                              "start": np.zeros(10_000), "dur": np.ones(10_000)})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         index.add_arrays(vecs, meta, {"new": 10_000})
         out["add_10k_s"] = time.perf_counter() - t0
+        out["add_10k_cpu_s"] = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        index.save_ann()  # the periodic rewrite of the IVF file (every ANN_SAVE_ROWS added rows)
+        out["save_ann_s"] = time.perf_counter() - t0
+        out["save_ann_cpu_s"] = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        VectorIndex(tmp / "ix").ann()
+        out["open_ann_s"] = time.perf_counter() - t0
+        out["open_ann_cpu_s"] = time.process_time() - c0
         out["rows"] = index.rows
         out["peak_rss_mb"] = peak_rss_mb()
+        # what a process answering queries holds: open the index, 50 queries, its peak RSS
+        np.save(tmp / "queries.npy", queries[:50])
+        child = subprocess.run([sys.executable, "-c", _QUERY_PROCESS, str(tmp / "ix"), str(tmp / "queries.npy")],
+                               capture_output=True, text=True, check=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        out["query_process_rss_mb"] = float(child.stdout.split()[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -410,6 +439,12 @@ def bench_quality() -> dict:
     return out
 
 
+def vindex_save_rows() -> int:
+    from audiotrove.vectors.index import ANN_SAVE_ROWS
+
+    return ANN_SAVE_ROWS
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="speed,quality,index")
@@ -428,7 +463,7 @@ def main() -> None:
             for level in ("window", "unit"):
                 x = r[f"{model}_{level}_x"]
                 print(f"  {model:<12} {level:<7} {x:7.0f}x real time per core "
-                      f"(decode+resample baseline / this = {x / r['decode_x']:.2f})")
+                      f"({r['decode_x'] / x:.1f}x the time of decoding + resampling alone)")
     if "quality" in parts:
         r = bench_quality()
         results["quality"] = r
@@ -442,15 +477,19 @@ def main() -> None:
         print(f"index: {r['rows']} vectors ({r['real_vectors']} real YAMNet vectors, augmented), 1024-d")
         print(f"  exact search in memory, median per query: " +
               ", ".join(f"{n}: {ms:.1f} ms" for n, ms in r["exact_ms_by_size"].items()))
-        print(f"  write float16 chunks {r['write_s']:.1f} s; IVF-SQ8 train+fill ({r['nlist']} lists, 2 threads) "
-              f"{r['ann_build_s']:.1f} s; disk {r['disk_mb']:.0f} MB (IVF {r['ann_mb']:.0f} MB); peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(f"  write float16 chunks (generating the vectors included) {r['write_s']:.0f} s wall, {r['write_cpu_s']:.0f} s CPU; "
+              f"IVF-SQ8 train+fill ({r['nlist']} lists, 2 threads) {r['ann_build_s']:.0f} s wall, "
+              f"{r['ann_build_cpu_s']:.0f} s CPU; disk {r['disk_mb']:.0f} MB (IVF {r['ann_mb']:.0f} MB); peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(f"  a process opening the index and answering 50 queries: peak RSS {r['query_process_rss_mb']:.0f} MB")
         print(f"  exact search from disk (baseline): {r['exact_query_ms']:.0f} ms per query")
         for key in sorted(k for k in r if k.startswith("nprobe_")):
             v = r[key]
             print(f"  {key}: median {v['median_ms']:.2f} ms, p90 {v['p90_ms']:.2f} ms, recall@10 {v['recall10']:.3f}, "
                   f"{r['exact_query_ms'] / v['median_ms']:.0f}x faster than exact")
         print(f"  filtered (1 row in 10 allowed): median {r['filtered_median_ms']:.2f} ms, k results all allowed: {r['filtered_ok']}")
-        print(f"  adding 10 000 vectors: {r['add_10k_s']:.2f} s")
+        print(f"  adding 10 000 vectors: {r['add_10k_s']:.2f} s wall, {r['add_10k_cpu_s']:.2f} s CPU; "
+              f"rewriting the IVF file (every {vindex_save_rows()} added rows): {r['save_ann_s']:.1f} s wall, "
+              f"{r['save_ann_cpu_s']:.1f} s CPU; opening the IVF: {r['open_ann_s']:.1f} s wall, {r['open_ann_cpu_s']:.1f} s CPU")
 
 
 if __name__ == "__main__":

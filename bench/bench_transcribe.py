@@ -285,11 +285,42 @@ def bench_speed(models: list[str], tmp: Path, minutes: float) -> None:
     print()
 
 
+def _peak_rss(path: str, model: str, analysis: dict, queue) -> None:
+    import resource
+
+    t, cpu = transcribe(path, model, analysis)
+    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, t["decoded_duration"], cpu))
+
+
+def bench_memory(tmp: Path, minutes_list: tuple[float, ...] = (10.0, 30.0)) -> None:
+    """Peak memory of transcribing continuous speech, in a fresh process per length: it must
+    not grow with the file (windows of at most WINDOW_S are held, never the whole file)."""
+    import multiprocessing
+
+    print("## Memory (tiny.en, continuous speech, a fresh process per file)\n")
+    print("| file | whole file at 16 kHz float32 | audio decoded | peak RSS of the process | CPU s |")
+    print("|---|---:|---:|---:|---:|")
+    ctx = multiprocessing.get_context("spawn")
+    for minutes in minutes_list:
+        path, _, _ = _build(tmp, minutes, mixed=False)
+        analysis, _ = analyze(str(path))
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_peak_rss, args=(str(path), "tiny.en", analysis, queue))
+        proc.start()
+        rss_mb, decoded, cpu = queue.get()
+        proc.join()
+        print(f"| {minutes:g} min speech | {minutes * 60 * 16000 * 4 / 2**20:.0f} MB | {decoded:.0f} s | "
+              f"{rss_mb:.0f} MB | {cpu:.1f} |", flush=True)
+        path.unlink()
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--models", default="tiny.en,base")
-    ap.add_argument("--quick", action="store_true", help="2-minute speed files")
+    ap.add_argument("--quick", action="store_true", help="2-minute speed files, no memory check")
+    ap.add_argument("--only", default="wer,times,speed,memory", help="parts to run (comma list)")
     args = ap.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     # multilingual models run twice: language detected (auto, the default) and given (en)
@@ -301,9 +332,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_wer(variants)
-        bench_word_times([m for m in models if ":" not in m], tmp)
-        bench_speed(models, tmp, 2.0 if args.quick else args.minutes)
+        parts = set(args.only.split(","))
+        if "wer" in parts:
+            bench_wer(variants)
+        if "times" in parts:
+            bench_word_times([m for m in models if ":" not in m], tmp)
+        if "speed" in parts:
+            bench_speed(models, tmp, 2.0 if args.quick else args.minutes)
+        if "memory" in parts and not args.quick:
+            bench_memory(tmp)
 
 
 if __name__ == "__main__":

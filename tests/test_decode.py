@@ -206,6 +206,10 @@ def test_hand_built_wav_headers(tmp_path):
         "unknown_codec.wav": (dict(fmt_tag=0x1234), "codec"),
         "huge_data_size.wav": (dict(data_size=0x7FFFFFF0), "truncated"),
         "header_only.wav": (dict(frames=0), "no audio samples"),
+        # issue 20 item 9: what the header says, not a decoder's or a filter's complaint
+        "rate_1hz.wav": (dict(sample_rate=1), "implausible sample rate in header: 1 Hz"),
+        "rate_7hz.wav": (dict(sample_rate=7), "implausible sample rate in header: 7 Hz"),
+        "channels_65535.wav": (dict(channels=65535, frames=4), "implausible channel count in header: 65535"),
     }
     for name, (kwargs, expected) in cases.items():
         path = tmp_path / name

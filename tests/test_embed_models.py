@@ -50,6 +50,8 @@ def test_log_mel_follows_yamnet_framing_and_scale():
     silent = log_mel_spectrogram(np.zeros(8000, np.float32))
     assert np.allclose(silent, np.log(0.001))
     assert log_mel_patches(silent).shape == (1, 96, 64)
+    tiny = log_mel_spectrogram(np.zeros(300, np.float32))  # shorter than one frame: no frame
+    assert tiny.shape == (0, 64) and np.allclose(log_mel_patches(tiny), np.log(0.001))
     three_s = log_mel_spectrogram(np.zeros(48000, np.float32))
     patches = log_mel_patches(three_s)
     assert patches.shape[1:] == (96, 64) and len(patches) == 1 + (len(three_s) - 96) // 48 + 1
@@ -70,6 +72,17 @@ def test_yamnet_ranks_speech_music_and_silence_first():
         mean = out.scores.mean(axis=0)
         assert net.class_names[int(np.argmax(mean))] == expected
         assert 0.0 <= mean.min() and mean.max() <= 1.0
+
+
+def test_yamnet_hears_generated_speech_as_speech():
+    import speak
+
+    net = _yamnet_or_skip()
+    if not speak.available():
+        pytest.skip("espeak-ng is not installed")
+    audio, _ = speak.say("The archive keeps every interview about freedom and the river.")
+    mean = net.run_waveform(audio).scores.mean(axis=0)
+    assert net.class_names[int(np.argmax(mean))] in ("Speech", "Speech synthesizer")
 
 
 def test_yamnet_batches_equal_single_patches_and_embeddings_separate_sounds():

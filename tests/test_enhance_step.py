@@ -181,9 +181,10 @@ def test_never_writes_over_the_input(archive, tmp_path):
     before = src.read_bytes()
     trap = tmp_path / "tape.enhanced.wav"
     trap.symlink_to(src)  # the output name points at the input
-    with pytest.raises(EnhanceError, match="overwrite the input"):
-        enhance_file(str(src), params(tmp_path, denoise=50))
-    assert src.read_bytes() == before
+    data = enhance_file(str(src), params(tmp_path, denoise=50))
+    assert src.read_bytes() == before and trap.is_symlink()
+    out = Path(data["enhance"]["output"])
+    assert out.parent == tmp_path and out.name.startswith("tape.enhanced-") and out.is_file()
 
 
 def test_output_path_tree_and_video():

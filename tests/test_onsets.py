@@ -321,3 +321,24 @@ def test_soft_legato_onsets_and_their_pitch():
     f = 2 * precision * recall / (precision + recall)
     assert f >= 0.9, (f, len(found), len(truth))
     assert right / matched >= 0.95
+
+
+def test_units_with_the_pitch_cue_do_not_depend_on_block_size():
+    from audiotrove.units.extract import UnitExtractor
+
+    sr = 44100
+    x = legato_melody(sr, seed=1)[0]
+    ref = None
+    for block in (65536, 4097, 1000, 333):
+        ex = UnitExtractor(sample_rate_hz=sr, channels=1, mode="onset")
+        rows = []
+        for i in range(0, len(x), block):
+            rows += ex.update(x[i:i + block, None])
+        rows += ex.finish()
+        if ref is None:
+            ref = rows
+            assert len(rows) >= 20
+        else:  # the same units (descriptors equal to float rounding)
+            assert [(r["start"], r["dur"], r["note"]) for r in rows] == \
+                [(r["start"], r["dur"], r["note"]) for r in ref], block
+            assert np.allclose([r["hz"] for r in rows], [r["hz"] for r in ref], rtol=1e-4)

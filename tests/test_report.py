@@ -309,7 +309,7 @@ def test_report_restored_section(restored):
     assert (f'<td class="r">{b_snr:.1f}</td><td>→</td><td class="r">{a_snr:.1f}</td>' in noisy
             and f'<td class="r good">({c_snr:+.1f} dB)</td>' in noisy)
     assert f'<td class="r">{b_floor:.1f}</td><td>→</td><td class="r">{a_floor:.1f}</td>' in noisy
-    assert "denoise lsa 50" in noisy and str(outputs["noisy.wav"]) in noisy
+    assert "denoise lsa 50" in noisy and "restored/noisy.enhanced.wav" in noisy
     # two players each: the WAVs by paths relative to the report, the AIFF original embedded
     assert _sources(noisy) == {"original": os.path.relpath(files["noisy.wav"], out.parent),
                                "restored": os.path.relpath(outputs["noisy.wav"], out.parent)}
@@ -412,3 +412,29 @@ def test_report_restored_audio_loads_in_chromium(restored, tmp_path):
     expected = sorted(sf.info(str(p)).duration for p in outputs.values())
     got = sorted(m["duration"] for m in media if m["kind"] == "restored")
     assert got == pytest.approx(expected, abs=0.01), media
+
+
+# ------------------------------------------------------------------------------- paths (issue 20, item 10)
+
+
+def test_report_paths_are_relative_to_the_collection_or_redacted(restored, tmp_path):
+    files, outputs, page_path, _ = restored
+    root = str(files["root"])
+    page = page_path.read_text()
+    assert root not in page  # shown relative to the collection; links relative to the page
+    assert os.path.relpath(files["noisy.wav"], root) in page
+    assert os.path.relpath(outputs["noisy.wav"], root) in page
+    from typer.testing import CliRunner
+
+    from audiotrove.cli import app
+
+    out = tmp_path / "shared" / "redacted.html"
+    r = CliRunner().invoke(app, ["-C", root, "report", "-o", str(out), "--redact-paths", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    redacted = out.read_text()
+    assert root not in redacted and str(tmp_path) not in redacted
+    assert "noisy.wav" in redacted and "noisy.enhanced.wav" in redacted
+    for p in (files["noisy.wav"], outputs["noisy.wav"], files["clipped.wav"]):
+        assert f"{Path(p).parent.name}/{Path(p).name}" not in redacted  # no folder names either
+    assert not re.search(r'(src|href)="(?!data:|#)', redacted)  # no link to any file
+    assert redacted.count('src="data:audio/mpeg;base64,') == redacted.count("<audio ")

@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -272,28 +273,73 @@ def test_sigkill_of_the_whole_run_loses_only_items_in_flight(tmp_path):
     assert _results(coll) == after
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
-    n = 24
-    _files(tmp_path / "src", n, seconds=1.0)
-    coll = tmp_path / "coll"
-    run_cli("init", coll)
-    run_cli("-C", coll, "add", tmp_path / "src")
-    proc = _start_analyze(coll, tmp_path / "run.log")
+CTRL_C_RUN = """
+import sys
+import typer
+from audiotrove.catalog.db import Catalog
+from audiotrove.commands.common import err, run_step_cli
+from audiotrove.steps import register
+register("toy", "toystep")
+with Catalog.open(sys.argv[1]) as cat:
     try:
-        _wait_for_results(coll, proc, at_least=4)
+        summary = run_step_cli(cat, "toy", {"hold_if_name": "hold"}, workers=2, show_progress=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    err.print(summary.line())
+"""
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+    """Deterministic whatever the machine's speed: the first 6 files finish, the next ones wait
+    in the workers (toy step, hold_if_name) until the test lets them go; Ctrl-C comes while
+    they wait. The run goes through the CLI's own Ctrl-C handling (run_step_cli)."""
+    n, free = 12, 6
+    src = tmp_path / "src"
+    paths = _files(src, free, prefix="a") + [
+        write_audio(src / f"hold{i:02d}.wav", tone(freq_hz=900 + 31 * i, seconds=0.5, sample_rate=16000), 16000)
+        for i in range(n - free)]
+    coll = tmp_path / "coll"
+    Catalog.create(coll).close()
+    with Catalog.open(coll) as cat:
+        cat.add_files([(str(p), "file", str(src)) for p in paths])
+    with open(tmp_path / "run.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", CTRL_C_RUN, str(coll)], env=cli_env(),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not all(Path(f"{p}.started").exists() for p in paths[free:free + 2]):
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "run.log").read_text()
+            time.sleep(0.01)
+        assert len(_results(coll)) == free  # in path order: the free files, then the held ones
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     log = (tmp_path / "run.log").read_text()
     assert proc.returncode == 130, log
-    assert "interrupted" in log and "run the same command again to resume" in log
-    assert "Traceback" not in log
-    k = len(_results(coll))
-    assert 0 < k < n
-    resumed = run_cli("-C", coll, "analyze")
-    assert resumed.returncode == 0
-    assert f"analyze: {n - k} ok, 0 failed, {k} already up to date" in resumed.stderr
+    assert f"toy: {free} ok, 0 failed" in log and "interrupted" in log
+    assert "run the same command again to resume" in log and "Traceback" not in log
+    assert len(_results(coll)) == free
+    for p in paths[free:]:
+        Path(f"{p}.go").touch()
+    resumed = subprocess.run([sys.executable, "-c", CTRL_C_RUN, str(coll)], env=cli_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"toy: {n - free} ok, 0 failed, {free} already up to date" in resumed.stderr
     assert len(_results(coll)) == n
+
+
+def test_progress_counts_audio_within_a_file_in_x_real_time():
+    """Issue 10 item 16: the audio count moves while a file is decoded; speed in x real time."""
+    from audiotrove.runner.progress import RunProgress
+    from audiotrove.steps import Item
+
+    progress = RunProgress("analyze", 3, enabled=False)
+    progress.started -= 10.0  # as if the run began 10 s ago
+    progress.decoding(Item(1, "/a.wav", {}), 1800.0)  # half an hour of a long file decoded
+    progress.decoding(Item(2, "/b.wav", {}), 1800.0)
+    line = progress.line()
+    assert line.startswith("1.00 h audio") and "x real time" in line and "h/s" not in line
+    assert 355 <= int(line.split("· ")[1].split("x")[0]) <= 360  # 3600 s of audio in ~10 s

@@ -220,6 +220,10 @@ def test_the_split_base_model_is_joined_once_into_the_cache(tmp_path, monkeypatc
     monkeypatch.setattr(whisper, "_checked", {})
     assert whisper.model_folder("base") == folder
     assert sha256_of(folder / "model.bin") == whisper.MODELS["base"].joined_sha256
+    (folder / "tokenizer.json").write_text("{}")  # any file of it
+    monkeypatch.setattr(whisper, "_checked", {})
+    assert whisper.model_folder("base") == folder
+    assert sha256_of(folder / "tokenizer.json") == whisper.MODELS["base"].packages[1].files["data/tokenizer.json"]
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".tmp")]
 
 

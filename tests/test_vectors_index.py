@@ -69,6 +69,11 @@ def test_ann_above_the_threshold_recall_filters_and_additions(tmp_path, monkeypa
     trained = index.state["ann_trained_rows"]
     add(index, vecs[6000:], "c")  # added to the IVF without training again
     assert index.ann().ntotal == 9000 and index.state["ann_trained_rows"] == trained
+    # the IVF file is rewritten every ANN_SAVE_ROWS rows; reopened, the index adds the newer rows
+    reopened = VectorIndex(tmp_path / "ix")
+    assert reopened.state["ann_rows"] < 9000 and reopened.ann().ntotal == 9000
+    index.save_ann()
+    assert VectorIndex(tmp_path / "ix").state["ann_rows"] == 9000
     index.alive_shards = {"a", "b", "c"}
     rng = np.random.default_rng(5)
     queries = vecs[rng.choice(9000, 50, replace=False)] + 0.02 * rng.standard_normal((50, 32))

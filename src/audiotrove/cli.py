@@ -171,6 +171,9 @@ def analyze(
                             "file, the default), json, csv or table."),
     raw: Optional[str] = typer.Option(None, "--raw", metavar="RATE:CHANNELS:FORMAT",
                                       help="One-off mode: FILES are headerless PCM of this format (see add --raw)."),
+    item_timeout: Optional[float] = typer.Option(
+        None, "--item-timeout", metavar="SECONDS", min=0.001,
+        help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
 ):
     """Analyze every registered file lacking a current result (or the FILES given).
 
@@ -182,19 +185,20 @@ def analyze(
                  "quality": quality}
     if files:
         check_format(fmt)
-        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt, _raw_format(raw)))
+        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt, _raw_format(raw), item_timeout))
     with open_catalog() as cat:
-        summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed)
+        summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed,
+                               item_timeout_s=item_timeout)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
 
 
 def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, fmt: str,
-                     raw_format: Optional[str] = None) -> int:
+                     raw_format: Optional[str] = None, item_timeout: Optional[float] = None) -> int:
     from .views.oneoff import analyze_files
 
     result = analyze_files(files, overrides, workers=workers, show_progress=fmt != "table",
-                           run=run_step_cli, raw_format=raw_format)
+                           run=run_step_cli, raw_format=raw_format, item_timeout_s=item_timeout)
     if fmt in ("json", "jsonl"):
         write_dicts(result.records, fmt)
     else:

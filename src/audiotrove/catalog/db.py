@@ -444,6 +444,15 @@ class Catalog:
     def transaction(self):
         return _Transaction(self.conn)
 
+    # --- stale results (commands/enhance.py) -------------------------------------------
+    def mark_stale(self, results: list[tuple[int, str]]) -> None:
+        """Mark results (id, reason) stale: their output is gone or changed. 'stale' is neither
+        ok nor an error, so the planner runs them again; the row stays (its `error` says why)
+        until the new result replaces it."""
+        with self.transaction():
+            self.conn.executemany("UPDATE results SET status = 'stale', error = ? WHERE id = ?",
+                                  [(reason, rid) for rid, reason in results])
+
 
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection):
@@ -466,3 +475,4 @@ def _result_row(r: sqlite3.Row) -> ResultRow:
         elapsed_s=r["elapsed_s"], created_at=r["created_at"], id=r["id"],
         params=json.loads(r["params"]) if r["params"] else None,
     )
+

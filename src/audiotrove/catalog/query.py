@@ -20,9 +20,15 @@ A comparison with a missing value is false (so `not x < 3` includes files where 
 The text is parsed to an AST (`parse`), then compiled to parameterised SQL (`to_sql`): values
 always travel as parameters, column expressions come from the caller. The same AST compiles for
 SQLite and DuckDB. Errors are `QueryError`s that name the position and the nearest fields.
+
+Limits (a query past one is a QueryError, exit status 2, never a crash): at most MAX_NESTING
+levels of parentheses and `not`, MAX_CONDITIONS comparisons, MAX_PATTERN_CHARS characters in a
+`~` pattern. An `in (...)` list may be of any length: past IN_LIST_PARAMS values it travels as one
+JSON parameter (SQLite's json_each; a list parameter for DuckDB) instead of one per value.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -51,6 +57,12 @@ class QueryError(ValueError):
         text = f"{self.message} (at position {self.position + 1})\n  {self.query}\n  " \
                f"{' ' * self.position}{'^' * min(self.length, max(1, len(self.query) - self.position))}"
         return text
+
+
+MAX_NESTING = 50  # levels of parentheses and `not` (each one a level)
+MAX_CONDITIONS = 250  # comparisons, presence tests and `in` lists in one query
+MAX_PATTERN_CHARS = 4096  # a `~` pattern (SQLite refuses LIKE patterns past 50 kB)
+IN_LIST_PARAMS = 500  # longer `in` lists go as one parameter
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +150,14 @@ class _Parser:
         self.text = text
         self.fields = fields
         self.pos = 0
+        self.depth = 0
+        self.conditions = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"the query nests more than {MAX_NESTING} levels of parentheses and "
+                             "'not': write it flatter")
 
     # --- helpers
     def error(self, message: str, pos: int | None = None, length: int = 1, suggestions=None):
@@ -202,7 +222,10 @@ class _Parser:
 
     def parse_not(self) -> Node:
         if self.keyword("not", "!"):
-            return Not(self.parse_not())
+            self.enter()
+            node = Not(self.parse_not())
+            self.depth -= 1
+            return node
         return self.parse_primary()
 
     def parse_primary(self) -> Node:
@@ -212,12 +235,18 @@ class _Parser:
         if self.text[self.pos] == "(":
             open_pos = self.pos
             self.pos += 1
+            self.enter()
             node = self.parse_or()
+            self.depth -= 1
             self.ws()
             if self.pos >= len(self.text) or self.text[self.pos] != ")":
                 raise self.error("missing ')' for the '(' here", pos=open_pos)
             self.pos += 1
             return node
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise self.error(f"the query has more than {MAX_CONDITIONS} conditions: use "
+                             "'field in (a, b, ...)' for long lists of values")
         return self.parse_predicate()
 
     def parse_field(self) -> tuple[Field, int]:
@@ -330,6 +359,9 @@ class _Parser:
         if op in ("~", "!~") and field.kind != "text":
             raise self.error(f"'{op}' matches text, and {field.name} is a {field.kind}", pos=op_pos,
                              length=len(op))
+        if op in ("~", "!~") and len(raw) > MAX_PATTERN_CHARS:
+            raise self.error(f"a '{op}' pattern is longer than {MAX_PATTERN_CHARS} characters",
+                             pos=vpos, length=len(raw))
         value = self.convert(field, op, raw, quoted, vpos)
         if value is None and op not in ("=", "!="):
             raise self.error(f"null can only be compared with = or != (or use '{field.name}?')",
@@ -395,12 +427,13 @@ def _param(field: Field, value):
     return value
 
 
-def to_sql(node: Node, column: Column) -> tuple[str, list]:
+def to_sql(node: Node, column: Column, *, dialect: str = "sqlite") -> tuple[str, list]:
     """Compile an AST to a SQL boolean expression and its parameters.
 
     `column(field)` returns the SQL expression of a field (a quoted column name, json_extract...);
     it is the only text pasted into the SQL, and it comes from the caller, never from the query.
     Every predicate yields true or false, never NULL (missing values compare false).
+    `dialect` (sqlite | duckdb) only changes how a long `in` list travels.
     """
     params: list = []
 
@@ -421,7 +454,15 @@ def to_sql(node: Node, column: Column) -> tuple[str, list]:
         if isinstance(n, InList):
             present = [v for v in n.values if v is not None]
             parts = []
-            if present:
+            if len(present) > IN_LIST_PARAMS:
+                values = [_param(n.field, v) for v in present]
+                if dialect == "duckdb":
+                    params.append(values)
+                    parts.append(f"({col} IS NOT NULL AND {col} IN (SELECT unnest(?)))")
+                else:
+                    params.append(json.dumps(values))
+                    parts.append(f"({col} IS NOT NULL AND {col} IN (SELECT value FROM json_each(?)))")
+            elif present:
                 params.extend(_param(n.field, v) for v in present)
                 parts.append(f"({col} IS NOT NULL AND {col} IN ({', '.join('?' * len(present))}))")
             if len(present) < len(n.values):

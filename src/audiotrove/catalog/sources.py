@@ -5,10 +5,15 @@ A folder is walked recursively for audio and video containers; a list file (`*.t
 paths in a list file are relative to the list file's folder. URLs are stored without any
 user:password (`audiotrove fetch` downloads them); a URL may be followed by a checksum
 (`URL<TAB>sha256:...`, md5:, sha1:), collected in `Expansion.checksums`.
+
+Only regular files are registered (and broken links, whose analysis then says what is wrong):
+a FIFO, a device or a socket, named or found in a folder, is skipped with the reason, since
+reading one might never end.
 """
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -79,13 +84,24 @@ def _expand_one(arg: str, base: Path, out: Expansion, depth: int) -> None:
     elif path.is_dir():
         for found in _walk_media(path, out):
             out.entries.append((found, "file", arg))
-    elif path.is_file() or os.path.islink(path):
+    elif path.is_file() or (os.path.islink(path) and not path.exists()):
         # A broken link is registered too: its analysis then says what is wrong with it.
         # A file named explicitly is registered even with an unusual extension:
         # the user asked for it, and the analysis will say if it is not audio.
         out.entries.append((str(path), "file", arg))
     else:
-        out.skipped.append((str(path), "not found"))
+        out.skipped.append((str(path), _not_a_file(path)))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path that is neither a folder nor a regular file is skipped."""
+    from ..io.decode import file_type_problem
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "not found"
+    return file_type_problem(mode) or "not a regular file"
 
 
 def _expand_url(arg: str, out: Expansion) -> None:
@@ -150,6 +166,14 @@ def _walk_media(root: Path, out: Expansion) -> Iterator[str]:
                     hint = RAW_HINT if ext.lower() in RAW_EXTENSIONS else "name it in `add` to register it anyway"
                     out.skipped.append((full, f"not an audio or video file name (extension {ext}); {hint}"))
                 continue
-            if os.path.isdir(full):
+            try:
+                mode = os.stat(full).st_mode
+            except OSError:
+                yield full  # a broken link: registered, its analysis says what is wrong
+                continue
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                out.skipped.append((full, _not_a_file(Path(full))))
                 continue
             yield full

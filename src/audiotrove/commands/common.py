@@ -98,14 +98,17 @@ def open_index(cat: Catalog):
 # --- running a step ------------------------------------------------------------------------
 
 def run_step_cli(cat: Catalog, step: str, overrides: dict, **kwargs):
-    """run_step with Ctrl-C turned into a clean exit (finished items are already saved); with
-    --debug, the tracebacks of bugs met in this run are printed."""
+    """run_step with Ctrl-C turned into a clean exit (finished items are already saved), a
+    usage error (another run holds the step's lock) into exit status 2; with --debug, the
+    tracebacks of bugs met in this run are printed."""
     from ..runner import run_step
 
     log = cat.root / CATALOG_DIR / LOG_NAME
     start = log.stat().st_size if log.exists() else 0
     try:
         return run_step(cat, step, overrides, **kwargs)
+    except UsageError as exc:
+        raise fail(str(exc))
     except KeyboardInterrupt as exc:
         summary = getattr(exc, "summary", None)
         if summary is not None:

@@ -8,6 +8,7 @@ table shows, per file, what changed (noise floor, SNR, loudness, true peak, clic
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,6 +66,9 @@ def enhance_cmd(
     preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+    item_timeout: Optional[float] = typer.Option(
+        None, "--item-timeout", metavar="SECONDS", min=0.001,
+        help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
 ):
     """Restore recordings into OUTDIR: denoise, dehum, declick, high-pass, isolate speech, loudness.
 
@@ -76,8 +80,9 @@ def enhance_cmd(
     from ..steps.enhance import DEFAULTS, EnhanceError, resolve_options
     from .common import State
 
+    out_dir = _check_out_dir(out_dir)
     params = {
-        "out_dir": str(out_dir.expanduser().resolve()), "format": fmt.lower() if fmt else None,
+        "out_dir": str(out_dir), "format": fmt.lower() if fmt else None,
         "stem": stem.lower() if stem else None, "preset": preset,
         "denoise": denoise, "denoise_method": denoise_method, "noise_profile": noise_profile,
         "isolate_speech": isolate_speech, "dehum": dehum, "declick": declick, "highpass": highpass,
@@ -102,7 +107,8 @@ def enhance_cmd(
         temp_root = Path(tempfile.mkdtemp(prefix="audiotrove-"))
         cat = Catalog.create(temp_root)
     try:
-        code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed)
+        code = _run(cat, files, where, params, workers=workers, retry_failed=retry_failed,
+                    item_timeout_s=item_timeout, one_off=temp_root is not None)
     finally:
         cat.close()
         if temp_root is not None:
@@ -110,19 +116,44 @@ def enhance_cmd(
     raise typer.Exit(code)
 
 
-def _run(cat, files, where, params, *, workers, retry_failed) -> int:
+def _check_out_dir(out_dir: Path) -> Path:
+    """The output folder, absolute and created; a usage error (exit 2) before anything runs
+    when it names an existing file or cannot be created. Temporary files that a killed run
+    left in it are removed."""
+    from ..io.write import sweep_temps
+
+    out_dir = out_dir.expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise fail(f"-o {out_dir} is an existing file, not a folder: give a folder for the outputs")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise fail(f"the output folder {out_dir} is not writable")
+    swept = sweep_temps(out_dir)
+    if swept:
+        err.print(f"removed {len(swept)} temporary file(s) left by an interrupted run in {out_dir}")
+    return out_dir
+
+
+def _run(cat, files, where, params, *, workers, retry_failed, item_timeout_s=None, one_off=False) -> int:
     ids = _select(cat, files, where)
     if ids is not None and not ids:
         err.print("no file matches: nothing to enhance")
         return EXIT_OK
-    if _name_clashes(cat, ids):
-        params["tree"] = str(cat.root)
-        err.print("[yellow]note:[/] several files share a name: outputs mirror their folders "
-                  f"below {params['out_dir']}")
-    _forget_missing_outputs(cat, params, ids)
-    summary = run_step_cli(cat, "enhance", params, workers=workers, file_ids=ids, retry_failed=retry_failed)
+    _mark_stale_outputs(cat, params, ids)
+    summary = run_step_cli(cat, "enhance", params, workers=workers, file_ids=ids, retry_failed=retry_failed,
+                           item_timeout_s=item_timeout_s)
     _print_table(cat, params, ids)
     err.print(summary.line())
+    if one_off:  # the temporary collection goes with this command: say why each file failed now
+        from rich.markup import escape
+
+        failures = cat.failures()
+        for path, step, error in failures:
+            err.print("[red]failed[/] " + escape(f"{path} [{step}]: {error}"), soft_wrap=True)
+        return EXIT_FAILURES if failures else EXIT_OK
     return exit_code(summary)
 
 
@@ -156,11 +187,6 @@ def _select(cat, files, where) -> set[int] | None:
     return chosen
 
 
-def _name_clashes(cat, ids) -> bool:
-    names = [Path(f.path).stem.lower() for f in cat.files(ids) if f.kind == "file"]
-    return len(names) != len(set(names))
-
-
 def _current_results(cat, params, ids):
     """(file, data) of the stored ok results for these parameters and the files' content."""
     from ..io.hashing import params_hash
@@ -178,14 +204,21 @@ def _current_results(cat, params, ids):
             yield row, json.loads(row["data"] or "{}")
 
 
-def _forget_missing_outputs(cat, params, ids) -> None:
-    """A stored result whose output file was deleted is forgotten, so the file is redone."""
-    stale = [row["rid"] for row, data in _current_results(cat, params, ids)
-             if not Path((data.get("enhance") or {}).get("output") or "").is_file()]
+def _mark_stale_outputs(cat, params, ids) -> None:
+    """A stored result whose output file is missing or is no longer the one it describes (size
+    and hash recorded with it) is marked stale, so that the file is made again: "already up to
+    date" is said only of outputs that are on disk as made. The result is not deleted: the
+    new one replaces it."""
+    from ..steps.enhance import output_problem
+
+    stale = []
+    for row, data in _current_results(cat, params, ids):
+        problem = output_problem(data.get("enhance") or {})
+        if problem:
+            stale.append((row["rid"], problem))
     if stale:
-        with cat.transaction():
-            cat.conn.executemany("DELETE FROM results WHERE id = ?", [(r,) for r in stale])
-        err.print(f"{len(stale)} output(s) missing from the output folder: made again")
+        cat.mark_stale(stale)
+        err.print(f"{len(stale)} output(s) missing or changed since they were made: made again")
 
 
 def _arrow(before: dict, after: dict, key: str) -> str:

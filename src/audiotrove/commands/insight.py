@@ -286,6 +286,9 @@ def report_cmd(
     fmt: str = typer.Option("html", "--format", "-f", help="html (the page), or json: the report's data "
                             "(totals, uniformity, distributions, problem files with why, restored files) "
                             "on stdout, or into -o when it ends in .json."),
+    redact_paths: bool = typer.Option(
+        False, "--redact-paths", help="Show file names only, link to no file (implies --embed-audio). "
+        "By default paths are shown relative to the collection folder."),
 ):
     """Write a self-contained HTML page: totals, uniformity with anomalies, histograms, and the
     problem files (clipped, silent, very noisy, off-spec, failed) with why, a waveform and
@@ -316,7 +319,7 @@ def report_cmd(
         try:
             info = write_report(idx, output, where=where, max_problems=max_problems,
                                 embed_audio=embed_audio, spec=spec, title=title, workers=workers,
-                                minority=minority, progress=True)
+                                minority=minority, progress=True, redact_paths=redact_paths)
         except QueryError as exc:
             raise query_fail(exc)
     print(f"report written: {output} ({info['files']} files, {info['problems']} problem files)")

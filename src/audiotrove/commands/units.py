@@ -53,6 +53,9 @@ def segment_cmd(
     max_dur: Optional[float] = typer.Option(None, "--max-dur", help="Longest unit, s (onset 1.0, speech 10)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
+    item_timeout: Optional[float] = typer.Option(
+        None, "--item-timeout", metavar="SECONDS", min=0.001,
+        help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
 ):
     """Cut every file (or those matching --where) into units and describe them.
 
@@ -73,7 +76,7 @@ def segment_cmd(
         file_ids = _select(cat, where)
         overrides = {"mode": canonical, "min_dur": lo, "max_dur": hi}
         summary = run_step_cli(cat, "segment", overrides, workers=workers, file_ids=file_ids,
-                               retry_failed=retry_failed)
+                               retry_failed=retry_failed, item_timeout_s=item_timeout)
         err.print(summary.line())
         if kind == "speech":
             _speech_source_note(cat, file_ids)
@@ -363,8 +366,11 @@ def features_cmd(
                     if f.kind == "file" or f.id in local]
     if not jobs:
         raise fail("no files to process")
+    from ..runner.executor import LocalPoolExecutor, default_workers
+
+    executor = LocalPoolExecutor(min(workers or default_workers(), len(jobs)))
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,
-                              workers=workers, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
+                              executor=executor, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
     if output is not None and output.exists():
         rows, cols = _table_shape(output)
         err.print(f"wrote {rows} row(s) x {cols} column(s) to {output}")

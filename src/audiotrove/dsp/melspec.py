@@ -127,9 +127,9 @@ def log_mel_patches(logmel: np.ndarray, params: MelParams = YAMNET) -> np.ndarra
     size, hop = params.patch_frames, params.patch_hop_frames
     n = len(logmel)
     if n < size:
-        pad = np.full((size - n, logmel.shape[1] if logmel.ndim == 2 else params.n_mels),
-                      params.silence_value, np.float32)
-        return np.concatenate([logmel.reshape(n, -1), pad])[None]
+        bands = logmel.shape[1] if logmel.ndim == 2 else params.n_mels
+        pad = np.full((size - n, bands), params.silence_value, np.float32)
+        return np.concatenate([logmel.reshape(n, bands), pad])[None]
     starts = list(range(0, n - size + 1, hop))
     if starts[-1] + size < n:
         starts.append(n - size)

@@ -119,6 +119,7 @@ class OnsetSegmenter:
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
                  pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
@@ -132,6 +133,7 @@ class OnsetSegmenter:
         self.pitch_voiced = pitch_voiced_share
         self.pitch_merge = _frames(pitch_merge_s, fr)
         self.pitch_rise_db = pitch_rise_db
+        self.skip_octaves, self.octave_tol = pitch_skip_octaves, 0.5
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
         self._last_by_pitch = False
@@ -143,6 +145,8 @@ class OnsetSegmenter:
         self.pre_avg, self.post_avg = _frames(pre_avg_s, fr), _frames(post_avg_s, fr)
         self.wait = _frames(wait_s, fr, 0)
         self.backtrack = _frames(backtrack_s, fr)
+        # how far before its onset frame a unit may start (backtracking, pitch refinement)
+        self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win) + 1
         self.backtrack_tol_db = backtrack_tol_db
         self.attack = _frames(attack_s, fr)
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
@@ -167,8 +171,7 @@ class OnsetSegmenter:
         if self._pending:
             return self._pending[0][1] * self.hop
         # a start found later lies at most this far before the first undecided frame
-        back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win)
-        return max(0, (self._decided - back - 1) * self.hop)
+        return max(0, (self._decided - self._back - 1) * self.hop)
 
     def update(self, start: int, level_db: np.ndarray, onset_db: np.ndarray,
                hz: np.ndarray | None = None, clarity: np.ndarray | None = None) -> list[tuple[int, int]]:
@@ -221,6 +224,8 @@ class OnsetSegmenter:
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
                 continue
+            if last is not None and self._same_attack(last, frame):
+                continue
             self._add_onset(frame, start=start)
             self._last_by_pitch = by_pitch
         self._decided = hi
@@ -266,7 +271,7 @@ class OnsetSegmenter:
         t = self._track
         w = self.pitch_win
         half = max(1, w // 2)
-        a = max(t.start, lo - half - w)
+        a = max(t.start, lo - half - 3 * w)  # the refinement looks back 2w before f - w
         b = min(t.end, hi + half + w)
         semi = t.get("semi", a, b)
         if len(semi) < 2 * w or np.isfinite(semi).sum() < w:
@@ -292,7 +297,11 @@ class OnsetSegmenter:
             before = d[max(0, j - half):j]
             after = d[j + 1:j + half + 1]
             if (not len(before) or d[j] > before.max()) and (not len(after) or d[j] >= after.max()):
-                out.append(int(frames[j]))
+                # a jump of one or two octaves (+-0.5) is the pitch estimator's usual error
+                # (clarinets, voices with a weak fundamental), not a new note: the flux must say it
+                octave = abs(d[j] - 12.0 * round(d[j] / 12.0)) < self.octave_tol and d[j] > 6
+                if not (self.skip_octaves and octave):
+                    out.append(int(frames[j]))
         # refine: the first frame (from w before) that has the new pitch and keeps it
         refined = []
         for f in out:
@@ -312,7 +321,9 @@ class OnsetSegmenter:
             if rise_db < self.pitch_rise_db:
                 continue  # no new partials rose: a ringing mixture or a pitch error, not a note
             start = min(start, rise_at)
-            refined.append((j, max(min(start, j - 1), 0)))
+            # the event keeps its detection frame f (>= lo): events are then decided in the
+            # same order whatever the blocks; the unit starts at the refined start
+            refined.append((int(f), max(min(start, j - 1), 0)))
         return refined
 
     def _backtracked(self, frame: int) -> int:
@@ -357,8 +368,6 @@ class OnsetSegmenter:
             return frame, 0.0
         t = self._track
         lo = max(t.start, frame - self.rise_back)
-        if self.onset_frames:
-            lo = max(lo, self.onset_frames[-1] + 1)
         if lo > frame:  # the previous onset is at or after this frame
             return frame, 0.0
         mel = t.get("mel", lo, frame + self.pitch_win)
@@ -368,6 +377,18 @@ class OnsetSegmenter:
         before = e[:frame - lo + 1]
         near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
         return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
+
+    def _same_attack(self, last: int, frame: int) -> bool:
+        """An onset less than min_dur_s after the previous one while the level has not dipped
+        since: the same attack seen twice (a double-peaked flux), not a new hit. Hits faster
+        than min_dur_s each dip before the next, and stay units of their own."""
+        if (frame - last) * self.hop >= self.min_len:
+            return False
+        lvl = self._track.get("level", last, frame + 1)
+        if len(lvl) < 2:
+            return True
+        runmax = np.maximum.accumulate(lvl)
+        return bool((lvl >= runmax - self.retrigger_dip_db).all())
 
     def _retrigger(self, last: int, frame: int) -> bool:
         """A flux onset soon after the previous onset, on the same pitch, with no dip in level
@@ -428,14 +449,16 @@ class OnsetSegmenter:
                     # released before min_dur: extend to min_dur, never past the next onset
                     min_end = -(-(b * self.hop + shift + self.min_len) // self.hop)
                     end_frame = min(max(end_frame, min_end), limit)
+            # an onset decided later may start up to self._back frames before its frame: a unit
+            # without a next onset is final only once that could no longer cut it
             if end_frame is None:
                 if next_start is not None:
                     end_frame = next_start
-                elif final or t.end >= limit:
+                elif final or (t.end >= limit and self._decided >= limit + self._back):
                     end_frame = limit
                 else:
                     break  # wait for more frames
-            elif next_start is None and not final and self._decided < end_frame:
+            elif next_start is None and not final and self._decided < end_frame + self._back:
                 break  # an onset might still come before the release
             self._pending.pop(0)
             start_sample = max(b * self.hop + shift, self._last_end)
@@ -451,8 +474,10 @@ class OnsetSegmenter:
         return out
 
     def _trim(self) -> None:
-        keep = self._decided - max(self.pre_max, self.pre_avg, self.backtrack, self.norm, self.rise_back) \
-            - self.pitch_win - self.pitch_merge - 2
+        # history the next decisions read: the flux windows (norm), backtracking and the
+        # partials' rise, the pitch windows and the same-note checks
+        keep = self._decided - max(self.pre_max, self.pre_avg, self.norm) \
+            - max(self.backtrack, self.rise_back, self.retrigger) - 3 * self.pitch_win - self.pitch_merge - 4
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)

@@ -11,14 +11,16 @@ WMA, video containers) goes through PyAV, whose wheels bundle FFmpeg.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ..errors import ItemError
 
 DEFAULT_BLOCK_FRAMES = 65536
+MIN_SAMPLE_RATE_HZ = 1_000  # below this, no measurement here means anything (K-weighting needs > 76 Hz)
 MAX_SAMPLE_RATE_HZ = 768_000
 MAX_CHANNELS = 64
 # A decode that yields less than this share of the declared duration is a truncated file.
@@ -28,6 +30,16 @@ TRUNCATION_MIN_MISSING_S = 0.5
 
 class DecodeError(ItemError):
     """The file cannot be decoded as audio; the message says why, for the user."""
+
+
+_progress_hook: Callable[[float], None] | None = None
+
+
+def set_progress_hook(hook: Callable[[float], None] | None) -> None:
+    """Call `hook(seconds)` with the duration of every block any reader yields in this process
+    (the runner's workers report decoding progress and keep their time limit with it)."""
+    global _progress_hook
+    _progress_hook = hook
 
 
 @dataclass
@@ -48,6 +60,8 @@ class AudioReader:
         self.decoded_frames = 0
         for block in source:
             self.decoded_frames += len(block)
+            if _progress_hook is not None:
+                _progress_hook(len(block) / self.sample_rate)
             yield block
         self._check_complete()
 
@@ -102,6 +116,29 @@ def read_all(path: str | os.PathLike, *, max_seconds: float | None = None) -> tu
     return (audio[:limit] if limit is not None else audio), reader.sample_rate
 
 
+_FILE_TYPES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_type_problem(mode: int) -> str | None:
+    """Why a file of this st_mode must not be read as a recording (None for a regular file)."""
+    for test, name in _FILE_TYPES:
+        if test(mode):
+            return f"not a regular file: {name}; reading it might never end"
+    return None
+
+
+def check_regular_file(path: str) -> None:
+    """DecodeError unless `path` (links followed) is a regular file; nothing is opened."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # _check_readable says what is wrong
+    problem = file_type_problem(st.st_mode)
+    if problem:
+        raise DecodeError(problem)
+
+
 def _check_readable(path: str) -> None:
     if os.path.islink(path) and not os.path.exists(path):
         raise DecodeError("broken symbolic link (or a link loop)")
@@ -109,6 +146,7 @@ def _check_readable(path: str) -> None:
         raise DecodeError("file not found")
     if os.path.isdir(path):
         raise DecodeError("is a directory, not a file")
+    check_regular_file(path)
     if not os.access(path, os.R_OK):
         raise DecodeError("permission denied: the file is not readable")
     size = os.path.getsize(path)
@@ -134,10 +172,38 @@ def _check_ogg_complete(path: str) -> None:
 
 
 def _check_format(reader: AudioReader) -> None:
-    if not 1 <= reader.sample_rate <= MAX_SAMPLE_RATE_HZ:
-        raise DecodeError(f"implausible sample rate in header: {reader.sample_rate} Hz")
+    if not MIN_SAMPLE_RATE_HZ <= reader.sample_rate <= MAX_SAMPLE_RATE_HZ:
+        raise DecodeError(f"implausible sample rate in header: {reader.sample_rate} Hz "
+                          f"(audio is read from {MIN_SAMPLE_RATE_HZ} Hz to {MAX_SAMPLE_RATE_HZ} Hz)")
     if not 1 <= reader.channels <= MAX_CHANNELS:
-        raise DecodeError(f"implausible channel count in header: {reader.channels}")
+        # A decoder that gives up on an absurd count says 0: the header's own number is clearer.
+        declared = _header_channels(reader.path) or reader.channels
+        raise DecodeError(f"implausible channel count in header: {declared} "
+                          f"(audio is read with 1 to {MAX_CHANNELS} channels)")
+
+
+def _header_channels(path: str) -> int | None:
+    """The channel count a WAV (RIFF, RF64) or AIFF header declares, or None."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            big = head[:4] == b"FORM"
+            if head[:4] not in (b"RIFF", b"RF64", b"FORM"):
+                return None
+            for _ in range(64):
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                tag, length = struct.unpack(">4sI" if big else "<4sI", chunk)
+                if tag in (b"fmt ", b"COMM"):
+                    body = f.read(4)
+                    return struct.unpack(">h" if big else "<H", body[(0 if big else 2):(2 if big else 4)])[0]
+                f.seek(length + (length & 1), 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 # --- soundfile -------------------------------------------------------------------------

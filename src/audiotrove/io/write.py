@@ -6,9 +6,16 @@
             w.write(block)
     # the file appears under its name only now, complete (temporary name + os.replace)
 
-The file is written under a hidden temporary name in the same folder and renamed when the
+The file is written under a temporary name in the same folder and renamed when the
 `with` block ends normally; on an exception the temporary file is removed and nothing is
-left behind. A path in `protect` (the inputs) is never written to, whatever the output
+left behind.
+
+Temporary names: `.audiotrove-tmp-<pid>-<random>-<name>.part` (files) or a folder
+`.audiotrove-tmp-<pid>-<random>/` (`temp_folder`, when a temporary file must keep its real
+name and extension for a decoder or muxer). Hidden, with no media or table extension, so no
+reader or glob (`*.wav`, `*.parquet`) mistakes one for a result; `sweep_temps` removes those
+whose process is gone (what a killed run leaves), at the start of the next run.
+`publish` renames without ever replacing an existing file (the first free candidate name). A path in `protect` (the inputs) is never written to, whatever the output
 name. Formats (soundfile / libsndfile): wav (PCM 24-bit by default, or float), flac (24-bit),
 mp3 (MPEG Layer III; libsndfile's MPEG rates only: 8 to 48 kHz, 1 or 2 channels), ogg
 (Vorbis). Vorbis is fed in small writes: libsndfile's Vorbis encoder is known to stall or
@@ -17,8 +24,12 @@ fail on very large single writes, and this keeps memory flat on long files too.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +46,11 @@ MP3_RATES_HZ = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 OGG_WRITE_FRAMES = 8192
 # RF64 past this size: a plain RIFF/WAV header cannot describe more than 4 GiB.
 WAV_RF64_BYTES = 2**32 - 2**20
+TEMP_PREFIX = ".audiotrove-tmp-"
+NAME_MAX_BYTES = 255  # the longest file name most file systems store (ext4, APFS, NTFS in UTF-16)
+# What older versions left: `.<stem>.part-<pid>-<hex8>.<ext>` and `.<name>.tmp-<pid>`.
+_TEMP = re.compile(r"^\.audiotrove-tmp-(\d+)-")
+_LEGACY_TEMP = re.compile(r"^\..+\.(?:part|stage)-(\d+)-[0-9a-f]{8}(?:\.\w+)?$|^\..+\.tmp-(\d+)$|^\.tmp-(\d+)-")
 
 
 class WriteError(ItemError):
@@ -95,8 +111,7 @@ class AudioWriter:
         self.clipped_samples = 0
         self._pcm = self.subtype.startswith("PCM") or self.fmt in ("mp3", "ogg")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = self.path.with_name(f".{self.path.stem}.part-{os.getpid()}-{secrets.token_hex(4)}"
-                                            f"{self.path.suffix}")
+        self.tmp_path = temp_path(self.path)
         try:
             self._file = sf.SoundFile(self.tmp_path, "w", samplerate=sample_rate, channels=channels,
                                       format=major, subtype=self.subtype)
@@ -154,6 +169,118 @@ class AudioWriter:
             self.commit()
         else:
             self.abort()
+
+
+# --- temporary names, sweeping, publishing -------------------------------------------------------
+
+def temp_path(final: str | os.PathLike) -> Path:
+    """A temporary name for `final` in its folder: `.audiotrove-tmp-<pid>-<hex>-<name>.part`."""
+    final = Path(final)
+    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-"
+                           f"{shorten_name(final.name, max_bytes=120)}.part")
+
+
+@contextmanager
+def temp_folder(parent: str | os.PathLike) -> Iterator[Path]:
+    """A fresh `.audiotrove-tmp-<pid>-<hex>/` folder in `parent` (same file system as the final
+    names, so a rename is atomic); removed with whatever is left in it when the block ends."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def temp_owner(name: str) -> int | None:
+    """The process id a temporary name carries, or None if `name` is not a temporary name."""
+    m = _TEMP.match(name) or _LEGACY_TEMP.match(name)
+    if not m:
+        return None
+    return int(next(g for g in m.groups() if g is not None))
+
+
+def sweep_temps(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files and folders in `folder` whose process is gone; return them.
+
+    A name whose process still runs (a concurrent run, or a reused process id) is kept."""
+    removed: list[Path] = []
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = temp_owner(entry.name)
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if pid is not None and not _pid_alive(pid):
+            try:
+                if is_dir:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+        elif recursive and is_dir and pid is None:
+            removed.extend(sweep_temps(entry.path, recursive=True))
+    return removed
+
+
+def shorten_name(stem: str, suffix: str = "", max_bytes: int = NAME_MAX_BYTES) -> str:
+    """`stem + suffix`, the stem cut (whole characters) so that the name fits in `max_bytes` of
+    UTF-8; a cut stem ends in `~` and 6 hex digits of the full stem's hash, so that two long
+    names stay different."""
+    import hashlib
+
+    def size(text: str) -> int:
+        return len(text.encode("utf-8", "surrogateescape"))
+
+    if size(stem + suffix) <= max_bytes:
+        return stem + suffix
+    tag = "~" + hashlib.blake2b(stem.encode("utf-8", "surrogateescape"), digest_size=3).hexdigest()
+    room = max(max_bytes - size(tag + suffix), 1)
+    cut = stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return cut + tag + suffix
+
+
+def publish(tmp: str | os.PathLike, candidates: Sequence[str | os.PathLike]) -> Path:
+    """Move the finished file `tmp` to the first candidate name that does not exist yet, and
+    return that name. Never replaces a file: the claim is a hard link, which fails when the
+    name exists (atomic, also against a concurrent writer), then the temporary name goes.
+    WriteError when every candidate is taken."""
+    tmp = Path(tmp)
+    for cand in candidates:
+        cand = Path(cand)
+        try:
+            os.link(tmp, cand)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (1, 18, 38, 95):  # EPERM, EXDEV, ENOSYS, EOPNOTSUPP: no hard links
+                raise WriteError(f"cannot write {cand}: {exc.strerror or exc}") from exc
+            if os.path.lexists(cand):  # a file system without hard links: check, then rename
+                continue
+            os.rename(tmp, cand)
+            return cand
+        os.unlink(tmp)
+        return cand
+    raise WriteError(f"every output name is taken ({Path(candidates[0]).name} and "
+                     f"{len(candidates) - 1} others): choose another output folder")
 
 
 def open_writer(path: str | os.PathLike, *, sample_rate: int, channels: int, fmt: str | None = None,

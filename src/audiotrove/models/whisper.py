@@ -123,18 +123,31 @@ def _checked_files(pkg: Package) -> dict[str, Path]:
     return {rel: check_sha256(folder / rel, sha) for rel, sha in pkg.files.items()}
 
 
-def _join_parts(model: ShippedModel, files: list[dict[str, Path]]) -> Path:
-    """The joined model folder in the cache (made once, atomically); checked on every use."""
-    version = "-".join(p.version for p in model.packages[:1])
-    target = cache_dir() / f"whisper-{model.name}-{version}"
-    joined = target / "model.bin"
+def _cache_contents(model: ShippedModel) -> dict[str, str]:
+    """File name -> sha256 of what the joined model's cache folder holds."""
     part_names = {rel for _, rel in model.parts}
-    try:
-        if joined.is_file():
-            check_sha256(joined, model.joined_sha256)
+    out = {"model.bin": model.joined_sha256}
+    for pkg in model.packages:
+        out.update({Path(rel).name: sha for rel, sha in pkg.files.items() if rel not in part_names})
+    return out
+
+
+def _joined_folder(model: ShippedModel) -> Path:
+    """The joined model folder in the cache: made once from the checked package files (written
+    to a temporary folder, then renamed), and every file of it checked on every use."""
+    for pkg in model.packages:
+        _package_folder(pkg)  # installed at the pinned version (the cache does not replace it)
+    target = cache_dir() / f"whisper-{model.name}-{model.packages[0].version}"
+    contents = _cache_contents(model)
+    if (target / "model.bin").is_file():
+        try:
+            for name, sha in contents.items():
+                check_sha256(target / name, sha)
             return target
-    except ModelError:
-        shutil.rmtree(target, ignore_errors=True)
+        except ModelError:  # damaged or partly removed: join it again
+            shutil.rmtree(target, ignore_errors=True)
+    files = [_checked_files(pkg) for pkg in model.packages]
+    part_names = {rel for _, rel in model.parts}
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-whisper-", dir=cache_dir()))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like ~/.cache
@@ -142,22 +155,22 @@ def _join_parts(model: ShippedModel, files: list[dict[str, Path]]) -> Path:
             for index, rel in model.parts:
                 with open(files[index][rel], "rb") as part:
                     shutil.copyfileobj(part, out, 1 << 22)
-        check_sha256(tmp / "model.bin", model.joined_sha256)
         for found in files:
             for rel, path in found.items():
                 if rel not in part_names:
                     shutil.copyfile(path, tmp / Path(rel).name)
         try:
-            os.replace(tmp, target)  # another process may have won the race: use its folder
-        except OSError:
-            if not joined.is_file():
+            os.replace(tmp, target)
+        except OSError:  # another process won the race: its folder is checked below
+            if not (target / "model.bin").is_file():
                 raise
     except OSError as exc:
         raise ModelError(f"cannot write the joined {model.name} model into {cache_dir()}: {exc} "
                          "(set AUDIOTROVE_CACHE to a writable folder)") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    check_sha256(joined, model.joined_sha256)
+    for name, sha in contents.items():
+        check_sha256(target / name, sha)
     return target
 
 
@@ -168,11 +181,11 @@ def model_folder(model: str) -> Path:
             return _checked[model]
         if model in MODELS:
             spec = MODELS[model]
-            files = [_checked_files(pkg) for pkg in spec.packages]
             if spec.parts:
-                folder = _join_parts(spec, files)
+                folder = _joined_folder(spec)
             else:
-                folder = files[0][next(iter(files[0]))].parent
+                files = _checked_files(spec.packages[0])
+                folder = files[next(iter(files))].parent
         else:
             folder = Path(model).expanduser()
             if not folder.is_dir():

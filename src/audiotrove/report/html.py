@@ -16,14 +16,13 @@ import datetime as _dt
 import html
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
+from ..io.write import temp_path
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
 from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
@@ -105,16 +104,49 @@ def _img(data: bytes, alt: str, cls: str = "") -> str:
             f'src="{data_uri(image_mime(data), data)}">')
 
 
+class PagePaths:
+    """How the page shows and links files. Shown: relative to the collection folder (a page
+    shared does not tell where the collection lives); with `redact`, file names only, no links
+    to files at all (players then play embedded previews). Links (<a href>, <audio src>) are
+    relative to the page."""
+
+    def __init__(self, root: Path, report_dir: Path, *, redact: bool = False):
+        self.root, self.report_dir, self.redact = Path(root), report_dir, redact
+
+    def show(self, path: str) -> str:
+        if self.redact:
+            return path.rstrip("/").rsplit("/", 1)[-1] if "://" in path else Path(path).name
+        if "://" in path:
+            return path
+        try:
+            return os.path.relpath(path, self.root)
+        except ValueError:  # another drive (Windows)
+            return path
+
+    def url(self, path: str) -> str | None:
+        return None if self.redact else relative_url(path, self.report_dir)
+
+    def scrub(self, text: str, *paths: str) -> str:
+        """A stored message with the absolute paths it names shown as `show` shows them."""
+        for p in sorted({x for x in (*paths, str(self.root)) if x and "://" not in x}, key=len, reverse=True):
+            text = text.replace(p, self.show(p) if p != str(self.root) else ".")
+        return text
+
+
 def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
                  max_problems: int = 60, embed_audio: bool = False, spec: str | None = None,
                  title: str | None = None, workers: int | None = None, minority: float = 0.25,
-                 progress: bool = False, max_restored: int = 60) -> dict:
+                 progress: bool = False, max_restored: int = 60, redact_paths: bool = False) -> dict:
     """Write the report; return {"files", "problems", "restored", "path"}.
 
+    Paths are shown relative to the collection folder; `redact_paths` shows file names only and
+    links to no file (it implies `embed_audio`: the players play embedded previews).
     max_restored: restored files (with an `enhance` result) listed with players; the count and
     the query listing all of them are always shown."""
     output = Path(output)
     report_dir = output.resolve().parent
+    embed_audio = embed_audio or redact_paths
+    paths = PagePaths(index.catalog.root, report_dir, redact=redact_paths)
     node = index.parse(where) if isinstance(where, str) and where.strip() else (
         where if not isinstance(where, str) else None)
     where_text = where if isinstance(where, str) and where.strip() else None
@@ -132,7 +164,7 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
-        f"<header><h1>{esc(title)}</h1><p>collection <b>{esc(str(root))}</b> · "
+        f"<header><h1>{esc(title)}</h1><p>collection <b>{esc(root.name)}</b> · "
         f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f" · files matching <code>{esc(where_text)}</code>" if where_text else "") + "</p></header>",
         '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
@@ -141,12 +173,13 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         _totals_html(stats, len(problems)),
         _uniformity_html(index, stats),
         _distributions_html(index, stats, node),
-        _problems_html(index, problems, shown, groups, media, report_dir=report_dir),
-        _restored_html(restored, restored_info, restored_players, report_dir=report_dir),
-        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"])), "</body></html>",
+        _problems_html(index, problems, shown, groups, media, paths=paths),
+        _restored_html(restored, restored_info, restored_players, paths=paths),
+        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"]), redact=redact_paths),
+        "</body></html>",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    tmp = temp_path(output)
     try:
         tmp.write_text("\n".join(parts), encoding="utf-8")
         os.replace(tmp, output)
@@ -272,7 +305,11 @@ def _content_shares(index: FieldIndex, node) -> dict[str, float]:
     return out if sum(out.values()) > 0 else {}
 
 
-def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_dir: Path) -> str:
+def _link(url: str | None, text: str) -> str:
+    return f'<a href="{esc(url)}">{esc(text)}</a>' if url else esc(text)
+
+
+def _problems_html(index: FieldIndex, problems, shown, groups, media, *, paths: PagePaths) -> str:
     out = ['<section id="problems"><h2>Problem files</h2>']
     rows = []
     for name in CATEGORY_ORDER:
@@ -289,7 +326,7 @@ def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_
         out.append('<p class="empty">No problem files found.</p></section>')
         return "".join(out)
     for p in shown:
-        out.append(_problem_card(index, p, media.get(p.file_id, {}), report_dir))
+        out.append(_problem_card(index, p, media.get(p.file_id, {}), paths))
     shown_ids = {p.file_id for p in shown}
     failed = [p for p in problems if p.categories == ["failed"]]
     rest = [p for p in problems if p.file_id not in shown_ids and p.categories != ["failed"]]
@@ -297,24 +334,23 @@ def _problems_html(index: FieldIndex, problems, shown, groups, media, *, report_
         out.append(f"<h3>{len(rest)} more problem file(s)</h3><p class='note'>Raise --max-problems "
                    "to see them with pictures and players.</p><table><tr><th>file</th><th>why</th></tr>")
         for p in rest:
-            url = relative_url(p.path, report_dir)
-            out.append(f'<tr><td><a href="{esc(url)}">{esc(p.path)}</a></td>'
-                       f"<td>{esc('; '.join(p.reasons))}</td></tr>")
+            out.append(f'<tr><td>{_link(paths.url(p.path), paths.show(p.path))}</td>'
+                       f"<td>{esc(paths.scrub('; '.join(p.reasons), p.path))}</td></tr>")
         out.append("</table>")
     if failed:
         out.append(f'<h3 id="failed">Failed files ({len(failed)})</h3><table class="failed">'
                    "<tr><th>file</th><th>why it failed</th><th>original</th></tr>")
         for p in failed:  # no player: a file that failed to decode would not play either
-            url = relative_url(p.path, report_dir)
-            out.append(f'<tr id="file-{p.file_id}"><td>{esc(p.path)}</td>'
-                       f'<td>{esc(p.values.get("error") or "failed")}</td>'
-                       f'<td><a href="{esc(url)}">open</a></td></tr>')
+            url = paths.url(p.path)
+            out.append(f'<tr id="file-{p.file_id}"><td>{esc(paths.show(p.path))}</td>'
+                       f'<td>{esc(paths.scrub(p.values.get("error") or "failed", p.path))}</td>'
+                       f'<td>{_link(url, "open") if url else ""}</td></tr>')
         out.append("</table>")
     out.append("</section>")
     return "".join(out)
 
 
-def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
+def _problem_card(index: FieldIndex, p, m: dict, paths: PagePaths) -> str:
     v = p.values
     tags = "".join(f'<span class="tag {c}">{esc(TITLES[c])}</span>' for c in p.categories)
     name = Path(p.path).name if "://" not in p.path else p.path
@@ -326,27 +362,31 @@ def _problem_card(index: FieldIndex, p, m: dict, report_dir: Path) -> str:
         if v.get(key) is not None:
             f = index.fields.resolve(key)
             facts.append(f"{fmt.value(f, v[key], unit=True)}{' ch' if key.endswith('channels') else ''}")
-    why = "".join(f"<li>{esc(r)}</li>" for r in p.reasons)
+    why = "".join(f"<li>{esc(paths.scrub(r, p.path))}</li>" for r in p.reasons)
     if m.get("image"):
         picture = _img(m["image"], f"waveform and spectrogram of {name}")
     else:
         picture = f'<div class="nothumb">no waveform: {esc(m.get("thumb_error") or "not rendered")}</div>'
-    url = relative_url(p.path, report_dir)
+    url = paths.url(p.path)
+    original = f'<a href="{esc(url)}">original</a>' if url else ""
     if v.get("status") == "error" or (m.get("thumb_error") and not m.get("preview") and "://" not in p.path):
         # nothing decodes: a player would only show an error
         player = (f'<div class="player"><span class="note">no player: the file cannot be decoded</span>'
-                  f'<a href="{esc(url)}">original</a></div>')
+                  f'{original}</div>')
     else:
         audio, note = _audio(url, m.get("preview"), v.get("media_info.container.kind"),
                              v.get("media_info.audio.codec"))
-        player = f'<div class="player">{audio}<a href="{esc(url)}">original</a>{note}</div>'
+        player = f'<div class="player">{audio}{original}{note}</div>'
     return (f'<article class="problem" id="file-{p.file_id}"><h3>{tags} {esc(name)}</h3>'
-            f'<div class="file">{esc(p.path)}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
+            f'<div class="file">{esc(paths.show(p.path))}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
             f"<ul>{why}</ul>{picture}{player}</article>")
 
 
-def _audio(url: str, preview: bytes | None, container: str | None, codec: str | None) -> tuple[str, str]:
-    """(<audio> element, note): the embedded MP3 preview when there is one, else the file itself."""
+def _audio(url: str | None, preview: bytes | None, container: str | None, codec: str | None) -> tuple[str, str]:
+    """(<audio> element, note): the embedded MP3 preview when there is one, else the file itself
+    (none when the page links to no file)."""
+    if not preview and url is None:
+        return "", '<span class="note">no preview</span>'
     if preview:
         src = data_uri("audio/mpeg", preview)
         note = '<span class="note">embedded preview (first 30 s, MP3)</span>'
@@ -359,7 +399,7 @@ def _audio(url: str, preview: bytes | None, container: str | None, codec: str | 
     return f'<audio controls preload="none" src="{esc(src)}"{type_attr}></audio>', note
 
 
-def _restored_html(restored, info: dict, players: dict, *, report_dir: Path) -> str:
+def _restored_html(restored, info: dict, players: dict, *, paths: PagePaths) -> str:
     """The 'Restored files' section (empty string when no selected file has an enhance result)."""
     if not info["count"]:
         return ""
@@ -374,7 +414,7 @@ def _restored_html(restored, info: dict, players: dict, *, report_dir: Path) -> 
            ('<table class="restored"><tr><th>file and restoration</th><th>before → after</th>'
             "<th>listen</th></tr>")]
     for r in restored:
-        out.append(_restored_row(r, players.get(r.file_id, {}), report_dir))
+        out.append(_restored_row(r, players.get(r.file_id, {}), paths))
     out.append("</table>")
     rest = info["count"] - len(restored)
     if rest > 0:
@@ -388,10 +428,10 @@ def _signed(x: float) -> str:
     return f"{x:+.1f}"
 
 
-def _restored_row(r, m: dict, report_dir: Path) -> str:
+def _restored_row(r, m: dict, paths: PagePaths) -> str:
     v = r.values
-    src_url = relative_url(r.path, report_dir)
-    out_url = relative_url(r.output, report_dir)
+    src_url = paths.url(r.path)
+    out_url = paths.url(r.output)
     exists = m.get("exists", True)
     name = Path(r.path).name if "://" not in r.path else r.path
     out_name = Path(r.output).name if "://" not in r.output else r.output
@@ -400,14 +440,14 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
         facts.append(fmt.clock(v["media_info.container.duration"]))
     if v.get("enhance.preset"):
         facts.append(f"preset {v['enhance.preset']}")
-    output_line = (f'→ <a href="{esc(out_url)}">{esc(out_name)}</a>' if exists else
+    output_line = (f"→ {_link(out_url, out_name)}" if exists else
                    f"→ {esc(out_name)} <b>(no longer exists)</b>")
     chain = "".join(f"<code>{esc(c)}</code>" for c in r.chain)
-    notes = "".join(f"<li>{esc(n)}</li>" for n in r.notes)
-    left = (f'<div class="name"><a href="{esc(src_url)}">{esc(name)}</a>'
+    notes = "".join(f"<li>{esc(paths.scrub(n, r.path, r.output))}</li>" for n in r.notes)
+    left = (f'<div class="name">{_link(src_url, name)}'
             f'{" <span class=note>" + esc(" · ".join(facts)) + "</span>" if facts else ""}</div>'
-            f'<div class="file">{esc(r.path)}</div>'
-            f'<div class="file">{output_line}</div><div class="file">{esc(r.output)}</div>'
+            f'<div class="file">{esc(paths.show(r.path))}</div>'
+            f'<div class="file">{output_line}</div><div class="file">{esc(paths.show(r.output))}</div>'
             + (f'<div class="chain">{chain}</div>' if chain else "")
             + (f'<ul class="note">{notes}</ul>' if notes else ""))
     rows = []
@@ -432,9 +472,10 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
                          v.get("media_info.audio.codec"))
     listen = [f'<div class="player original"><span class="lbl">original</span>{audio}</div>{note}']
     if not exists:
-        listen.append(f'<div class="missing">The restored file no longer exists: {esc(r.output)}</div>')
+        listen.append(f'<div class="missing">The restored file no longer exists: {esc(paths.show(r.output))}</div>')
     elif m.get("error"):
-        listen.append(f'<div class="missing">The restored file cannot be read: {esc(m["error"])}</div>')
+        listen.append(f'<div class="missing">The restored file cannot be read: '
+                      f'{esc(paths.scrub(m["error"], r.path, r.output))}</div>')
     else:
         audio, note = _audio(out_url, m.get("preview"), m.get("kind") or Path(r.output).suffix.lstrip(".").lower(),
                              m.get("codec"))
@@ -443,8 +484,10 @@ def _restored_row(r, m: dict, report_dir: Path) -> str:
             f'<td class="listen">{"".join(listen)}</td></tr>')
 
 
-def _footer_html(embed_audio: bool, *, restored: bool = False) -> str:
-    how = ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
+def _footer_html(embed_audio: bool, *, restored: bool = False, redact: bool = False) -> str:
+    how = ("File names only, no paths and no links to files (--redact-paths): players play embedded "
+           "30-second MP3 previews. " if redact else "Paths are relative to the collection folder. ")
+    how += ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
            "the 'original' links point to the files themselves." if embed_audio else
            "Players play the original files through paths relative to this page: keep the page where "
            "it was written (or next to the collection) to listen, or write it with --embed-audio for "
@@ -490,21 +533,27 @@ def _restored_media(restored, *, embed_audio: bool, workers: int | None, progres
 
 
 def _run_tasks(func, tasks: list[dict], *, workers: int | None, progress: bool, what: str) -> dict[int, dict]:
-    """{file_id: func(task)}: in this process for few tasks, else in a pool of spawned workers."""
+    """{file_id: func(task)}: in this process for few tasks, else on the runner's executor (one
+    task that crashes or runs out of time gives {"error", "thumb_error"}, the others go on)."""
+    from ..runner.executor import LocalPoolExecutor, default_workers
+
     if not tasks:
         return {}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    workers = max(1, min(workers or default_workers(), len(tasks)))
     results: dict[int, dict] = {}
     if workers == 1 or len(tasks) < 3:
         for k, t in enumerate(tasks):
             results[t["file_id"]] = func(t)
             _tick(progress, k + 1, len(tasks), what)
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_quiet_stderr) as pool:
-        for k, (t, r) in enumerate(zip(tasks, pool.map(func, tasks))):
-            results[t["file_id"]] = r
-            _tick(progress, k + 1, len(tasks), what)
+
+    def on_outcome(done) -> None:
+        task = done.item
+        results[task["file_id"]] = done.value if done.error is None else \
+            {"error": done.error, "thumb_error": done.error}
+        _tick(progress, len(results), len(tasks), what)
+
+    LocalPoolExecutor(workers, initializer=_quiet_stderr).run(func, tasks, on_outcome)
     return results
 
 

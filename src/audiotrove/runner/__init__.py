@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from ..catalog.db import CATALOG_DIR, Catalog
 from ..errors import log_bug
-from ..steps import get_step
-from .executor import default_workers, run_items
+from ..steps import _STEP_MODULES, get_step
+from .executor import Executor, LocalPoolExecutor, TaskOutcome, TimeLimit, default_workers
+from .lock import RunLocked, step_lock
 from .plan import Plan, make_plan, requirement_groups
 from .progress import RunProgress
-from .worker import Outcome
+from .worker import Outcome, execute_item, failed_outcome, init_worker
 
 
 @dataclass
@@ -47,32 +49,66 @@ class RunSummary:
 
 def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
              workers: int | None = None, file_ids: set[int] | None = None,
-             retry_failed: bool = False, show_progress: bool = True) -> RunSummary:
+             retry_failed: bool = False, show_progress: bool = True,
+             item_timeout_s: float | None = None, wait_for_lock: bool = False) -> RunSummary:
     """Bring `step_name` up to date for the chosen files (all by default).
 
     A step it requires is met by each file's current result of that step, whatever its
     parameters; only files with none get it computed first (see plan.requirement_groups).
+    One run of a step at a time per collection (runner/lock.py): RunLocked (a UsageError) when
+    another run holds it; a required step's lock is waited for. `item_timeout_s`: the time
+    limit of one item (default: 60 s + 10 x the seconds of audio it has decoded).
     Raises KeyboardInterrupt after committing what finished if the user presses Ctrl-C;
     the returned summary's `interrupted` is then set on the exception as `.summary`.
     """
     step = get_step(step_name)
-    for required in step.requires:
-        for params, ids in requirement_groups(catalog, get_step(required), file_ids=file_ids):
-            run_step(catalog, required, params, workers=workers, file_ids=ids,
-                     show_progress=show_progress)
-    plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
-                     retry_failed=retry_failed)
-    catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
-    return execute_plan(catalog, plan, workers=workers or default_workers(),
-                        show_progress=show_progress)
+    workdir = catalog.root / CATALOG_DIR
+    with step_lock(workdir, step.name, wait=wait_for_lock, on_wait=_say_waiting(step.name, show_progress)):
+        _sweep(workdir)
+        for required in step.requires:
+            for params, ids in requirement_groups(catalog, get_step(required), file_ids=file_ids):
+                run_step(catalog, required, params, workers=workers, file_ids=ids,
+                         show_progress=show_progress, item_timeout_s=item_timeout_s, wait_for_lock=True)
+        plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
+                         retry_failed=retry_failed)
+        catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
+        return execute_plan(catalog, plan, workers=workers or default_workers(),
+                            show_progress=show_progress, item_timeout_s=item_timeout_s)
 
 
-def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool) -> RunSummary:
+def _say_waiting(step: str, show: bool):
+    def on_wait(holder: str) -> None:
+        if show:
+            import sys
+
+            print(f"waiting for another run of {step} to finish ({holder})", file=sys.stderr)
+    return on_wait
+
+
+def _sweep(workdir) -> None:
+    """Temporary files of killed runs (unit shards half written...) go before a run starts."""
+    from ..io.write import sweep_temps
+
+    sweep_temps(workdir, recursive=True)
+
+
+def step_executor(workers: int, *, item_timeout_s: float | None = None,
+                  on_progress=None) -> Executor:
+    """The executor a step runs on: the local process pool (workers get the step registry)."""
+    return LocalPoolExecutor(workers, TimeLimit(fixed_s=item_timeout_s), initializer=init_worker,
+                             initargs=(dict(_STEP_MODULES),),
+                             preload=("audiotrove.runner.worker", "audiotrove.steps.analyze"),
+                             on_progress=on_progress)
+
+
+def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool,
+                 item_timeout_s: float | None = None) -> RunSummary:
     summary = RunSummary(plan.step.name, planned=len(plan.items), up_to_date=plan.up_to_date,
                          failed_before=plan.failed_before, urls_pending=plan.urls_pending)
     started = time.perf_counter()
 
-    def commit(outcome: Outcome) -> None:
+    def commit(done: TaskOutcome) -> None:
+        outcome: Outcome = done.value if done.error is None else failed_outcome(done.item, done.error)
         catalog.record(
             outcome.file_id, size_bytes=outcome.size_bytes, mtime_ns=outcome.mtime_ns,
             content_hash=outcome.content_hash, step=plan.step.name, step_version=plan.step.version,
@@ -91,8 +127,9 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
     with RunProgress(plan.step.name, len(plan.items), enabled=show_progress) as progress:
         try:
             if plan.items:
-                run_items(plan.step.name, plan.items, workers=min(workers, len(plan.items)),
-                          on_outcome=commit)
+                executor = step_executor(min(workers, len(plan.items)), item_timeout_s=item_timeout_s,
+                                         on_progress=progress.decoding)
+                executor.run(partial(execute_item, plan.step.name), plan.items, commit)
         except KeyboardInterrupt as exc:
             summary.interrupted = True
             summary.elapsed_s = time.perf_counter() - started
@@ -102,4 +139,4 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
     return summary
 
 
-__all__ = ["RunSummary", "run_step", "execute_plan", "default_workers"]
+__all__ = ["RunSummary", "RunLocked", "run_step", "execute_plan", "default_workers", "step_executor"]

@@ -1,6 +1,8 @@
-"""What a worker process does with one item: stat, hash, run the step, report.
+"""What a worker process does with one item: stat, check, hash, run the step, report.
 
 Runs in a pool process; returns a plain Outcome (picklable) and never raises for a bad item.
+A path that is not a regular file (a FIFO, a device: reading it would never end) fails at
+once, before anything opens it.
 """
 from __future__ import annotations
 
@@ -50,9 +52,14 @@ def init_worker(step_modules: dict[str, str] | None = None) -> None:
         register(name, module)
 
 
-def execute(step_name: str, item: Item) -> Outcome:
+def execute_item(step_name: str, item: Item) -> Outcome:
     started = time.perf_counter()
     size_bytes, mtime_ns = stat_facts(item.path)
+    problem = not_a_regular_file(item.path)
+    if problem:
+        return Outcome(item.file_id, size_bytes, mtime_ns,
+                       placeholder_hash(item.path, size_bytes, mtime_ns), "error", problem, None,
+                       time.perf_counter() - started, 0.0)
     try:
         digest = content_hash(item.path)
     except (OSError, ValueError):
@@ -77,6 +84,39 @@ def execute(step_name: str, item: Item) -> Outcome:
         audio_s=_audio_seconds(data) or _audio_seconds(item.inputs.get("analyze")),
         traceback=trace,
     )
+
+
+def not_a_regular_file(path: str) -> str | None:
+    """Why `path` must not be read (a FIFO, a device, a socket), or None."""
+    from ..io.decode import DecodeError, check_regular_file
+
+    try:
+        check_regular_file(path)
+    except DecodeError as exc:
+        if "not a regular file" in str(exc):
+            return str(exc)
+    return None
+
+
+def failed_outcome(item: Item, message: str) -> Outcome:
+    """The outcome of an item whose worker gave none (it crashed, or ran out of time): the
+    message, keyed by the file's content when it is a regular file (else by name and stat)."""
+    size_bytes, mtime_ns = stat_facts(item.path)
+    digest = None
+    if "crashed" in message and not_a_regular_file(item.path) is None:
+        try:
+            digest = content_hash(item.path)
+        except OSError:
+            pass
+    return Outcome(item.file_id, size_bytes, mtime_ns,
+                   digest or placeholder_hash(item.path, size_bytes, mtime_ns), "error", message,
+                   None, 0.0, 0.0)
+
+
+def _describe(exc: Exception) -> str:
+    from .executor import describe
+
+    return describe(exc)
 
 
 def _audio_seconds(data: dict | None) -> float:

@@ -21,14 +21,17 @@ temporary float WAV while it is measured, then scaled by one linear gain (true-p
 see dsp.gain).
 
 Output: OUTDIR/<name>.enhanced.<wav|flac|mp3> (a video keeps its container, its picture copied
-bit for bit: io.remux), written under a temporary name and renamed, never over the input.
+bit for bit: io.remux), made in a temporary folder and published under the first free name
+(`output_candidates`): an output never replaces any existing file, the input or anything else.
+The result records the output's size, mtime and hash (`output_problem` tells whether the file
+on disk is still the one it describes).
 The output is analyzed like any file (steps.analyze.analyze_file) and the step stores
 before / after / change for noise floor, SNR, loudness, true peak, clicks, hum and clipped
 samples. Noise floor and SNR are read from the same frames of the input and of the output
 (dsp.change: the floor over the stretches that were quiet in the input, the SNR under the speech
 sections when there are any, `snr_measured_on`); the others from the analyses of both files:
 
-    {"enhance": {"output", "format", "video", "preset", "chain": [...], "hum_frequency" (Hz),
+    {"enhance": {"output", "output_size" (bytes), "output_mtime_ns", "output_hash", "format", "video", "preset", "chain": [...], "hum_frequency" (Hz),
                  "clicks_repaired", "loudness_gain_db" (dB), "limited_by_true_peak",
                  "clipped_samples" (output samples at or beyond full scale), "true_peak_limiter":
                  {"ceiling_dbtp", "max_reduction_db", "limited_frames"}, "isolation_floor_db",
@@ -465,7 +468,24 @@ def enhance_array(audio: np.ndarray, *, sample_rate: int, options: dict | None =
 # --- files ------------------------------------------------------------------------------------
 
 def output_path(path: str, params: dict, *, video: bool) -> Path:
-    """OUTDIR/<name>.enhanced.<ext> (below the input's folders relative to `tree` if set)."""
+    """OUTDIR/<name>.enhanced.<ext> (below the input's folders relative to `tree` if set): the
+    first name tried; `output_candidates` gives the others."""
+    return output_candidates(path, params, video=video)[0]
+
+
+def output_candidates(path: str, params: dict, *, video: bool, count: int = 20) -> list[Path]:
+    """The names an output may take, in order: OUTDIR/<stem>.enhanced.<ext>, then
+    <stem>.enhanced-<tag>.<ext> where the tag is a hash of the source's path and the settings
+    (unique per source and per settings), then that with -2, -3...
+
+    An output never replaces an existing file (io.write.publish takes the first free name), so
+    `a.wav` and `a.flac`, `d1/b.wav` and `d2/b.wav`, or two settings into one folder each keep
+    their own file. Names are cut to the file system's limit (io.write.shorten_name)."""
+    import hashlib
+
+    from ..io.hashing import params_hash
+    from ..io.write import shorten_name
+
     if not params.get("out_dir"):
         raise EnhanceError("no output folder: give -o OUTDIR")
     src = Path(path)
@@ -482,7 +502,11 @@ def output_path(path: str, params: dict, *, video: bool) -> Path:
         ext = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mkv"
     else:
         ext = "." + (params.get("format") or "wav").lower()
-    return out_dir / f"{src.stem}.enhanced{ext}"
+    key = f"{os.path.abspath(path)}\0{params_hash(params)}"
+    tag = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    names = [".enhanced" + ext, f".enhanced-{tag}{ext}"]
+    names += [f".enhanced-{tag}-{n}{ext}" for n in range(2, count)]
+    return [out_dir / shorten_name(src.stem, suffix) for suffix in names]
 
 
 STEM_FORMATS = ("wav", "flac")
@@ -539,7 +563,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
     from ..dsp.gain import GainStream, full_scale_samples, normalization_gain
     from ..dsp.loudness import LoudnessMeter
     from ..io.probe import probe
-    from ..io.write import open_writer, same_file
+    from ..io.write import open_writer, publish, shorten_name, temp_folder
     from .analyze import analyze_file
 
     opts = resolve_options(params)
@@ -550,10 +574,8 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
         analysis = analyze_file(path)
     media = analysis.get("media_info") or probe(path)
     video = bool(media.get("has_video"))
-    out = output_path(path, params, video=video)
+    candidates = output_candidates(path, params, video=video)
     stem_fmt = stem_format(params, video=video)
-    if same_file(out, path):
-        raise EnhanceError(f"the output would overwrite the input ({out}): choose another -o folder")
     reader = open_audio(path)
     rate, channels = reader.sample_rate, reader.channels
     analysis_audio = analysis.get("audio")
@@ -561,8 +583,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
     prepass = run_prepass(reader.blocks(), sample_rate=rate, channels=channels, needs=needs) if needs else {}
     plan = build_chain(opts, sample_rate=rate, channels=channels, analysis_audio=analysis_audio, prepass=prepass)
 
-    temps: list[Path] = []
-    result: dict = {"output": str(out), "format": out.suffix.lstrip("."), "video": video,
+    result: dict = {"output": None, "format": candidates[0].suffix.lstrip("."), "video": video,
                     "preset": opts["preset"], "chain": list(plan.description), "notes": plan.notes,
                     "hum_frequency": plan.hum_frequency, "clicks_repaired": None,
                     "noise_profile_s": plan.noise_profile_s, "loudness_gain_db": None,
@@ -588,11 +609,15 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
         return sink
 
     limiter = plan.limiter
-    try:
+    # Everything is made in a temporary folder next to the output (its real name inside, for
+    # the decoders), measured there, and only then published under a free name: a run killed
+    # at any moment leaves no half-written output, and never one the catalog does not know.
+    with temp_folder(candidates[0].parent) as work:
+        out = work / candidates[0].name
+        stem = None
         two_pass = opts["loudness"] is not None
         if video or two_pass:
-            stage_path = _temp_name(out, ".wav")
-            temps.append(stage_path)
+            stage_path = work / "stage.wav"
             meter = LoudnessMeter(rate, channels) if two_pass else None
             with open_writer(stage_path, sample_rate=rate, channels=channels, fmt="wav", subtype="FLOAT",
                              protect=[path]) as w:
@@ -615,9 +640,7 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                 result["limited_by_true_peak"] = info["limited_by_true_peak"]
                 if info.get("reason"):
                     result["notes"].append(info["reason"])
-                gained = _temp_name(out, ".wav") if video else out
-                if video:
-                    temps.append(gained)
+                gained = work / "gained.wav" if video else out
                 gain = GainStream(info["gain_db"], channels=channels)
                 with open_writer(gained, sample_rate=rate, channels=channels,
                                  fmt="wav" if video else fmt, subtype="FLOAT" if video else None,
@@ -637,7 +660,6 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                                      expected_frames=frames) as w:
                         for block in _file_blocks(source):
                             w.write(block)
-                    result["stem"] = str(stem)
         else:
             with open_writer(out, sample_rate=rate, channels=channels, fmt=fmt, protect=[path],
                              expected_frames=reader.declared_frames) as w:
@@ -647,37 +669,71 @@ def enhance_file(path: str, params: dict, analysis: dict | None = None) -> dict:
                     write(y)
                     change.update_output(y)
                 run_chain(tapped(reader.blocks()), [*plan.stages, limiter], sink)
-    finally:
-        for t in temps:
-            try:
-                t.unlink()
-            except FileNotFoundError:
-                pass
-    limited = limiter.result()
-    result["true_peak_limiter"] = limited
-    if limited["limited_frames"]:
-        plan.description.append(f"true-peak limit {limited['ceiling_dbtp']:g} dBTP "
-                                f"(up to -{limited['max_reduction_db']:g} dB over "
-                                f"{limited['limited_frames'] / rate:.2f} s)")
-    result["chain"] = list(plan.description)
-    if plan.declicker is not None:
-        result["clicks_repaired"] = plan.declicker.clicks
-    result["clipped_samples"] = clipped[0]
-    if result["clipped_samples"]:
-        result["notes"].append(f"{result['clipped_samples']} samples at or above full scale in the output")
-    after = analyze_file(str(out))
-    paired = change.result(gain_db=result["loudness_gain_db"] or 0.0)
-    result["snr_measured_on"] = paired["snr_measured_on"]
-    before_s, after_s = _before_after(analysis_audio, after.get("audio"), paired, result["clipped_samples"])
-    result.update(before=before_s, after=after_s, change=_change(before_s, after_s))
-    if params.get("preview"):
-        result["preview"] = str(write_preview(path, out, out.with_name(out.stem + ".png")))
+        limited = limiter.result()
+        result["true_peak_limiter"] = limited
+        if limited["limited_frames"]:
+            plan.description.append(f"true-peak limit {limited['ceiling_dbtp']:g} dBTP "
+                                    f"(up to -{limited['max_reduction_db']:g} dB over "
+                                    f"{limited['limited_frames'] / rate:.2f} s)")
+        result["chain"] = list(plan.description)
+        if plan.declicker is not None:
+            result["clicks_repaired"] = plan.declicker.clicks
+        result["clipped_samples"] = clipped[0]
+        if result["clipped_samples"]:
+            result["notes"].append(f"{result['clipped_samples']} samples at or above full scale in the output")
+        after = analyze_file(str(out))
+        paired = change.result(gain_db=result["loudness_gain_db"] or 0.0)
+        result["snr_measured_on"] = paired["snr_measured_on"]
+        before_s, after_s = _before_after(analysis_audio, after.get("audio"), paired, result["clipped_samples"])
+        result.update(before=before_s, after=after_s, change=_change(before_s, after_s))
+        preview = write_preview(path, out, work / "preview.png") if params.get("preview") else None
+        result.update(output_facts(out))
+        final_out = publish(out, candidates)
+        result["output"] = str(final_out)
+
+        def beside(suffix: str) -> list[Path]:  # names for a file that goes with the output
+            return [final_out.with_name(shorten_name(final_out.stem, f"{extra}{suffix}"))
+                    for extra in ("", *(f"-{n}" for n in range(2, 20)))]
+        if stem is not None:
+            result["stem"] = str(publish(stem, beside(f".stem.{stem_fmt}")))
+        if preview is not None:
+            result["preview"] = str(publish(preview, beside(".png")))
     duration = _get(analysis, "media_info", "container", "duration")
     return {"enhance": result, "media_info": {"container": {"duration": duration}}}
 
 
-def _temp_name(out: Path, suffix: str) -> Path:
-    return out.with_name(f".{out.stem}.stage-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+def output_facts(path: str | os.PathLike) -> dict:
+    """What the result records of its output, to tell later whether the file on disk is still
+    the one it describes: size (bytes), mtime (ns) and content hash."""
+    from ..io.hashing import content_hash
+
+    st = os.stat(path)
+    return {"output_size": st.st_size, "output_mtime_ns": st.st_mtime_ns,
+            "output_hash": content_hash(path)}
+
+
+def output_problem(enhance: dict) -> str | None:
+    """Why a stored result's output is not the file it describes (None when it is): missing,
+    another size, or other bytes. An unchanged size and mtime are trusted (as for sources);
+    otherwise the bytes are hashed."""
+    from ..io.hashing import content_hash
+
+    out = enhance.get("output")
+    if not out or not enhance.get("output_hash"):
+        return "the result records no output size and hash (made by an older version)"
+    try:
+        st = os.stat(out)
+    except OSError:
+        return f"the output {out} is missing"
+    if st.st_size != enhance.get("output_size"):
+        return f"the output {out} was changed since it was made (another size)"
+    if st.st_mtime_ns == enhance.get("output_mtime_ns"):
+        return None
+    try:
+        same = content_hash(out) == enhance["output_hash"]
+    except OSError as exc:
+        return f"the output {out} cannot be read: {exc.strerror or exc}"
+    return None if same else f"the output {out} was changed since it was made (other bytes)"
 
 
 def _file_blocks(path: Path, block_frames: int = 65536) -> Iterator[np.ndarray]:

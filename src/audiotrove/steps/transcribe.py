@@ -48,7 +48,8 @@ from .segment import speech_sections  # (sections, covered_until_s) of an analys
 VERSION = "1"
 DEFAULTS: dict = {"model": "tiny.en", "language": "auto", "beam": 1, "context_s": 0.5,
                   "merge_gap_s": 2.0}
-WINDOW_S = 300.0  # longest stretch handed to Whisper at once (its 30 s windows run inside)
+WINDOW_S = 120.0  # longest stretch handed to Whisper at once (its 30 s windows run inside);
+# its log-mel features are held whole: about 0.7 MB per second of window on top of the model
 CUT_SEARCH_S = 10.0  # a long stretch is cut at the quietest 20 ms of its last CUT_SEARCH_S
 MIN_WINDOW_S = 0.2  # shorter stretches are not worth a decoder pass
 _READ_FRAMES = 65536

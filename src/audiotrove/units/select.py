@@ -96,7 +96,7 @@ def unit_filter_sql(query: str | None) -> tuple[str, list]:
     """The unit-level query as a DuckDB boolean expression over u (units) and f (files)."""
     if query is None or not query.strip():
         return "TRUE", []
-    return to_sql(parse(query, UNIT_FIELDSET), lambda field: _COLUMN[field.name])
+    return to_sql(parse(query, UNIT_FIELDSET), lambda field: _COLUMN[field.name], dialect="duckdb")
 
 
 def _order(key: SortKey) -> str:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import csv
 import math
-import multiprocessing
 import os
 import sys
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-
+from ..io.write import temp_path
 
 @dataclass(frozen=True)
 class FeatureJob:
@@ -90,13 +87,13 @@ class _Writer:
 
             table = pa.table({n: pa.array(columns[n], from_pandas=True) for n in self._columns})
             if self._pq is None:
-                self._tmp = self.output.with_name(f".tmp-{os.getpid()}-{self.output.name}")
+                self._tmp = temp_path(self.output)
                 self._pq = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
             self._pq.write_table(table.cast(self._pq.schema))
             return
         if self._csv is None:
             if self.output is not None:
-                self._tmp = self.output.with_name(f".tmp-{os.getpid()}-{self.output.name}")
+                self._tmp = temp_path(self.output)
                 self._stream = open(self._tmp, "w", newline="")
             else:
                 self._stream = sys.stdout
@@ -124,14 +121,14 @@ def _missing(v) -> bool:
 
 
 def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: float, summary: bool,
-                     output: Path | None, workers: int | None = None,
+                     output: Path | None, executor=None,
                      on_error: Callable[[str, str], None] | None = None) -> int:
-    """Compute every job (in a process pool when there are several) and write the output.
+    """Compute every job and write the output: on `executor` (runner.executor's interface, e.g.
+    a LocalPoolExecutor; results arrive as they finish, this process alone writes), or in this
+    process when it is None.
 
     Returns the number of files that failed (each reported through on_error).
     """
-    workers = max(1, min(workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                     else os.cpu_count() or 1), len(jobs)))
     writer = _Writer(output)
     failed = 0
     summaries: list[dict] = []
@@ -155,24 +152,16 @@ def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: floa
         columns.update(payload)
         writer.write(columns)
 
+    def on_outcome(done) -> None:  # a task that crashed or timed out has an error, no value
+        handle(done.value if done.error is None else ("error", done.item, done.error))
+
     ok = False
     try:
-        if workers == 1:
+        if executor is None or len(jobs) < 2:
             for job in jobs:
                 handle(_work(job, features, hop_s, summary))
         else:
-            for name in _THREAD_ENV:
-                os.environ.setdefault(name, "1")
-            ctx = multiprocessing.get_context("forkserver")
-            queue = deque(jobs)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                inflight = set()
-                while queue or inflight:
-                    while queue and len(inflight) < 2 * workers:
-                        inflight.add(pool.submit(_work, queue.popleft(), features, hop_s, summary))
-                    done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        handle(fut.result())
+            executor.run(partial(_work, features=features, hop_s=hop_s, summary=summary), jobs, on_outcome)
         if summary and summaries:
             keys: list[str] = []
             for s in summaries:
@@ -182,3 +171,4 @@ def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: floa
     finally:
         writer.close(ok=ok and (writer._columns is not None))
     return failed
+

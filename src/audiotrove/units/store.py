@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog.db import CATALOG_DIR, Catalog
+from ..io.write import temp_path
 from .schema import SCHEMA
 
 UNITS_DIRNAME = "units"
@@ -56,8 +56,7 @@ def write_shard(directory: str | os.PathLike, name: str, rows: Iterable[dict]) -
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     table = rows_to_table(rows)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
-    os.close(fd)
+    tmp = temp_path(directory / name)  # a name no `*.parquet` reader takes for a shard
     try:
         pq.write_table(table, tmp, compression="zstd", row_group_size=65536)
         os.replace(tmp, directory / name)

@@ -13,7 +13,8 @@ Where: <collection>/.audiotrove/vectors/index/<model>-<level>-<key>/
 
 Incremental: opening the index compares its shards with the shards of the files' current
 results (catalog); new shards are appended as a new chunk (and added to the ANN without
-retraining); rows of shards no current file points to any more (file deleted, changed or
+retraining; the IVF file itself is rewritten every ANN_SAVE_ROWS added rows, rows added since
+are put into it in memory when the index is opened); rows of shards no current file points to any more (file deleted, changed or
 re-embedded) are masked out at search time, and the whole index is rebuilt once they are more
 than half of it. Every write goes to a temporary name and is renamed.
 
@@ -45,6 +46,8 @@ IVF_TRAIN_ROWS = 65_536
 IVF_NPROBE = 24
 RERANK_FACTOR = 5  # the IVF proposes 5 k candidates, re-ranked exactly
 REBUILD_DEAD_FRACTION = 0.5
+ANN_SAVE_ROWS = 20_000  # the IVF file is rewritten after this many added rows (until then, an
+# opened index adds the newer rows to the IVF in memory: at most ~1 s of work)
 ANN_RETRAIN_GROWTH = 8  # the IVF is trained again when the index has grown this much since
 EMBED_STEP = "embed"
 
@@ -294,6 +297,7 @@ class VectorIndex:
             if self.dim is not None and dim != self.dim:
                 raise ValueError(f"vectors of dimension {dim} cannot join an index of dimension {self.dim}")
             self.state["dim"] = dim
+            ann = self.ann() if self.has_ann else None  # caught up with the rows so far
             chunk = f"{self.state['next_chunk']:05d}"
             self.state["next_chunk"] += 1
             _atomic_write(self.dir / f"{chunk}.npy", lambda tmp: np.save(open(tmp, "wb"), vectors.astype(np.float16)))
@@ -301,11 +305,11 @@ class VectorIndex:
             _atomic_write(self.dir / f"{chunk}.meta.parquet", lambda tmp: meta.to_parquet(tmp, index=False))
             self.state["chunks"].append(chunk)
             self.state["rows"] += len(vectors)
-            if self.has_ann:
-                ann = self.ann()
+            if ann is not None:
                 ann.add(np.ascontiguousarray(vectors, np.float32))
-                self._write_ann(ann)
-                self.state["ann_rows"] = int(ann.ntotal)
+                if ann.ntotal - self.state["ann_rows"] >= ANN_SAVE_ROWS:
+                    self._write_ann(ann)
+                    self.state["ann_rows"] = int(ann.ntotal)
         self.state["shards"].update(shards)
         self._chunks, self._meta, self._alive_mask, self._dense = None, None, None, None
         trained = self.state.get("ann_trained_rows", 0)
@@ -315,11 +319,25 @@ class VectorIndex:
 
     # --- ANN ------------------------------------------------------------------------------------
     def ann(self):
+        """The IVF in memory: the saved file, plus the rows added since it was saved."""
         if self._ann is None and self.has_ann:
             import faiss
 
-            self._ann = faiss.read_index(str(self.dir / "ivf.faiss"))
+            ann = faiss.read_index(str(self.dir / "ivf.faiss"))
+            bounds = np.cumsum([0] + [len(c) for c in self.chunks()])
+            for i, chunk in enumerate(self.chunks()):
+                lo = max(int(ann.ntotal) - int(bounds[i]), 0)
+                if lo < len(chunk):
+                    ann.add(np.ascontiguousarray(chunk[lo:], np.float32))
+            self._ann = ann
         return self._ann
+
+    def save_ann(self) -> None:
+        """Write the IVF with every row (done by itself every ANN_SAVE_ROWS added rows)."""
+        if self.has_ann and self.ann().ntotal > self.state["ann_rows"]:
+            self._write_ann(self.ann())
+            self.state["ann_rows"] = int(self.ann().ntotal)
+            self._write_state()
 
     def _write_ann(self, ann) -> None:
         import faiss

@@ -180,8 +180,6 @@ class Similarity:
     def query(self, vector: np.ndarray, k: int, *, file_ids: set[int] | None = None,
               units: pd.DataFrame | None = None, exclude_file: int | None = None) -> pd.DataFrame:
         """The k nearest current rows as a DataFrame (rank, distance, path, file_id, unit, start, dur)."""
-        from ..runner.worker import stat_facts
-
         allowed = self.allowed_rows(file_ids=file_ids, units=units, exclude_file=exclude_file)
         meta = self.index.meta()
         stale: set[str] = set()
@@ -227,6 +225,15 @@ class Similarity:
                 return self.index.vectors(np.array([row]))[0]
         return normalize(embed_target_audio(target.path, self.model, start_s=target.start_s,
                                             end_s=target.end_s, window_s=self.window_s)[None])[0]
+
+
+def stat_facts(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in ns) as the catalog records them; (None, None) when gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    return st.st_size, st.st_mtime_ns
 
 
 def similar(catalog: Catalog, target: str | Target, *, k: int = 10, model: str = "yamnet",
@@ -353,17 +360,14 @@ def collection_vectors(catalog: Catalog, *, model: str = "yamnet", level: str = 
         from ..catalog.index import select_file_ids
 
         file_ids = set(select_file_ids(catalog, where))
-    meta = engine.index.meta()
-    alive = engine.index.alive_mask()
-    records, rows = [], []
-    for r in np.flatnonzero(alive):
-        for e in engine.files_of_shard.get(meta.at[r, "shard"], []):
-            if file_ids is None or e.file_id in file_ids:
-                records.append((e.path, e.file_id, int(meta.at[r, "unit"]), float(meta.at[r, "start"]),
-                                float(meta.at[r, "dur"])))
-                rows.append(r)
-    ids = pd.DataFrame(records, columns=["path", "file_id", "unit", "start", "dur"])
-    matrix = engine.index.vectors(np.array(rows, np.int64)) if rows else np.zeros((0, engine.index.dim or 0), np.float32)
+    meta = engine.index.meta()[engine.index.alive_mask()]
+    files = pd.DataFrame([(e.shard, e.path, e.file_id) for e in engine.entries
+                          if file_ids is None or e.file_id in file_ids],
+                         columns=["shard", "path", "file_id"])
+    joined = meta.merge(files, on="shard").sort_values(["path", "start", "unit"], kind="stable")
+    ids = joined[["path", "file_id", "unit", "start", "dur"]].reset_index(drop=True)
+    rows = joined["row"].to_numpy(np.int64)
+    matrix = engine.index.vectors(rows) if len(rows) else np.zeros((0, engine.index.dim or 0), np.float32)
     return ids, matrix
 
 

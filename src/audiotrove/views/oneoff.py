@@ -27,7 +27,7 @@ class OneOffResult:
 
 def analyze_files(files: list[str], overrides: dict | None = None, *, workers: int | None = None,
                   show_progress: bool = False, run: Callable | None = None,
-                  raw_format: str | None = None) -> OneOffResult:
+                  raw_format: str | None = None, item_timeout_s: float | None = None) -> OneOffResult:
     """Analyze FILES in a temporary collection; `run` is the runner call (runner.run_step by
     default; the CLI passes its Ctrl-C-aware wrapper)."""
     from ..runner import run_step
@@ -41,7 +41,8 @@ def analyze_files(files: list[str], overrides: dict | None = None, *, workers: i
             found = expand_sources(files)
             cat.add_files(found.entries, raw_format=raw_format)
             summary = run(cat, "analyze", overrides or {}, workers=workers,
-                          show_progress=show_progress and len(found.entries) > 1)
+                          show_progress=show_progress and len(found.entries) > 1,
+                          item_timeout_s=item_timeout_s)
             by_path = {f.path: file_record(f, res) for f, res in cat.iter_current()}
             out.records = [by_path[path] for path, _, _ in found.entries]
             out.records += [{"path": path, "status": "error", "error": why} for path, why in found.skipped]

@@ -10,7 +10,7 @@ other/quality_score, sections lists included), then times, end to end through th
 
 and, in process, the index's first build, a no-op sync and an incremental sync after a batch of
 new results. The baseline, measured in the same run, is the way `ls` worked before the index:
-`iter_latest()` + `file_record()` + `flatten()` and a Python filter / numpy statistics over the
+`iter_current()` + `file_record()` + `flatten()` and a Python filter / numpy statistics over the
 records. Ratios = baseline time / indexed time.
 
     python bench/bench_query.py                 # 100 000 files (about 1 min to generate)
@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from audiotrove.catalog.db import Catalog
-from audiotrove.catalog.index import FieldIndex
-from audiotrove.catalog.query import select_file_ids
+from audiotrove.catalog.index import FieldIndex, select_file_ids
 from audiotrove.catalog.records import file_record, flatten
 
 CODECS = [("pcm_s16le", "wav", 16), ("flac", "flac", 16), ("mp3", "mp3", None),
@@ -90,7 +89,7 @@ def synthetic_analysis(rng: np.random.Generator, i: int) -> dict:
                               "harmonics": [1, 2, 3] if hum else []},
                       "clicks_per_minute": float(np.round(rng.exponential(2), 2)),
                       "dc_offset": float(np.round(rng.normal(0, 0.001), 5))},
-            "bandwidth": float(min(sr / 2, np.round(rng.uniform(3500, sr / 2), 0))),
+            "bandwidth": {"frequency": float(min(sr / 2, np.round(rng.uniform(3500, sr / 2), 0)))},
             "speech": {"percentage": float(np.round(shares[0], 2)), "num_sections": speech_n,
                        "sections": _sections(rng, duration, speech_n)},
             "music": {"percentage": float(np.round(shares[1], 2)), "num_sections": 1,
@@ -136,6 +135,9 @@ def make_catalog(root: Path, n: int, *, seed: int = 0, failed_share: float = 0.0
         conn.executemany("INSERT INTO results(content_hash, step, step_version, params_hash, params, "
                          "status, error, data, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                          results)
+        # each file's result is its current one (what the runner records as it commits)
+        conn.execute("INSERT INTO current_results(file_id, step, result_id) SELECT f.id, r.step, r.id "
+                     "FROM files f JOIN results r ON r.content_hash = f.content_hash")
     return cat
 
 
@@ -144,7 +146,7 @@ def make_catalog(root: Path, n: int, *, seed: int = 0, failed_share: float = 0.0
 
 
 def baseline_records(cat: Catalog) -> list[dict]:
-    return [flatten(file_record(f, res)) for f, res in cat.iter_latest()]
+    return [flatten(file_record(f, res)) for f, res in cat.iter_current()]
 
 
 def baseline_ls(cat: Catalog) -> int:
@@ -168,7 +170,7 @@ def baseline_stats(cat: Catalog) -> dict:
             counts[r.get(name)] = counts.get(r.get(name), 0) + 1
         out[name] = counts
     for name in ("media_info.container.duration", "audio.loudness.measured", "audio.loudness.true_peak",
-                 "audio.noise.level_average", "audio.noise.snr_average", "audio.bandwidth",
+                 "audio.noise.level_average", "audio.noise.snr_average", "audio.bandwidth.frequency",
                  "audio.speech.percentage", "audio.music.percentage", "audio.silence.percentage"):
         v = np.array([r[name] for r in recs if r.get(name) is not None], dtype=float)
         out[name] = (v.mean(), v.std(), np.percentile(v, [0, 25, 50, 75, 100]), np.histogram(v, 10))
@@ -219,9 +221,9 @@ def main() -> None:
         db_mb = os.path.getsize(cat.db_path) / 1e6
 
         t = time.perf_counter()
-        FieldIndex(cat)
+        FieldIndex.open(cat)
         build_s = time.perf_counter() - t
-        noop_s, _ = timed(lambda: FieldIndex(cat))
+        noop_s, _ = timed(lambda: FieldIndex.open(cat))
         # incremental: 1000 files get a newer analyze result (as a run commits them)
         rng = np.random.default_rng(1)
         some = cat.conn.execute("SELECT id, content_hash FROM files WHERE content_hash IS NOT NULL "
@@ -231,7 +233,7 @@ def main() -> None:
                        params_hash="p", params={}, status="ok", error=None,
                        data=synthetic_analysis(rng, fid), elapsed_s=0.1)
         t = time.perf_counter()
-        n_incr = FieldIndex(cat, sync=False).sync()
+        n_incr = FieldIndex(cat).sync()
         incr_s = time.perf_counter() - t
         print(f"index: first build {build_s:.2f} s, no-op sync {noop_s * 1000:.1f} ms, "
               f"incremental {n_incr} files {incr_s:.3f} s; catalog {db_mb:.0f} MB before index, "

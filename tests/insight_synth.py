@@ -48,7 +48,7 @@ def _audio(loudness, true_peak, floor, snr, *, clip=None, speech=80.0, silence=1
                   "hum": {"frequency": hum, "level": 25.0 if hum else None,
                           "harmonics": [1, 2, 3] if hum else []},
                   "clicks_per_minute": 0.5, "dc_offset": 0.0},
-        "bandwidth": bandwidth,
+        "bandwidth": {"frequency": bandwidth},
         "speech": {"percentage": speech, "num_sections": 2, "sections": [[0.1, 0.5], [0.6, 0.9]]},
         "music": {"percentage": music, "num_sections": 0, "sections": []},
         "silence": {"percentage": silence, "num_sections": 1, "sections": [[0.9, 1.0]]},

@@ -38,7 +38,7 @@ def test_digital_silence_gives_nulls_with_reasons(tmp_path):
     assert info["container"]["duration"] == pytest.approx(5.0)
     assert audio["loudness"]["measured"] is None and audio["loudness"]["reason"]
     assert audio["noise"]["level_average"] is None and audio["noise"]["reason"]
-    assert audio["bandwidth"] is None and audio["bandwidth_reason"]
+    assert audio["bandwidth"]["frequency"] is None and audio["bandwidth"]["reason"]
     assert audio["silence"]["percentage"] == pytest.approx(100.0)
     assert audio["clipping"]["num_sections"] == 0
 
@@ -71,7 +71,7 @@ def test_telephone_speech_at_8khz(tmp_path):
     x = speech_like(seconds=6.0, sample_rate=8000) + noise(seconds=6.0, sample_rate=8000, rms_dbfs=-60)
     audio, info = _analyze(tmp_path, "phone.wav", x.astype(np.float32), 8000)
     assert info["audio"]["sample_rate"] == 8000
-    assert audio["bandwidth"] <= 4000
+    assert audio["bandwidth"]["frequency"] <= 4000
     assert audio["noise"]["snr_average"] > 20
     assert audio["loudness"]["measured"] is not None
 

@@ -101,11 +101,11 @@ def test_silence_dc_and_tiny_inputs():
     meter = BandwidthMeter(44100, 2)
     meter.update(np.zeros((44100, 2), np.float32))
     out = meter.result()
-    assert out["bandwidth"] is None and out["bandwidth_reason"] == "digital silence"
+    assert out["bandwidth"] == {"frequency": None, "reason": "digital silence"}
     assert effective_bandwidth_hz(np.full(44100, 0.3, np.float32), sample_rate=44100) is None
     one = BandwidthMeter(44100, 1)
     one.update(np.ones((1, 1), np.float32))
-    assert one.result()["bandwidth"] is None and "too short" in one.result()["bandwidth_reason"]
+    assert one.result()["bandwidth"]["frequency"] is None and "too short" in one.result()["bandwidth"]["reason"]
     assert effective_bandwidth_hz(noise(44100, 0.005), sample_rate=44100) > 20000  # zero-padded
     assert bandwidth_from_spectrum(np.zeros(1025), sample_rate=44100) is None
 
@@ -127,7 +127,7 @@ def test_block_size_independence():
             meter.update(stereo[i : i + block])
         results.append(meter.result())
     assert results[0] == results[1] == results[2]
-    assert results[0]["bandwidth"] == pytest.approx(15000, rel=0.05)
+    assert results[0]["bandwidth"]["frequency"] == pytest.approx(15000, rel=0.05)
 
 
 # --- real recordings --------------------------------------------------------------------

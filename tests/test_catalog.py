@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from audiotrove.catalog.db import Catalog, CatalogError, find_root
+from audiotrove.catalog.db import SCHEMA_VERSION, Catalog, CatalogError, find_root
 from audiotrove.catalog.records import file_record, flatten
 
 MEDIA_INFO = {"container": {"kind": "wav", "duration": 2.5, "bitrate": 705600, "size": 220544},
@@ -27,7 +27,7 @@ def test_create_open_and_find_root(tmp_path):
         assert cat.root == root.resolve()
         assert cat.db_path == root / ".audiotrove" / "catalog.db"
         assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert cat.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+        assert cat.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         cat.add_files([("/x/a.wav", "file", "/x")])
     nested = root / "deep" / "er"
     nested.mkdir(parents=True)
@@ -73,7 +73,7 @@ def test_results_keyed_by_content_step_version_params(collection):
         assert not cat.has_result("h:a", "analyze", "1", "p1")
         assert cat.result_status("analyze", "1", "p0") == {"h:a": "ok", "h:b": "error"}
 
-        by_path = {f.path: res for f, res in cat.iter_latest()}
+        by_path = {f.path: res for f, res in cat.iter_current()}
         assert set(by_path) == {"/m/a.wav", "/m/copy_of_a.wav", "/m/b.wav", "/m/new.wav"}
         assert by_path["/m/copy_of_a.wav"]["analyze"].data == {"media_info": MEDIA_INFO}
         assert by_path["/m/new.wav"] == {}
@@ -91,16 +91,16 @@ def test_latest_result_per_step_wins(collection):
         _record(cat, a.id, "h:a", version="2", data={"audio": {"peak": 2}})
         time.sleep(0.002)
         _record(cat, a.id, "h:a", step="toy", data={"toy": {"x": 1}})
-        ((f, results),) = list(cat.iter_latest())
+        ((f, results),) = list(cat.iter_current())
         assert results["analyze"].step_version == "2" and results["analyze"].data == {"audio": {"peak": 2}}
         assert set(results) == {"analyze", "toy"}
-        ((_, only),) = list(cat.iter_latest("toy"))
+        ((_, only),) = list(cat.iter_current("toy"))
         assert set(only) == {"toy"}
         # recording the same key again replaces the row: never a duplicate
         _record(cat, a.id, "h:a", version="2", data={"audio": {"peak": 3}})
         rows = cat.conn.execute("SELECT count(*) FROM results WHERE step='analyze'").fetchone()[0]
         assert rows == 2
-        assert cat.latest_results("h:a")["analyze"].data == {"audio": {"peak": 3}}
+        assert cat.current_results(a.id)["analyze"].data == {"audio": {"peak": 3}}
 
 
 def test_transaction_rolls_back_on_error_and_readers_see_committed_state(collection):
@@ -132,7 +132,7 @@ def test_file_record_and_flatten(collection):
                 data={"audio": {"toy_level": -3.0}, "toy": {"sections": [[0.0, 1.5]]}})
         _record(cat, rows["/m/bad.wav"].id, "h:bad", status="error", error="empty file (0 bytes)")
         _record(cat, rows["/m/bad.wav"].id, "h:bad", step="toy", status="error", error="nope")
-        records = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
+        records = {f.path: file_record(f, res) for f, res in cat.iter_current()}
     ok = records["/m/ok.wav"]
     assert ok["status"] == "ok" and ok["error"] is None
     assert ok["audio"] == {"non_finite_samples": 0, "toy_level": -3.0}  # steps' objects merge

@@ -47,9 +47,10 @@ def test_collection_workflow(tmp_path, library, media):
                                     "https://example.org/archive/reel-07.mp3\n")
     r = run_cli("add", library, "batch.txt", "song.mp3", cwd=coll)  # cwd: the collection
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "added 8, already present 0, skipped 0"
+    assert r.stdout.strip() == "added 8, already present 0, skipped 1"  # notes.txt, with why
+    assert "notes.txt: not an audio or video file name (extension .txt)" in r.stderr
     r = run_cli("-C", coll, "add", library, f"@{coll / 'batch.txt'}", "nope.wav", cwd=tmp_path)
-    assert r.stdout.strip() == "added 0, already present 7, skipped 1"
+    assert r.stdout.strip() == "added 0, already present 7, skipped 2"
     assert "nope.wav: not found" in r.stderr
 
     r = run_cli("-C", coll, "analyze", "--workers", "2")

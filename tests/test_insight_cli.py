@@ -43,7 +43,7 @@ def coll(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def flats(coll) -> dict[str, dict]:
     with Catalog.open(coll) as cat:
-        return {f.path: flatten(file_record(f, res)) for f, res in cat.iter_latest()}
+        return {f.path: flatten(file_record(f, res)) for f, res in cat.iter_current()}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_ls_query_fields_sort_limit_csv(coll, flats):
 
 def test_ls_jsonl_is_the_records(coll):
     with Catalog.open(coll) as cat:
-        expected = [file_record(f, res) for f, res in cat.iter_latest()]
+        expected = [file_record(f, res) for f, res in cat.iter_current()]
     out = cli(coll, "ls", "--format", "jsonl").stdout
     assert [json.loads(line) for line in out.splitlines()] == expected
     out = cli(coll, "ls", "status = error", "-f", "json").stdout

@@ -26,7 +26,7 @@ def catalog(root: Path, rows: list[dict]) -> FieldIndex:
     for k, (fid, data) in enumerate(zip(ids, rows)):
         cat.record(fid, size_bytes=1000, mtime_ns=k, content_hash=f"h{k}", step="analyze", step_version="1",
                    params_hash="p", params={}, status="ok", error=None, data=data, elapsed_s=0.01)
-    return FieldIndex(cat)
+    return FieldIndex.open(cat)
 
 
 def test_a_slim_majority_is_no_norm(tmp_path):

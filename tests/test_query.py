@@ -11,9 +11,9 @@ import pytest
 
 from audiotrove.catalog.db import Catalog
 from audiotrove.catalog.fields import REGISTRY, Field, FieldSet, UnknownFieldError
-from audiotrove.catalog.index import FieldIndex
+from audiotrove.catalog.index import FieldIndex, select_file_ids
 from audiotrove.catalog.query import (And, Compare, InList, Not, Or, Present, QueryError, Truthy,
-                                      glob_to_like, parse, parse_quantity, parse_sort, select_file_ids,
+                                      glob_to_like, parse, parse_quantity, parse_sort,
                                       to_sql)
 from audiotrove.catalog.records import file_record, flatten
 
@@ -217,8 +217,8 @@ QUERIES = [
 
 
 def test_queries_match_the_python_reference(cat):
-    flats = {f.id: flatten(file_record(f, res)) for f, res in cat.iter_latest()}
-    idx = FieldIndex(cat)
+    flats = {f.id: flatten(file_record(f, res)) for f, res in cat.iter_current()}
+    idx = FieldIndex.open(cat)
     for q in QUERIES:
         node = parse(q)
         expected = {fid for fid, flat in flats.items() if reference(node, flat)}
@@ -238,8 +238,8 @@ def test_index_records_equal_iter_latest(cat):
     cat.record(fid, size_bytes=1, mtime_ns=1, content_hash=h, step="analyze", step_version="2",
                params_hash="p", params={}, status="ok", error=None,
                data={"media_info": {"container": {"duration": 1234.5}}}, elapsed_s=0.1)
-    expected = [file_record(f, res) for f, res in cat.iter_latest()]
-    idx = FieldIndex(cat)
+    expected = [file_record(f, res) for f, res in cat.iter_current()]
+    idx = FieldIndex.open(cat)
     got = list(idx.records())
     assert got == expected
     assert [json.loads(t) for t in idx.record_texts()] == expected
@@ -248,9 +248,9 @@ def test_index_records_equal_iter_latest(cat):
 
 
 def test_sync_is_incremental(cat):
-    idx = FieldIndex(cat, sync=False)
+    idx = FieldIndex(cat)
     assert idx.sync() == 120  # first build
-    assert FieldIndex(cat, sync=False).sync() == 0  # nothing changed
+    assert FieldIndex(cat).sync() == 0  # nothing changed
     before = idx.count("loudness < -100")
     fid, h = cat.conn.execute("SELECT id, content_hash FROM files WHERE id = 5").fetchone()
     cat.record(fid, size_bytes=1, mtime_ns=1, content_hash=h, step="analyze", step_version="9",
@@ -272,13 +272,13 @@ def test_discovered_fields_and_kind_mismatch(cat):
     cat.record(fid, size_bytes=1, mtime_ns=1, content_hash=h, step="enhance", step_version="1",
                params_hash="e", params={}, status="ok", error=None,
                data={"enhance": {"gain_db": 3.5, "method": "wiener", "bands": [1, 2]},
-                     "audio": {"bandwidth": [4000, 8000]}},  # a list where a number is registered
+                     "audio": {"bandwidth": {"frequency": [4000, 8000]}}},  # a list where a number is registered
                elapsed_s=0.5)
-    idx = FieldIndex(cat)
+    idx = FieldIndex.open(cat)
     assert idx.file_ids("enhance.gain_db > 3") == {2}
     assert idx.file_ids('enhance.method = wiener') == {2}
     assert idx.file_ids("enhance.bands?") == {2}
-    assert idx.count("audio.bandwidth?") == 0  # the wrong-kind value is not stored in the column
+    assert idx.count("audio.bandwidth.frequency?") == 0  # the wrong-kind value is not stored in the column
     names = [f.name for f in idx.fields if not f.registered]
     assert names == ["enhance.bands", "enhance.gain_db", "enhance.method"]
     with pytest.raises(QueryError) as exc:
@@ -286,7 +286,7 @@ def test_discovered_fields_and_kind_mismatch(cat):
     assert "enhance.gain_db" in exc.value.suggestions
     # the record still holds everything
     rec = next(r for r in idx.records("enhance.gain_db?"))
-    assert rec["enhance"]["bands"] == [1, 2] and rec["audio"]["bandwidth"] == [4000, 8000]
+    assert rec["enhance"]["bands"] == [1, 2] and rec["audio"]["bandwidth"]["frequency"] == [4000, 8000]
 
 
 def test_injection_attempts_are_data(cat):
@@ -300,18 +300,18 @@ def test_injection_attempts_are_data(cat):
 
 
 def test_registry_change_rebuilds(cat):
-    FieldIndex(cat)
+    FieldIndex.open(cat)
     bigger = REGISTRY.extended([Field("audio.noise.new_thing", "number", "dB")])
-    idx = FieldIndex(cat, registry=bigger, sync=False)
+    idx = FieldIndex(cat, registry=bigger)
     assert idx.pending_count() == cat.file_count()
     idx.sync()
     assert idx.count() == cat.file_count()
     # and back
-    assert FieldIndex(cat, sync=False).pending_count() == cat.file_count()
+    assert FieldIndex(cat).pending_count() == cat.file_count()
 
 
 def test_packed_matrix_matches_columns(cat):
-    idx = FieldIndex(cat)
+    idx = FieldIndex.open(cat)
     matrix, names = idx.packed_matrix("codec = flac")
     k = names.index("audio.loudness.measured")
     rows = list(idx.rows("codec = flac", columns=["audio.loudness.measured"]))
@@ -325,17 +325,17 @@ def test_packed_matrix_matches_columns(cat):
 
 def test_second_connection_reads_the_same_index(cat):
     # a second connection (another `ls` while a run commits) reads the same answers
-    idx = FieldIndex(cat)
+    idx = FieldIndex.open(cat)
     other = Catalog.open(cat.root)
     try:
-        assert FieldIndex(other).file_ids("codec = mp3") == idx.file_ids("codec = mp3")
+        assert FieldIndex.open(other).file_ids("codec = mp3") == idx.file_ids("codec = mp3")
     finally:
         other.close()
 
 
 def test_two_connections_share_text_codes(cat):
     """Two processes indexing in turn (an `ls` while another `ls` runs) never give two values one code."""
-    idx1 = FieldIndex(cat)
+    idx1 = FieldIndex.open(cat)
     idx1.codes()  # this connection's cache now holds the codes known so far
     other = Catalog.open(cat.root)
     try:
@@ -347,12 +347,12 @@ def test_two_connections_share_text_codes(cat):
                      data={"media_info": {"audio": {"codec": codec}}}, elapsed_s=0.1)
 
         add(other, "a.opus", "opus")
-        FieldIndex(other)  # assigns a code to "opus"
+        FieldIndex.open(other)  # assigns a code to "opus"
         add(cat, "b.m4a", "aac")
         idx1.sync()  # must not reuse opus's code for aac
-        matrix, names = FieldIndex(cat).packed_matrix("path ~ '/coll/?.*'")
+        matrix, names = FieldIndex.open(cat).packed_matrix("path ~ '/coll/?.*'")
         k = names.index("media_info.audio.codec")
         assert sorted(idx1.decode("media_info.audio.codec", c) for c in matrix[:, k]) == ["aac", "opus"]
-        assert FieldIndex(cat).file_ids("codec = aac") != FieldIndex(cat).file_ids("codec = opus")
+        assert FieldIndex.open(cat).file_ids("codec = aac") != FieldIndex.open(cat).file_ids("codec = opus")
     finally:
         other.close()

@@ -9,8 +9,8 @@ from insight_synth import fill
 from typer.testing import CliRunner
 
 from audiotrove.catalog.db import Catalog
-from audiotrove.catalog.query import (MAX_CONDITIONS, MAX_NESTING, MAX_PATTERN_CHARS, QueryError,
-                                      select_file_ids)
+from audiotrove.catalog.index import select_file_ids
+from audiotrove.catalog.query import MAX_CONDITIONS, MAX_NESTING, MAX_PATTERN_CHARS, QueryError
 from audiotrove.cli import app
 
 

@@ -37,7 +37,7 @@ def report(tmp_path_factory):
     files = build_collection(root)
     out = tmp_path_factory.mktemp("out") / "reports" / "report.html"
     with Catalog.open(root) as cat:
-        info = write_report(FieldIndex(cat), out, workers=1, title="Test report")
+        info = write_report(FieldIndex.open(cat), out, workers=1, title="Test report")
     return files, out, info
 
 
@@ -72,7 +72,7 @@ def test_report_where_and_spec(tmp_path):
     files = build_collection(tmp_path / "c")
     out = tmp_path / "r.html"
     with Catalog.open(files["root"]) as cat:
-        info = write_report(FieldIndex(cat), out, where="path ~ talk", workers=1,
+        info = write_report(FieldIndex.open(cat), out, where="path ~ talk", workers=1,
                             spec="audio.loudness.measured < -22")
     page = out.read_text()
     assert info["files"] == 6
@@ -85,7 +85,7 @@ def test_report_embed_audio_and_max_problems(report, tmp_path):
     files, _, _ = report
     out = tmp_path / "portable.html"
     with Catalog.open(files["root"]) as cat:
-        write_report(FieldIndex(cat), out, workers=1, embed_audio=True, max_problems=2)
+        write_report(FieldIndex.open(cat), out, workers=1, embed_audio=True, max_problems=2)
     page = out.read_text()
     cards = page.split('<article class="problem"')[1:]
     assert len(cards) == 2
@@ -276,7 +276,7 @@ def restored(tmp_path_factory):
     assert all(p.is_file() for p in outputs.values())
     report_path = tmp_path_factory.mktemp("rout") / "reports" / "restored.html"
     with Catalog.open(root) as cat:
-        info = write_report(FieldIndex(cat), report_path, workers=1)
+        info = write_report(FieldIndex.open(cat), report_path, workers=1)
     return files, outputs, report_path, info
 
 
@@ -299,7 +299,7 @@ def test_report_restored_section(restored):
     rows = _restored_rows(page)
     assert sorted(rows) == ["legacy.aiff", "noisy.wav"]
     with Catalog.open(files["root"]) as cat:
-        idx = FieldIndex(cat)
+        idx = FieldIndex.open(cat)
         names = ["enhance.before.snr_db", "enhance.after.snr_db", "enhance.change.snr_db",
                  "enhance.before.noise_floor_dbfs", "enhance.after.noise_floor_dbfs"]
         stored = {Path(r[0]).name: r[1:] for r in idx.rows("enhance.output?", columns=["path", *names])}
@@ -327,10 +327,10 @@ def test_report_restored_missing_output_embed_and_where(restored, tmp_path):
     gone.rename(moved)
     try:
         with Catalog.open(files["root"]) as cat:
-            write_report(FieldIndex(cat), tmp_path / "missing.html", workers=1)
-            portable = write_report(FieldIndex(cat), tmp_path / "portable.html", workers=1, embed_audio=True,
+            write_report(FieldIndex.open(cat), tmp_path / "missing.html", workers=1)
+            portable = write_report(FieldIndex.open(cat), tmp_path / "portable.html", workers=1, embed_audio=True,
                                     max_restored=1)
-            none = write_report(FieldIndex(cat), tmp_path / "talk.html", where="path ~ talk", workers=1)
+            none = write_report(FieldIndex.open(cat), tmp_path / "talk.html", where="path ~ talk", workers=1)
     finally:
         moved.rename(gone)
     rows = _restored_rows((tmp_path / "missing.html").read_text())
@@ -344,7 +344,7 @@ def test_report_restored_missing_output_embed_and_where(restored, tmp_path):
     rows = _restored_rows(page)
     assert portable["restored"] == 2 and list(rows) == ["legacy.aiff"] and "1 more restored file(s)" in page
     with Catalog.open(files["root"]) as cat:
-        write_report(FieldIndex(cat), tmp_path / "portable.html", workers=1, embed_audio=True)
+        write_report(FieldIndex.open(cat), tmp_path / "portable.html", workers=1, embed_audio=True)
     src = _sources(_restored_rows((tmp_path / "portable.html").read_text())["noisy.wav"])
     assert all(s.startswith("data:audio/mpeg;base64,") for s in src.values()) and len(src) == 2
     mp3 = base64.b64decode(src["restored"].split(",", 1)[1])

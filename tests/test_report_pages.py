@@ -72,7 +72,7 @@ def test_pictures_are_compressed(tmp_path):
     root = tmp_path / "coll"
     build_collection(root)
     with Catalog.open(root) as cat:
-        write_report(FieldIndex(cat), tmp_path / "r.html", workers=1)
+        write_report(FieldIndex.open(cat), tmp_path / "r.html", workers=1)
     page = (tmp_path / "r.html").read_text()
     pictures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*src="data:(image/[a-z]+);base64,([^"]*)"', page)
     thumbs = [(m, base64.b64decode(b)) for alt, m, b in pictures if alt.startswith("waveform")]

@@ -71,7 +71,7 @@ def test_run_then_rerun_is_a_no_op(tmp_path):
         assert (second.planned, second.ok, second.failed, second.up_to_date) == (6 - 6, 0, 0, 6)
         assert "0 ok, 0 failed, 6 already up to date" in second.line()
         assert _rows(cat, "analyze") == before  # not one row written or rewritten
-        records = [file_record(f, r) for f, r in cat.iter_latest()]
+        records = [file_record(f, r) for f, r in cat.iter_current()]
         assert all(r["status"] == "ok" and r["media_info"]["container"]["duration"] == 0.5
                    for r in records)
 
@@ -92,14 +92,14 @@ def test_version_bump_and_parameter_change_recompute_exactly_what_changed(tmp_pa
         rows = _rows(cat, "toy")
         assert len(rows) == 8 and {k: rows[k] for k in rows_v1} == rows_v1  # v1 rows untouched
         assert len(_rows(cat, "analyze")) == 4  # the required step ran first
-        latest = {f.path: file_record(f, r)["toy"] for f, r in cat.iter_latest()}
+        latest = {f.path: file_record(f, r)["toy"] for f, r in cat.iter_current()}
         assert all(t["analyze_duration_s"] == 0.5 for t in latest.values())
         peaks = {p: t["peak_dbfs"] for p, t in latest.items()}
 
         gained = run_step_quiet(cat, "toy", {"gain_db": 6.0})
         assert (gained.ok, gained.up_to_date) == (4, 0)
         assert len(_rows(cat, "toy")) == 12
-        latest = {f.path: file_record(f, r)["toy"] for f, r in cat.iter_latest()}
+        latest = {f.path: file_record(f, r)["toy"] for f, r in cat.iter_current()}
         for path, t in latest.items():
             assert t["peak_dbfs"] == pytest.approx(peaks[path] + 6.0)
         assert run_step_quiet(cat, "toy", {"gain_db": 6.0}).ok == 0
@@ -110,7 +110,7 @@ def test_version_bump_and_parameter_change_recompute_exactly_what_changed(tmp_pa
         changed = run_step_quiet(cat, "toy")
         assert (changed.ok, changed.up_to_date) == (1, 3)
         assert len(_rows(cat, "analyze")) == 5
-        latest = {f.path: file_record(f, r) for f, r in cat.iter_latest()}
+        latest = {f.path: file_record(f, r) for f, r in cat.iter_current()}
         assert latest[str(paths[2])]["toy"]["analyze_duration_s"] == 0.75
 
 
@@ -130,8 +130,12 @@ def test_failures_are_kept_and_retried_only_on_request(tmp_path, toy):
         assert (first.ok, first.failed) == (3, 2)
         failures = cat.failures("toy")
         assert sorted(p for p, _, _ in failures) == sorted(str(p) for p in paths[:2])
-        assert all(e.startswith("RuntimeError: toy step: marker file present (at toystep.py:")
-                   for _, _, e in failures)
+        # a bug (not an ItemError): one line naming step, file and exception; traceback in the log
+        for path, _, e in failures:
+            assert e == (f"bug in step toy on {Path(path).name}: RuntimeError: toy step: marker file "
+                         "present (traceback in .audiotrove/errors.log)")
+        log = (cat.root / ".audiotrove" / "errors.log").read_text()
+        assert log.count("Traceback (most recent call last)") == 2 and 'toystep.py", line' in log
         again = run_step_quiet(cat, "toy", params)
         assert (again.planned, again.up_to_date) == (0, 5)  # failures are results too
         retried = run_step_quiet(cat, "toy", params, retry_failed=True)
@@ -169,7 +173,7 @@ def test_identical_content_subsets_and_urls(tmp_path, toy):
         assert rest.urls_pending == 1 and "1 URLs not fetched yet" in rest.line()
         assert (rest.ok, rest.up_to_date) == (2, 2)
         assert len(_rows(cat, "toy")) == 3  # the copy shares its original's result
-        records = {f.path: file_record(f, r) for f, r in cat.iter_latest()}
+        records = {f.path: file_record(f, r) for f, r in cat.iter_current()}
         assert records[str(copy)]["toy"] == records[str(paths[0])]["toy"]
         assert records[str(paths[1])]["toy"]["peak_dbfs"] != records[str(paths[0])]["toy"]["peak_dbfs"]
         assert records["https://example.org/tape.mp3"]["status"] == "pending"

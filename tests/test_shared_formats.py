@@ -53,7 +53,7 @@ def analysed(tmp_path_factory) -> dict[str, dict]:
         summary = run_step_quiet(cat, "analyze")
         assert summary.ok + summary.failed == len(files)
         return {str(Path(f.path).relative_to(SHARED_DATA)): file_record(f, res)
-                for f, res in cat.iter_latest()}
+                for f, res in cat.iter_current()}
 
 
 def test_every_corrupt_file_is_an_error_with_a_useful_message(analysed):

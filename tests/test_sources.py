@@ -35,7 +35,11 @@ def test_folder_is_walked_recursively_for_media_only(tmp_path):
     paths = sorted(p for p, _, _ in found.entries)
     assert paths == sorted(str(p) for p in files.values())
     assert all(kind == "file" and source == str(tmp_path / "lib") for _, kind, source in found.entries)
-    assert found.skipped == []
+    # other files are counted as skipped, with why (hidden ones are not looked at)
+    assert sorted((Path(p).name, why.split(";")[0]) for p, why in found.skipped) == [
+        ("cover.jpg", "not an audio or video file name (extension .jpg)"),
+        ("notes.txt", "not an audio or video file name (extension .txt)"),
+        ("readme.md", "not an audio or video file name (extension .md)")]
 
 
 def test_relative_arguments_are_made_absolute(tmp_path):

@@ -238,12 +238,27 @@ def _collection(tmp_path, files, mode="onset"):
     return cat
 
 
+from audiotrove.units.select import Limits  # noqa: E402
+
+
+def _units(cat, query=None, sort=None, limits=None, *, where=None, problems=None):
+    """views.list_units with the arguments of the units.select.list_units these tests were
+    written for: the DataFrame, and the problems appended to `problems`."""
+    from audiotrove.views import list_units
+
+    limits = limits or Limits()
+    found = list_units(cat, query, where=where, sort=sort, per_file=limits.per_file, limit=limits.total)
+    if problems is not None:
+        problems.extend(found.problems)
+    return found.frame
+
+
 def test_list_units_filters_sorts_and_limits(files, tmp_path):
     from audiotrove.catalog.query import QueryError
-    from audiotrove.units.select import Limits, list_units, parse_sort, sort_rows
+    from audiotrove.units.select import Limits, parse_sort, sort_rows
 
     cat = _collection(tmp_path, files)
-    everything = list_units(cat)
+    everything = _units(cat)
     assert list(everything.columns[:2]) == ["path", "file_id"]
     by_file = everything.groupby("path").size()
     assert by_file[str(files / "notes.wav")] == len(NOTES)
@@ -251,17 +266,17 @@ def test_list_units_filters_sorts_and_limits(files, tmp_path):
     assert len(everything) == len(NOTES) * 2 + by_file[str(files / "noise.wav")]
     assert everything.equals(everything.sort_values(["path", "start"]).reset_index(drop=True))
 
-    a = list_units(cat, "note = A")
+    a = _units(cat, "note = A")
     assert set(a["octave"]) == {3, 4, 5} and (a["note"] == "A").all()
-    high = list_units(cat, "hz > 0.6kHz and clarity > 0.8", "hz:desc")
+    high = _units(cat, "hz > 0.6kHz and clarity > 0.8", "hz:desc")
     assert len(high) == 4 and (high["hz"] > 600).all() and list(high["hz"]) == sorted(high["hz"], reverse=True)
     assert high["path"].str.endswith("up.flac").all()
-    assert list_units(cat, "dur < 10ms").empty
-    unpitched = list_units(cat, "not hz?")
+    assert _units(cat, "dur < 10ms").empty
+    unpitched = _units(cat, "not hz?")
     assert unpitched["path"].str.endswith("noise.wav").all() and len(unpitched) >= 2
 
     # keep-fractions: the loudest half, then ordered by pitch (unpitched last)
-    sel = list_units(cat, None, "power:desc:0.5,hz")
+    sel = _units(cat, None, "power:desc:0.5,hz")
     n = len(everything)
     loud = everything.sort_values(["power", "path", "start"], ascending=[False, True, True]).head(math.ceil(n / 2))
     assert set(zip(sel["path"], sel["start"])) == set(zip(loud["path"], loud["start"]))
@@ -272,12 +287,12 @@ def test_list_units_filters_sorts_and_limits(files, tmp_path):
     rows = sort_rows(everything.to_dict("records"), parse_sort("power:desc:0.5,hz"))
     assert [(r["path"], r["start"]) for r in rows] == list(zip(sel["path"], sel["start"]))
 
-    top = list_units(cat, None, "power:desc", Limits(per_file=2))
+    top = _units(cat, None, "power:desc", Limits(per_file=2))
     assert top.groupby("path").size().max() == 2 and len(top) == 6
-    assert len(list_units(cat, None, "power:desc", Limits(per_file=2, total=3))) == 3
+    assert len(_units(cat, None, "power:desc", Limits(per_file=2, total=3))) == 3
 
     with pytest.raises(QueryError):
-        list_units(cat, "loudnes > 3")
+        _units(cat, "loudnes > 3")
     with pytest.raises(QueryError):
         parse_sort("power:sideways")
     with pytest.raises(QueryError):
@@ -286,25 +301,23 @@ def test_list_units_filters_sorts_and_limits(files, tmp_path):
 
 
 def test_file_level_where(files, tmp_path):
-    from audiotrove.units.select import list_units
 
     cat = _collection(tmp_path, files)
-    only = list_units(cat, where='path ~ "*notes*"')
+    only = _units(cat, where='path ~ "*notes*"')
     assert set(only["path"]) == {str(files / "notes.wav")}
-    counted = list_units(cat, where="units.count > 5")
+    counted = _units(cat, where="units.count > 5")
     assert set(counted["path"]) == {str(files / "notes.wav"), str(files / "up.flac")}
     cat.close()
 
 
 def test_missing_shard_is_reported(files, tmp_path):
-    from audiotrove.units.select import list_units
     from audiotrove.units.store import units_dir
 
     cat = _collection(tmp_path, files)
     victim = sorted(units_dir(cat).glob("*.parquet"))[0]
     victim.unlink()
     problems: list[str] = []
-    df = list_units(cat, problems=problems)
+    df = _units(cat, problems=problems)
     assert len(problems) == 1 and "missing" in problems[0]
     assert len(df) > 0
     cat.close()

@@ -17,14 +17,13 @@ object. Reading is safe while a run writes to the catalog (SQLite WAL).
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Iterator, Sequence
+from typing import Sequence
 
+from . import views
 from .catalog.db import Catalog
 from .catalog.fields import Field
 from .catalog.index import FieldIndex
-from .catalog.query import parse_field_list
 
 
 class Collection:
@@ -49,7 +48,7 @@ class Collection:
     @property
     def index(self) -> FieldIndex:
         """The field index, brought up to date with the catalog on each access."""
-        return FieldIndex(self.catalog)
+        return views.open_index(self.catalog)
 
     def fields(self) -> list[Field]:
         """Every field a query, `frame()` or `stats()` accepts (registered and discovered)."""
@@ -58,7 +57,29 @@ class Collection:
     def frame(self, where: str | None = None, *, fields: Sequence[str] | str | None = None,
               sort: str | None = None, limit: int | None = None):
         """A pandas DataFrame, one row per selected file, dotted field names as columns."""
-        return build_frame(self.index, where=where, fields=fields, sort=sort, limit=limit)
+        return views.file_frame(self.index, where=where, fields=fields, sort=sort, limit=limit)
+
+    def ls(self, where: str | None = None, *, fields: Sequence[str] | str | None = None,
+           sort: str | None = None, limit: int | None = None) -> list[dict]:
+        """What `audiotrove ls --format json --fields ...` prints: flat dicts, dotted names."""
+        return list(views.list_files(self.index, where, fields=fields, sort=sort, limit=limit,
+                                     shape="all").dicts())
+
+    def units(self, query: str | None = None, *, where: str | None = None, sort: str | None = None,
+              per_file: int | None = None, limit: int | None = None):
+        """The units `audiotrove units` lists, as a DataFrame (path, file_id, unit columns)."""
+        return views.list_units(self.catalog, query, where=where, sort=sort, per_file=per_file,
+                                limit=limit).frame
+
+    def status(self) -> dict:
+        """The object `audiotrove status --format json` prints."""
+        return views.status(self.catalog)
+
+    def report_data(self, where: str | None = None, *, spec: str | None = None) -> dict:
+        """The object `audiotrove report --format json` prints."""
+        from .views.report import report_data
+
+        return report_data(self.index, where=where, spec=spec)
 
     def records(self, where: str | None = None, *, limit: int | None = None) -> list[dict]:
         """The files' JSON objects ({"path", "status", "error", "media_info", "audio"...})."""
@@ -77,10 +98,8 @@ class Collection:
               bins: str | int = "auto", minority: float = 0.25,
               price_per_minute: float | None = None, workers: int | None = None) -> dict:
         """The object `audiotrove stats --format json` prints."""
-        from .report.summary import summarize
-
-        return summarize(self.index, where=where, fields=fields, bins=bins, minority=minority,
-                         price_per_minute=price_per_minute, workers=workers)
+        return views.stats(self.index, fields, where=where, bins=bins, minority=minority,
+                           price_per_minute=price_per_minute, workers=workers)
 
     def similar(self, target: str, *, k: int = 10, model: str = "yamnet", level: str | None = None,
                 where: str | None = None, units: str | None = None,
@@ -119,60 +138,4 @@ def open(path: str | os.PathLike = ".") -> Collection:  # noqa: A001 - the packa
     return Collection(Catalog.open(path))
 
 
-def build_frame(index: FieldIndex, *, where=None, fields: Sequence[str] | str | None = None,
-                sort: str | None = None, limit: int | None = None):
-    """The DataFrame behind `Collection.frame()` and `audiotrove export`."""
-    import pandas as pd
-
-    from .catalog.query import parse_sort
-
-    if fields:
-        cols = parse_field_list(fields, index.fields)
-        if not any(f.name == "path" for f in cols):
-            cols = [index.fields.resolve("path"), *cols]
-    else:
-        cols = index.export_fields(where)
-    keys = parse_sort(sort, index.fields) if sort else None
-    rows = list(index.rows(where, columns=cols, sort=keys, limit=limit))
-    data = {}
-    for k, f in enumerate(cols):
-        column = [r[k] for r in rows]
-        data[f.name] = _series(f, column, pd)
-    return pd.DataFrame(data, columns=[f.name for f in cols])
-
-
-def _series(f: Field, values: list, pd):
-    if f.kind == "list":
-        return pd.Series([None if v is None else json.loads(v) for v in values], dtype=object)
-    if f.kind == "bool":
-        return pd.Series([None if v is None else bool(v) for v in values], dtype="boolean")
-    if f.kind == "number":
-        if f.integer:
-            try:
-                return pd.Series(pd.array(values, dtype="Int64"))
-            except (TypeError, ValueError):
-                pass
-        try:
-            return pd.Series(values, dtype="float64")
-        except (TypeError, ValueError):
-            return pd.Series(values, dtype=object)
-    return pd.Series(values, dtype=object)
-
-
-def iter_flat_rows(index: FieldIndex, *, where=None, fields: Sequence[Field]) -> Iterator[dict]:
-    """Flat dicts {dotted name: JSON value} (lists decoded, bools as bools) for JSON exports."""
-    for row in index.rows(where, columns=fields):
-        yield {f.name: json_value(f, v) for f, v in zip(fields, row)}
-
-
-def json_value(f: Field, v):
-    if v is None:
-        return None
-    if f.kind == "list":
-        return json.loads(v) if isinstance(v, str) else v
-    if f.kind == "bool":
-        return bool(v)
-    return v
-
-
-__all__ = ["Collection", "open", "build_frame"]
+__all__ = ["Collection", "open"]

@@ -5,17 +5,15 @@ Exit status: 0 all ok, 1 some items failed (the message says how many), 2 usage 
 """
 from __future__ import annotations
 
+import functools
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from .catalog.db import Catalog
-from .catalog.records import file_record
 from .catalog.sources import expand_sources
 from .commands import embed as embed_commands
 from .commands import tag as tag_commands
@@ -25,7 +23,25 @@ from .commands import insight as insight_commands
 from .commands import map as map_commands
 from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
-from .commands.common import EXIT_FAILURES, EXIT_OK, State, err, exit_code, fail, open_catalog, run_step_cli
+from .commands.common import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    State,
+    check_format,
+    err,
+    exit_code,
+    fail,
+    handle_bug,
+    handle_usage,
+    open_catalog,
+    plain_help,
+    run_step_cli,
+    write_dicts,
+)
+from .errors import UsageError
+
+plain_help()
 
 app = typer.Typer(
     name="audiotrove",
@@ -47,8 +63,12 @@ def main_options(
     collection: Optional[Path] = typer.Option(
         None, "-C", "--collection", help="Collection folder (default: the current folder or a parent)."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the traceback of an internal error (a bug), as kept in "
+        ".audiotrove/errors.log."),
 ) -> None:
     State.collection = collection
+    State.debug = debug
 
 
 @app.command()
@@ -60,9 +80,27 @@ def init(folder: Path = typer.Argument(Path("."), help="Folder to make a collect
     cat.close()
 
 
+SKIPPED_SHOWN = 50  # skipped files listed one by one (the count is always complete)
+
+
+def _raw_format(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    from .io.raw import parse_raw
+
+    try:
+        return parse_raw(text).text
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 @app.command()
 def add(
     sources: Optional[List[str]] = typer.Argument(None, help="Folders (recursive), files, list files (*.txt or @list), URLs."),
+    raw: Optional[str] = typer.Option(
+        None, "--raw", metavar="RATE:CHANNELS:FORMAT", help="The files are headerless PCM of this format, "
+        "e.g. 8000:1:s16le (formats: s8, u8, s16le, s16be, s24le, s24be, s32le, s32be, f32le, f32be, "
+        "f64le, f64be, ulaw, alaw)."),
     ids: Optional[str] = typer.Option(None, "--ids", help="File of record ids, one a line (optional TAB sha256:...): URLs from --template."),
     template: Optional[str] = typer.Option(None, "--template", help="URL template: 'https://host/{group}/{dir}/{id}.wav'."),
     id_pattern: Optional[str] = typer.Option(None, "--id-pattern", help="Regular expression for the ids; its named groups are template variables."),
@@ -77,10 +115,12 @@ def add(
 ):
     """Register sources in the collection. Re-adding a file is a no-op.
 
-    URLs are stored (user:password removed: put credentials in ~/.netrc) and downloaded by
-    `audiotrove fetch`; a list file may give a checksum after a tab: `URL<TAB>sha256:...`.
+    Files in folders are registered by their extension (audio and video containers); every
+    other file is counted as skipped, with the reason. Exit status 1 when nothing named could
+    be added. URLs are stored (user:password removed: put credentials in ~/.netrc) and
+    downloaded by `audiotrove fetch`; a list file may give a checksum after a tab:
+    `URL<TAB>sha256:...`.
     """
-    from .errors import UsageError
     from .sources.adding import RemoteOptions, add_remote, check
     from .sources.register import record_checksums
 
@@ -88,22 +128,32 @@ def add(
                            ia_base_url, metadata, match_column)
     if not sources and not remote.any():
         raise fail("nothing to add: give folders, files, lists or URLs, or --ids, --ia-query, --metadata")
+    raw_format = _raw_format(raw)
+    nothing_added = False
     with open_catalog() as cat:
         try:
             check(remote)
             if sources:
                 found = expand_sources(sources)
-                added, present = cat.add_files(found.entries)
+                if raw_format:  # headerless PCM: the local files named
+                    found.entries = [(p, k, s) for p, k, s in found.entries if k == "file"]
+                added, present = cat.add_files(found.entries, raw_format=raw_format)
                 record_checksums(cat, found.checksums)
-                for path, why in found.skipped:
+                for path, why in found.skipped[:SKIPPED_SHOWN]:
                     err.print(f"[yellow]skipped[/] {path}: {why}")
+                if len(found.skipped) > SKIPPED_SHOWN:
+                    err.print(f"[yellow]... and {len(found.skipped) - SKIPPED_SHOWN} more skipped[/]")
                 if found.credentials_removed:
                     err.print(f"[yellow]note[/] user:password removed from {found.credentials_removed} URL(s) "
                               "(never stored): give them to `fetch` through ~/.netrc or $NETRC")
                 print(f"added {added}, already present {present}, skipped {len(found.skipped)}")
+                nothing_added = not found.entries and not remote.any()
             add_remote(cat, remote, say=print, warn=lambda m: err.print(f"[yellow]{m}[/]"))
         except UsageError as exc:
             raise fail(str(exc))
+    if nothing_added:
+        err.print("[red]nothing could be added[/]")
+        raise typer.Exit(EXIT_FAILURES)
 
 
 @app.command()
@@ -119,6 +169,10 @@ def analyze(
         None, "--silence-min", help="Shortest silence reported, in seconds (default 2)."),
     quality: Optional[bool] = typer.Option(
         None, "--quality/--no-quality", help="DNSMOS speech quality score on up to 3 speech windows (default off: it costs about 0.2 s CPU per 9 s window)."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", help="One-off mode: jsonl (one JSON object per "
+                            "file, the default), json, csv or table."),
+    raw: Optional[str] = typer.Option(None, "--raw", metavar="RATE:CHANNELS:FORMAT",
+                                      help="One-off mode: FILES are headerless PCM of this format (see add --raw)."),
     item_timeout: Optional[float] = typer.Option(
         None, "--item-timeout", metavar="SECONDS", min=0.001,
         help="Time limit per file, after which it fails and the batch goes on (default: 60 s + 10 x the seconds of audio decoded)."),
@@ -132,7 +186,8 @@ def analyze(
     overrides = {"silence_threshold_dbfs": silence_threshold, "silence_min_s": silence_min,
                  "quality": quality}
     if files:
-        raise typer.Exit(_analyze_one_off(files, workers, overrides, item_timeout))
+        check_format(fmt)
+        raise typer.Exit(_analyze_one_off(files, workers, overrides, fmt, _raw_format(raw), item_timeout))
     with open_catalog() as cat:
         summary = run_step_cli(cat, "analyze", overrides, workers=workers, retry_failed=retry_failed,
                                item_timeout_s=item_timeout)
@@ -140,48 +195,63 @@ def analyze(
         raise typer.Exit(exit_code(summary))
 
 
-def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict,
-                     item_timeout: Optional[float] = None) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="audiotrove-"))
-    try:
-        with Catalog.create(tmp) as cat:
-            found = expand_sources(files)
-            cat.add_files(found.entries)
-            summary = run_step_cli(cat, "analyze", overrides, workers=workers,
-                                   show_progress=len(found.entries) > 1, item_timeout_s=item_timeout)
-            by_path = {f.path: file_record(f, res) for f, res in cat.iter_latest()}
-            for path, _, _ in found.entries:
-                print(json.dumps(by_path[path]), flush=True)
-            for path, why in found.skipped:
-                print(json.dumps({"path": path, "status": "error", "error": why}), flush=True)
-        failed = summary.failed + len(found.skipped)
-        if failed:
-            err.print(f"[red]{failed} of {len(found.entries) + len(found.skipped)} file(s) failed[/]")
-        return EXIT_FAILURES if failed else EXIT_OK
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, fmt: str,
+                     raw_format: Optional[str] = None, item_timeout: Optional[float] = None) -> int:
+    from .views.oneoff import analyze_files
+
+    result = analyze_files(files, overrides, workers=workers, show_progress=fmt != "table",
+                           run=run_step_cli, raw_format=raw_format, item_timeout_s=item_timeout)
+    if fmt in ("json", "jsonl"):
+        write_dicts(result.records, fmt)
+    else:
+        from .catalog.records import flatten
+        from .commands.common import write_listing
+        from .views.files import Listing
+
+        if fmt == "csv":
+            flat = [flatten(r) for r in result.records]
+            names: list[str] = []
+            for r in flat:
+                names += [n for n in r if n not in names]
+            write_dicts(flat, "csv", columns=names)
+        else:
+            write_listing(Listing(result.columns, iter(result.rows), path_last=True), "table")
+    failed = result.failed
+    if failed:
+        err.print(f"[red]{failed} of {len(result.records)} file(s) failed[/]")
+        for r in result.records:
+            if r.get("status") == "error" and fmt not in ("json", "jsonl"):
+                err.print(f"  {r['path']}: {r.get('error')}")
+    return EXIT_FAILURES if failed else EXIT_OK
 
 
 @app.command()
-def status():
-    """Counts per step and state, and the failures with their messages."""
+def status(fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl.")):
+    """Files per step and state (of each file's current result; todo: none yet), URLs not
+    fetched yet, and the failures with their messages."""
+    from .views import status as collection_status
+
+    check_format(fmt)
     with open_catalog() as cat:
-        total = cat.file_count()
-        print(f"collection {cat.root}: {total} files")
-        counts = cat.step_counts()
-        done: dict[str, int] = {}
-        for step, state, n in counts:
-            print(f"  {step:<10} {state:<6} {n}")
-            done[step] = done.get(step, 0) + n
-        for step, n in done.items():
-            if total - n:
-                print(f"  {step:<10} {'todo':<6} {total - n}")
-        failures = cat.failures()
-        if failures:
+        st = collection_status(cat)
+    if fmt == "json":
+        print(json.dumps(st, indent=2))
+    elif fmt in ("csv", "jsonl"):
+        rows = [{"kind": "count", **s, "path": None, "error": None} for s in st["steps"]]
+        rows += [{"kind": "failure", "step": f["step"], "state": "error", "files": 1, "path": f["path"],
+                  "error": f["error"]} for f in st["failures"]]
+        write_dicts(rows, fmt, columns=["kind", "step", "state", "files", "path", "error"])
+    else:
+        print(f"collection {st['root']}: {st['files']} files")
+        for s in st["steps"]:
+            print(f"  {s['step']:<10} {s['state']:<6} {s['files']}")
+        if st["urls_not_fetched"]:
+            print(f"  {st['urls_not_fetched']} URL(s) not fetched")
+        if st["failures"]:
             print("failures:")
-            for path, step, error in failures:
-                print(f"  {path} [{step}]: {error}")
-        raise typer.Exit(EXIT_FAILURES if failures else EXIT_OK)
+            for f in st["failures"]:
+                print(f"  {f['path']} [{f['step']}]: {f['error']}")
+    raise typer.Exit(EXIT_FAILURES if st["failures"] else EXIT_OK)
 
 
 for _module in (
@@ -197,11 +267,52 @@ for _module in (
     _module.register(app)
 
 
+def _guarded(command):
+    """A command whose usage errors exit 2 with one clean line (a JSON object under --format
+    json), and whose bugs exit 1 with one line and the traceback logged (see commands/common)."""
+    name = command.__name__.removesuffix("_cmd")
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        State.fmt = "table"
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise
+        except UsageError as exc:
+            raise typer.Exit(handle_usage(exc))
+        except Exception as exc:  # a bug: one line, the traceback logged
+            raise typer.Exit(handle_bug(exc, name))
+    return run
+
+
+for _info in app.registered_commands:
+    _info.callback = _guarded(_info.callback)
+
+
 def main() -> None:
     try:
-        app()
+        app()  # standalone: Typer's own usage errors and Exit end the process here
     except BrokenPipeError:
         sys.exit(EXIT_OK)
+    except UsageError as exc:
+        sys.exit(handle_usage(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: one line, the traceback logged
+        sys.exit(handle_bug(exc, _command_name()))
+
+
+def _command_name() -> str:
+    args = sys.argv[1:]
+    for k, a in enumerate(args):
+        if a.startswith("-"):
+            continue
+        if k and args[k - 1] in ("-C", "--collection"):
+            continue
+        return a
+    return ""
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@
   The CLI prints one clean line and exits 2 before any work starts.
 
 Anything else that escapes a step is a bug: the runner stores a one-line message naming the
-exception and where it happened, and keeps the batch going.
+step, the file and the exception (`bug_message`), keeps the traceback in the collection's
+.audiotrove/errors.log (`log_bug`; `audiotrove --debug ...` prints it too) and keeps the batch going.
 """
 from __future__ import annotations
+
+import os
+import time
+
+LOG_NAME = "errors.log"
 
 
 class AudiotroveError(Exception):
@@ -23,4 +29,24 @@ class UsageError(AudiotroveError):
     """The command cannot run as asked; the message says why (exit status 2)."""
 
 
-__all__ = ["AudiotroveError", "ItemError", "UsageError"]
+def bug_message(exc: BaseException, *, step: str | None = None, path: str | None = None,
+                where: str | None = None) -> str:
+    """One line naming what failed: 'bug in step segment on a.wav: ValueError: bad (traceback
+    in .audiotrove/errors.log)'."""
+    where = where or " ".join(filter(None, [f"in step {step}" if step else "",
+                                            f"on {os.path.basename(path)}" if path else ""]))
+    text = " ".join(str(exc).split()) or "(no message)"
+    return (f"bug{' ' + where if where else ''}: {type(exc).__name__}: {text} "
+            f"(traceback in .audiotrove/{LOG_NAME})")
+
+
+def log_bug(workdir: str | os.PathLike, header: str, trace: str) -> str:
+    """Append a traceback to <workdir>/errors.log (workdir: the collection's .audiotrove folder);
+    return the log's path."""
+    path = os.path.join(os.fspath(workdir), LOG_NAME)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {header}\n{trace.rstrip()}\n")
+    return path
+
+
+__all__ = ["AudiotroveError", "ItemError", "UsageError", "bug_message", "log_bug", "LOG_NAME"]

@@ -6,6 +6,14 @@ Tables
   results  one row per (content_hash, step, step_version, params_hash): the JSON a step
            returned for that content, or its error message. Identical content shares results;
            bumping a step's version or changing a parameter makes a new row.
+  current_results
+           one row per (file, step): the result that is the file's current one for that step,
+           whatever its parameters. The runner sets it when it commits a result (`record`) or
+           finds one up to date (`make_current`); `ls`, `units`, the report and the steps that
+           require another read it. A pointer to a result of content the file no longer has
+           counts as none.
+  meta     schema_version: read at open; an older catalog is upgraded in place (MIGRATIONS),
+           in one transaction.
   file_attrs  per-file facts that belong to the file, not to its content: where it came from
            (`source`), its download (`fetch`), the user's metadata (`meta`); one JSON object
            per (file, group), shown in the file's record under that group's name.
@@ -23,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..errors import UsageError
+
 CATALOG_DIR = ".audiotrove"
 CATALOG_FILE = "catalog.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +47,8 @@ CREATE TABLE IF NOT EXISTS files (
     size_bytes    INTEGER,
     mtime_ns      INTEGER,
     content_hash  TEXT,                      -- set by the first run that reads the file
-    added_at      REAL NOT NULL
+    added_at      REAL NOT NULL,
+    raw_format    TEXT                       -- headerless PCM: RATE:CHANNELS:FORMAT (io/raw.py)
 );
 CREATE TABLE IF NOT EXISTS results (
     id            INTEGER PRIMARY KEY,
@@ -53,20 +64,63 @@ CREATE TABLE IF NOT EXISTS results (
     created_at    REAL NOT NULL,
     UNIQUE (content_hash, step, step_version, params_hash)
 );
+
+CREATE INDEX IF NOT EXISTS results_by_hash ON results (content_hash, step, created_at);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files (content_hash);
+"""
+_FILE_ATTRS = """
 CREATE TABLE IF NOT EXISTS file_attrs (
     file_id       INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     name          TEXT NOT NULL,             -- the record's group: 'source' | 'fetch' | 'meta'
     data          TEXT NOT NULL,             -- JSON object
     updated_at    REAL NOT NULL,
     PRIMARY KEY (file_id, name)
-);
-CREATE INDEX IF NOT EXISTS results_by_hash ON results (content_hash, step, created_at);
-CREATE INDEX IF NOT EXISTS files_by_hash ON files (content_hash);
-"""
+)"""
+_CURRENT_TABLE = """
+CREATE TABLE IF NOT EXISTS current_results (
+    file_id       INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    step          TEXT NOT NULL,
+    result_id     INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    PRIMARY KEY (file_id, step)
+) WITHOUT ROWID"""
+_CURRENT_INDEX = "CREATE INDEX IF NOT EXISTS current_by_result ON current_results (result_id)"
 
 
-class CatalogError(Exception):
-    """A setup problem with the collection (missing, not initialised...)."""
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 had no current-result pointers: the latest result (by created_at) of each step
+    for a file's content was its current one. Record exactly that as pointers. And the
+    bandwidth became a group like the others: audio.bandwidth (Hz) and audio.bandwidth_reason
+    are now audio.bandwidth.frequency and audio.bandwidth.reason. Files may be headerless PCM
+    read with a stated format (files.raw_format)."""
+    conn.execute("ALTER TABLE files ADD COLUMN raw_format TEXT")
+    conn.execute(_FILE_ATTRS)
+    rows = conn.execute("SELECT id, data FROM results WHERE step = 'analyze' AND data IS NOT NULL").fetchall()
+    for rid, text in rows:
+        data = json.loads(text)
+        audio = data.get("audio") if isinstance(data, dict) else None
+        if not isinstance(audio, dict) or isinstance(audio.get("bandwidth"), dict) or "bandwidth" not in audio:
+            continue
+        group = {"frequency": audio.pop("bandwidth")}
+        if "bandwidth_reason" in audio:
+            group["reason"] = audio.pop("bandwidth_reason")
+        audio["bandwidth"] = group
+        conn.execute("UPDATE results SET data = ? WHERE id = ?", (json.dumps(data), rid))
+    conn.execute(_CURRENT_TABLE)
+    conn.execute(_CURRENT_INDEX)
+    conn.execute("""
+INSERT INTO current_results (file_id, step, result_id)
+SELECT f.id, r.step, (SELECT r2.id FROM results r2 WHERE r2.content_hash = f.content_hash
+                      AND r2.step = r.step ORDER BY r2.created_at DESC, r2.id DESC LIMIT 1)
+FROM files f JOIN results r ON r.content_hash = f.content_hash
+GROUP BY f.id, r.step""")
+
+
+# from_version -> the function upgrading a catalog from that version to the next one.
+MIGRATIONS = {1: _migrate_1_to_2}
+
+
+class CatalogError(UsageError):
+    """A setup problem with the collection (missing, not initialised, too new...)."""
 
 
 @dataclass
@@ -77,6 +131,7 @@ class FileRow:
     size_bytes: int | None
     mtime_ns: int | None
     content_hash: str | None
+    raw_format: str | None = None  # headerless PCM: RATE:CHANNELS:FORMAT
 
 
 @dataclass
@@ -90,6 +145,8 @@ class ResultRow:
     data: dict | None
     elapsed_s: float | None
     created_at: float
+    id: int | None = None
+    params: dict | None = None
 
 
 def find_root(start: str | os.PathLike) -> Path:
@@ -115,18 +172,50 @@ class Catalog:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(_SCHEMA)
+        self.schema_version = self._upgrade()
+
+    def _read_version(self) -> int:
+        """The stored schema version; 0 for an empty database."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "files" not in tables:
+            return 0
+        if "meta" not in tables:
+            return 1
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 1
+
+    def _upgrade(self) -> int:
+        """Create the schema in an empty database, or upgrade an older one in place, in one
+        transaction (a failure leaves the catalog as it was)."""
+        version = self._read_version()
+        if version == SCHEMA_VERSION:
+            return version
+        if version > SCHEMA_VERSION:
+            raise CatalogError(f"{self.db_path} was written by a newer audiotrove (catalog schema "
+                               f"{version}; this one reads up to {SCHEMA_VERSION}): upgrade audiotrove")
+        try:
+            with self.transaction() as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                if version == 0:
+                    for stmt in [*_SCHEMA.split(";"), _FILE_ATTRS, _CURRENT_TABLE, _CURRENT_INDEX]:
+                        if stmt.strip():
+                            conn.execute(stmt)
+                else:
+                    for step in range(version, SCHEMA_VERSION):
+                        MIGRATIONS[step](conn)
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+        except sqlite3.OperationalError as exc:
+            raise CatalogError(f"cannot upgrade {self.db_path} from catalog schema {version} to "
+                               f"{SCHEMA_VERSION}: {exc}") from exc
+        return SCHEMA_VERSION
 
     # --- opening -----------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | os.PathLike) -> "Catalog":
         root = Path(root).resolve()
         (root / CATALOG_DIR).mkdir(parents=True, exist_ok=True)
-        cat = cls(root, root / CATALOG_DIR / CATALOG_FILE)
-        cat.conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
-        return cat
+        return cls(root, root / CATALOG_DIR / CATALOG_FILE)
 
     @classmethod
     def open(cls, start: str | os.PathLike = ".") -> "Catalog":
@@ -143,25 +232,31 @@ class Catalog:
         self.close()
 
     # --- files -------------------------------------------------------------------------
-    def add_files(self, entries: Iterable[tuple[str, str, str]]) -> tuple[int, int]:
-        """Register (path, kind, source) entries; return (added, already_present)."""
+    def add_files(self, entries: Iterable[tuple[str, str, str]], *,
+                  raw_format: str | None = None) -> tuple[int, int]:
+        """Register (path, kind, source) entries; return (added, already_present).
+        `raw_format` (RATE:CHANNELS:FORMAT): the files are headerless PCM of that format (it is
+        set on files already present too)."""
         added = present = 0
         now = time.time()
         with self.transaction():
             for path, kind, source in entries:
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO files(path, kind, source, added_at) VALUES (?, ?, ?, ?)",
-                    (path, kind, source, now),
+                    "INSERT OR IGNORE INTO files(path, kind, source, added_at, raw_format) "
+                    "VALUES (?, ?, ?, ?, ?)", (path, kind, source, now, raw_format),
                 )
                 if cur.rowcount:
                     added += 1
                 else:
                     present += 1
+                    if raw_format is not None:  # read differently now: its results no longer apply
+                        self.conn.execute("UPDATE files SET raw_format=?, content_hash=NULL WHERE path=? "
+                                          "AND raw_format IS NOT ?", (raw_format, path, raw_format))
         return added, present
 
     def files(self, ids: Iterable[int] | None = None) -> list[FileRow]:
         rows = self.conn.execute(
-            "SELECT id, path, kind, size_bytes, mtime_ns, content_hash FROM files ORDER BY path"
+            "SELECT id, path, kind, size_bytes, mtime_ns, content_hash, raw_format FROM files ORDER BY path"
         ).fetchall()
         wanted = set(ids) if ids is not None else None
         return [FileRow(**dict(r)) for r in rows if wanted is None or r["id"] in wanted]
@@ -235,34 +330,82 @@ class Catalog:
     def record(self, file_id: int, *, size_bytes: int | None, mtime_ns: int | None,
                content_hash: str, step: str, step_version: str, params_hash: str,
                params: dict, status: str, error: str | None, data: dict | None,
-               elapsed_s: float | None) -> None:
-        """Store one finished item: file facts and its result, in one transaction."""
+               elapsed_s: float | None) -> int:
+        """Store one finished item: file facts, its result, and that result as the file's
+        current one for the step, in one transaction. Returns the result's id."""
         with self.transaction():
             self.conn.execute(
                 "UPDATE files SET size_bytes=?, mtime_ns=?, content_hash=? WHERE id=?",
                 (size_bytes, mtime_ns, content_hash, file_id),
             )
+            # Update in place when the key exists (the row keeps its id, so other files'
+            # pointers to it stay valid), else insert. Not an upsert: its conflict policy would
+            # override the index triggers' own.
+            key = (content_hash, step, step_version, params_hash)
+            values = (json.dumps(params, sort_keys=True), status, error,
+                      None if data is None else json.dumps(data), elapsed_s, time.time())
+            row = self.conn.execute(
+                "SELECT id FROM results WHERE content_hash=? AND step=? AND step_version=? "
+                "AND params_hash=?", key).fetchone()
+            if row is not None:
+                self.conn.execute("UPDATE results SET params=?, status=?, error=?, data=?, elapsed_s=?, "
+                                  "created_at=? WHERE id=?", (*values, row[0]))
+                result_id = row[0]
+            else:
+                result_id = self.conn.execute(
+                    "INSERT INTO results(content_hash, step, step_version, params_hash, params,"
+                    " status, error, data, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (*key, *values)).lastrowid
             self.conn.execute(
-                "INSERT OR REPLACE INTO results(content_hash, step, step_version, params_hash, params,"
-                " status, error, data, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (content_hash, step, step_version, params_hash, json.dumps(params, sort_keys=True),
-                 status, error, None if data is None else json.dumps(data), elapsed_s, time.time()),
-            )
+                "INSERT OR REPLACE INTO current_results(file_id, step, result_id) VALUES (?, ?, ?)",
+                (file_id, step, result_id))
+        return result_id
 
-    def latest_results(self, content_hash: str) -> dict[str, ResultRow]:
-        """step -> the most recent result for this content (any version or parameters)."""
+    def make_current(self, step: str, step_version: str, params_hash: str,
+                     file_ids: Iterable[int]) -> int:
+        """Point these files' current `step` result at their stored result of this configuration
+        (for their present content); files without one are left alone. Returns how many moved."""
+        ids = list(file_ids)
+        moved = 0
+        with self.transaction() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                cur = conn.execute(
+                    "INSERT OR REPLACE INTO current_results(file_id, step, result_id) "
+                    "SELECT f.id, r.step, r.id FROM files f JOIN results r ON r.content_hash = f.content_hash "
+                    "AND r.step = ? AND r.step_version = ? AND r.params_hash = ? "
+                    f"WHERE f.id IN ({','.join('?' * len(chunk))}) AND NOT EXISTS ("
+                    "SELECT 1 FROM current_results c WHERE c.file_id = f.id AND c.step = r.step "
+                    "AND c.result_id = r.id)",
+                    [step, step_version, params_hash, *chunk])
+                moved += cur.rowcount
+        return moved
+
+    def current_results(self, file_id: int) -> dict[str, ResultRow]:
+        """step -> the file's current result (for its present content)."""
         rows = self.conn.execute(
-            "SELECT * FROM results WHERE content_hash=? ORDER BY created_at", (content_hash,)
-        ).fetchall()
+            "SELECT r.* FROM current_results c JOIN files f ON f.id = c.file_id "
+            "JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
+            "WHERE c.file_id = ? ORDER BY r.created_at, r.id", (file_id,)).fetchall()
         return {r["step"]: _result_row(r) for r in rows}
 
-    def iter_latest(self, step: str | None = None) -> Iterator[tuple[FileRow, dict[str, ResultRow]]]:
-        """Every file with the latest result of each step for its current content."""
+    def current_pointers(self, step: str, file_ids: Iterable[int] | None = None) -> dict[int, ResultRow]:
+        """file id -> its current `step` result, even one for content the file no longer has
+        (a requirement is re-run with the parameters the user chose last)."""
+        rows = self.conn.execute(
+            "SELECT c.file_id AS fid, r.* FROM current_results c JOIN results r ON r.id = c.result_id "
+            "WHERE c.step = ?", (step,)).fetchall()
+        wanted = None if file_ids is None else set(file_ids)
+        return {r["fid"]: _result_row(r) for r in rows if wanted is None or r["fid"] in wanted}
+
+    def iter_current(self, step: str | None = None) -> Iterator[tuple[FileRow, dict[str, ResultRow]]]:
+        """Every file (by path) with its current result of each step (or of `step`)."""
         query = (
             "SELECT f.id AS fid, f.path, f.kind, f.size_bytes, f.mtime_ns, f.content_hash AS fhash, r.* "
-            "FROM files f LEFT JOIN results r ON r.content_hash = f.content_hash "
-            + ("AND r.step = ? " if step else "")
-            + "ORDER BY f.path, r.created_at"
+            "FROM files f LEFT JOIN current_results c ON c.file_id = f.id "
+            + ("AND c.step = ? " if step else "")
+            + "LEFT JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
+            "ORDER BY f.path, r.created_at, r.id"
         )
         current: FileRow | None = None
         results: dict[str, ResultRow] = {}
@@ -279,17 +422,19 @@ class Catalog:
             yield current, results
 
     def step_counts(self) -> list[tuple[str, str, int]]:
-        """(step, status, count of files) over the files' current content."""
+        """(step, status, count of files) over the files' current results."""
         rows = self.conn.execute(
-            "SELECT r.step, r.status, count(DISTINCT f.id) FROM files f JOIN results r "
-            "ON r.content_hash = f.content_hash GROUP BY r.step, r.status ORDER BY r.step, r.status"
+            "SELECT r.step, r.status, count(DISTINCT f.id) FROM files f "
+            "JOIN current_results c ON c.file_id = f.id "
+            "JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
+            "GROUP BY r.step, r.status ORDER BY r.step, r.status"
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
     def failures(self, step: str | None = None) -> list[tuple[str, str, str]]:
-        """(path, step, error) for files whose latest result of a step is an error."""
+        """(path, step, error) for files whose current result of a step is an error."""
         out = []
-        for f, results in self.iter_latest(step):
+        for f, results in self.iter_current(step):
             for name, res in results.items():
                 if res.status == "error":
                     out.append((f.path, name, res.error or ""))
@@ -327,6 +472,7 @@ def _result_row(r: sqlite3.Row) -> ResultRow:
         content_hash=r["content_hash"], step=r["step"], step_version=r["step_version"],
         params_hash=r["params_hash"], status=r["status"], error=r["error"],
         data=json.loads(r["data"]) if r["data"] else None,
-        elapsed_s=r["elapsed_s"], created_at=r["created_at"],
+        elapsed_s=r["elapsed_s"], created_at=r["created_at"], id=r["id"],
+        params=json.loads(r["params"]) if r["params"] else None,
     )
 

@@ -15,13 +15,27 @@ Fields that a step returns but that are not listed here still work (the index di
 from the data, `FieldSet.extended`); listing them adds a unit, a description and a typed column.
 
 Short names: every field can be written by a unique dotted suffix (`sample_rate`,
-`loudness.true_peak`) and by the aliases in `ALIASES` (`duration`, `lufs`, `snr`...).
+`loudness.true_peak`), by the aliases in `ALIASES` (`duration`, `lufs`, `snr`...) and by its
+column heading (`label`: `ch`, `bits`...). A fixed-size list field (`size=13`) has its elements
+as number fields `<name>_1`..`<name>_13`.
+
+Values: a field parses what users type (`Field.parse`: 10m, 1h30m, 1:30, 8kHz, 128k, 2MB,
+-23LUFS, 5%), turns stored values into JSON (`json_value`) and formats them for tables and the
+report (`format`, `format_stat`, `formatter`). Units decide both, in one place below.
+
+Adding fields: list them in FIELDS, or, for a step of its own, `register_fields([Field(...)],
+{alias: name})` from a light module named in FIELD_MODULES (imported when the registry is first
+used). `registry()` (also `REGISTRY`) is the set in use.
 """
 from __future__ import annotations
 
 import difflib
+import importlib
+import json
+import math
+import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 KINDS = ("number", "text", "bool", "list")
 
@@ -35,8 +49,9 @@ class Field:
     discrete: bool = False
     uniformity: bool = False
     integer: bool = False
-    label: str | None = None  # short column heading for tables
+    label: str | None = None  # short column heading for tables (also accepted as a name)
     registered: bool = True  # False: discovered in the data, not listed in the registry
+    size: int | None = None  # a list of fixed length: elements addressable as <name>_1.. (mfcc)
 
     @property
     def heading(self) -> str:
@@ -45,6 +60,35 @@ class Field:
     @property
     def continuous(self) -> bool:
         return self.kind == "number" and not self.discrete
+
+    # --- values: parsing (queries, bins), JSON, formatting (tables, report) -------------
+    def parse(self, raw: str) -> float:
+        """A number written with an optional unit that fits this field, in the field's unit
+        (ValueError if it does not fit): 10m, 1h30m, 1:30, 8kHz, 128k, 2MB, -23LUFS, 5%."""
+        return parse_quantity(raw, self)
+
+    def json_value(self, v):
+        """A value as the index stores it (lists as JSON text, bools as 0/1) -> its JSON value."""
+        if v is None:
+            return None
+        if self.kind == "list":
+            return json.loads(v) if isinstance(v, str) else v
+        if self.kind == "bool":
+            return bool(v)
+        return v
+
+    def format(self, v, *, unit: bool = False) -> str:
+        """A table cell: numbers rounded to what the unit deserves, '-' for missing; with
+        `unit`, the unit follows the number."""
+        return format_value(self, v, unit=unit)
+
+    def format_stat(self, v) -> str:
+        """A statistic of this field (mean, quartile...) in the field's unit."""
+        return format_stat(self, v)
+
+    def formatter(self) -> Callable[[object], str]:
+        """`format` as a one-argument function, with the dispatch done once (long tables)."""
+        return cell_formatter(self)
 
 
 class UnknownFieldError(KeyError):
@@ -63,6 +107,196 @@ class UnknownFieldError(KeyError):
         if self.suggestions:
             text += "; did you mean " + ", ".join(self.suggestions) + "?"
         return text
+
+
+# --------------------------------------------------------------------------------------------
+# values with units
+
+NUMBER_PATTERN = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_QUANTITY = re.compile(rf"({NUMBER_PATTERN})([A-Za-z%/µ_]*)")
+_CLOCK = re.compile(r"^([+-]?)(\d+):([0-5]?\d)(?::([0-5]?\d))?(\.\d+)?$")
+_DB_UNITS = {"dB", "dBFS", "dBTP", "LUFS", "LU"}
+
+# Parsing: the suffixes each unit accepts, and their factors to the field's unit.
+_TIME = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+         "ms": 1e-3, "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+         "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0, "d": 86400.0}
+_SCALES: dict[str, dict[str, float]] = {
+    "s": _TIME,
+    "Hz": {"": 1.0, "hz": 1.0, "k": 1e3, "khz": 1e3},
+    "bit/s": {"": 1.0, "bps": 1.0, "b/s": 1.0, "k": 1e3, "kbps": 1e3, "kb/s": 1e3, "kbit/s": 1e3,
+              "m": 1e6, "mbps": 1e6, "mb/s": 1e6, "mbit/s": 1e6},
+    "bytes": {"": 1.0, "b": 1.0, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+              "t": 1e12, "tb": 1e12, "kib": 1024.0, "mib": 1024.0 ** 2, "gib": 1024.0 ** 3,
+              "tib": 1024.0 ** 4},
+    "%": {"": 1.0, "%": 1.0},
+    "bits": {"": 1.0, "bit": 1.0, "bits": 1.0},
+    "1/min": {"": 1.0, "/min": 1.0},
+    "count": {"": 1.0, "k": 1e3},
+    "samples": {"": 1.0, "k": 1e3},
+}
+
+_UNIT_NAMES = {"db": "dB", "dbfs": "dBFS", "dbtp": "dBTP", "lufs": "LUFS", "lu": "LU", "hz": "Hz",
+               "khz": "kHz", "kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB", "kib": "KiB",
+               "mib": "MiB", "gib": "GiB", "tib": "TiB"}
+
+
+ALL_UNIT_WORDS = {k for table in _SCALES.values() for k in table if k} | {u.lower() for u in _DB_UNITS}
+_UNITS_SHOWN = {"s": "ms, s, min, h, d (also 1h30m, 1:30)", "Hz": "Hz, kHz, k",
+                "bit/s": "bps, kbps, Mbps, k, M", "bytes": "B, kB, MB, GB, TB, KiB, MiB, GiB, TiB",
+                "%": "%", "bits": "bits", "1/min": "/min", "count": "k", "samples": "k"}
+
+
+def parse_quantity(raw: str, field: Field) -> float:
+    """A number written with an optional unit, converted to the field's unit (ValueError if it does
+    not fit). Time also takes 1h30m, 2m30s and clock form 1:30 / 1:02:03.5."""
+    unit = field.unit or ""
+    text = raw.strip()
+    clock = _CLOCK.match(text)
+    if clock:
+        if unit != "s":
+            raise ValueError(f"a clock time ({raw}) only fits a time field; {field.name} is in {unit or 'no unit'}")
+        sign, a, b, c, frac = clock.groups()
+        parts = [int(a), int(b)] + ([int(c)] if c is not None else [])
+        seconds = 0.0
+        for p in parts:
+            seconds = seconds * 60 + p
+        seconds += float(frac) if frac else 0.0
+        return -seconds if sign == "-" else seconds
+    pieces = []
+    pos = 0
+    for m in _QUANTITY.finditer(text):
+        if m.start() != pos:
+            break
+        pieces.append((m.group(1), m.group(2)))
+        pos = m.end()
+    if not pieces or pos != len(text):
+        raise ValueError(f"{raw!r} is not a number")
+    if unit in _DB_UNITS:
+        scale = {"": 1.0, "dB": 1.0, unit: 1.0}
+        scale = {k.lower(): v for k, v in scale.items()}
+    else:
+        scale = _SCALES.get(unit, {"": 1.0})
+    if len(pieces) > 1 and unit != "s":
+        raise ValueError(f"{raw!r}: only time values can be written in several parts (1h30m)")
+    sign = -1.0 if pieces[0][0].startswith("-") else 1.0
+    total = 0.0
+    for i, (number, suffix) in enumerate(pieces):
+        key = suffix.lower()
+        if key not in scale:
+            known = _UNITS_SHOWN.get(unit) or ", ".join(
+                sorted({_UNIT_NAMES.get(k, k) for k in scale if k})) or "none (a plain number)"
+            raise ValueError(f"unit {suffix!r} does not fit {field.name} ({unit or 'no unit'}); "
+                             f"units that fit: {known}")
+        if i and number.startswith(("+", "-")):
+            raise ValueError(f"{raw!r}: a sign goes only at the start")
+        total += abs(float(number)) * scale[key]
+    return sign * total
+
+
+# Formatting: one place decides how a value of each unit reads.
+_DB_FAMILY = _DB_UNITS | {"%"}
+
+
+def clock(seconds: float | None, *, decimals: int = 1) -> str:
+    """83.4 -> '1:23.4', 3725 -> '1:02:05'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    s = round(abs(seconds), decimals)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h >= 1:
+        return f"{sign}{int(h)}:{int(m):02d}:{int(sec):02d}"
+    width = 3 + decimals if decimals else 2
+    return f"{sign}{int(m)}:{sec:0{width}.{decimals}f}"
+
+
+def size(num_bytes: float | None) -> str:
+    """1234567 -> '1.2 MB'."""
+    if num_bytes is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(num_bytes) < 1000 or unit == "TB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1000.0
+    return "-"
+
+
+def format_value(field: Field, v, *, unit: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    u = field.unit
+    if field.kind == "bool":
+        return "yes" if v else "no"
+    if field.kind == "list":
+        items = json.loads(v) if isinstance(v, str) else v
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return ", ".join(items)  # a list of words (enhance.chain) reads as the words
+        return f"[{len(items)}]" if isinstance(items, list) else str(items)
+    if field.kind == "text" or not isinstance(v, (int, float)):
+        return str(v)
+    if u == "s":
+        text = clock(float(v))
+    elif u == "bytes":
+        text = size(float(v))
+    elif u == "bit/s":
+        text = f"{v / 1000:.0f}k" if v >= 1000 else f"{v:.0f}"
+    elif u in _DB_FAMILY:
+        text = f"{v:.1f}"
+    elif u == "Hz":
+        text = f"{v:.0f}"
+    elif u == "FS":
+        text = f"{v:.4f}"
+    elif field.integer or (isinstance(v, int)) or float(v).is_integer():
+        text = f"{int(v)}"
+    elif abs(v) >= 100:
+        text = f"{v:.0f}"
+    else:
+        text = f"{v:.2f}"
+    if unit and u and u not in ("s", "bytes", "bit/s", "count"):
+        text += f" {u}" if u != "%" else "%"
+    return text
+
+
+def cell_formatter(field: Field) -> Callable[[object], str]:
+    u, kind = field.unit, field.kind
+    if kind == "number" and u in _DB_FAMILY:
+        return lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, (int, float)) else str(v))
+    if kind == "number" and u == "Hz":
+        return lambda v: "-" if v is None else (f"{v:.0f}" if isinstance(v, (int, float)) else str(v))
+    if kind == "text":
+        return lambda v: "-" if v is None else str(v)
+    if kind == "number" and u == "s":
+        return _clock_cell
+    if kind == "number" and field.integer and u not in ("bytes", "bit/s"):
+        return lambda v: "-" if v is None else (str(v) if type(v) is int else format_value(field, v))
+    return lambda v: format_value(field, v)
+
+
+def _clock_cell(v) -> str:
+    """clock() for table cells: the common case (under an hour) without divmod chains."""
+    if v is None or not isinstance(v, (int, float)):
+        return "-" if v is None else str(v)
+    v = round(v, 1)
+    if 0 <= v < 3600:
+        m = int(v // 60)
+        return f"{m}:{v - 60 * m:04.1f}"
+    return clock(float(v))
+
+
+def format_stat(field: Field, v) -> str:
+    if v is None:
+        return "-"
+    if field.unit == "s":
+        return clock(v)
+    if field.unit == "bytes":
+        return size(v)
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
 
 
 def _f(name, kind, unit=None, description="", **kw) -> Field:
@@ -110,11 +344,13 @@ FIELDS: tuple[Field, ...] = (
     _f("audio.clipping.num_sections", "number", "count", "clipped sections", integer=True,
        label="clipped"),
     _f("audio.clipping.percentage", "number", "%", "share of the duration that is clipped",
-       label="clipped_%"),
+       label="clipped_pct"),
     _f("audio.clipping.sections", "list", "s", "clipped sections " + _SECTIONS),
-    _f("audio.noise.level_average", "number", "dBFS", "noise floor (RMS of the quiet frames)",
+    _f("audio.noise.level_average", "number", "dBFS",
+       "noise level: mean power of the lobe of quiet 20 ms frame levels (digital zero excluded)",
        label="noise"),
-    _f("audio.noise.snr_average", "number", "dB", "active signal level over the noise floor",
+    _f("audio.noise.snr_average", "number", "dB",
+       "active signal power over noise power (frames above the noise lobe, as P.56 active speech)",
        label="snr"),
     _f("audio.noise.hum.frequency", "number", "Hz", "mains hum fundamental (50/60 Hz; null if none)",
        discrete=True, label="hum"),
@@ -126,14 +362,15 @@ FIELDS: tuple[Field, ...] = (
     _f("audio.noise.dc_offset", "number", "FS", "mean sample value (signed fraction of full scale)",
        label="dc"),
     _f("audio.noise.reason", "text", None, "why a noise value is null"),
-    _f("audio.bandwidth", "number", "Hz", "effective upper frequency of the content",
+    _f("audio.bandwidth.frequency", "number", "Hz", "effective upper frequency of the content",
        label="bandwidth"),
+    _f("audio.bandwidth.reason", "text", None, "why the bandwidth is null"),
     *(
         f
         for part in ("speech", "music", "silence", "other")
         for f in (
             _f(f"audio.{part}.percentage", "number", "%", f"share of the duration that is {part}",
-               label=f"{part}_%"),
+               label=f"{part}_pct"),
             _f(f"audio.{part}.num_sections", "number", "count", f"{part} sections", integer=True),
             _f(f"audio.{part}.sections", "list", "s", f"{part} sections " + _SECTIONS),
         )
@@ -183,7 +420,6 @@ FIELDS: tuple[Field, ...] = (
     _f("audio.noise.num_clicks", "number", "count", "impulsive clicks found", integer=True),
     _f("audio.noise.digital_silence_duration", "number", "s",
        "exact-zero or constant stretches (left out of the noise floor)"),
-    _f("audio.bandwidth_reason", "text", None, "why the bandwidth is null"),
     _f("audio.silence.threshold_dbfs", "number", "dBFS", "silence threshold that applied"),
     # --- enhance (before / after / change per restored file) --------------------------------
     _f("enhance.output", "text", None, "path of the restored output"),
@@ -286,10 +522,12 @@ ALIASES: dict[str, str] = {
     "audio.hum.harmonics": "audio.noise.hum.harmonics",
     "clicks": "audio.noise.clicks_per_minute",
     "dc_offset": "audio.noise.dc_offset",
-    "bandwidth": "audio.bandwidth",
+    "bandwidth": "audio.bandwidth.frequency",
+    "audio.bandwidth": "audio.bandwidth.frequency",
     "speech": "audio.speech.percentage",
     "music": "audio.music.percentage",
     "silence": "audio.silence.percentage",
+    "other": "audio.other.percentage",
     "mos": "audio.quality_score.dnsmos_ovrl",
     "quality": "audio.quality_score.dnsmos_ovrl",
     "units": "units.count",
@@ -313,7 +551,11 @@ def discovered_field(name: str, kind: str) -> Field:
 
 
 class FieldSet:
-    """A set of fields with aliases and suffix resolution (the query language's vocabulary)."""
+    """A set of fields with aliases and suffix resolution (the query language's vocabulary).
+
+    Every name a table or an export prints resolves: dotted names, aliases, unique dotted
+    suffixes, column headings (labels: `ch`, `sr`...), and the elements of fixed-size list
+    fields (`mfcc_1` .. `mfcc_13`, number fields of their own)."""
 
     def __init__(self, fields: Iterable[Field], aliases: dict[str, str] | None = None):
         self._fields: dict[str, Field] = {}
@@ -321,7 +563,12 @@ class FieldSet:
             if f.kind not in KINDS:
                 raise ValueError(f"field {f.name!r}: kind must be one of {KINDS}")
             self._fields[f.name] = f
+            for element in elements(f):
+                self._fields.setdefault(element.name, element)
         self.aliases = {a: t for a, t in (aliases or {}).items() if t in self._fields}
+        for f in list(self._fields.values()):  # headings are names too, where unambiguous
+            if f.label and f.label not in self._fields and f.label not in self.aliases:
+                self.aliases[f.label] = f.name
         self._suffixes: dict[str, list[str]] = {}
         for name in self._fields:
             parts = name.split(".")
@@ -386,7 +633,53 @@ class FieldSet:
         return FieldSet(fields, self.aliases)
 
 
-REGISTRY = FieldSet(FIELDS, ALIASES)
+def elements(field: Field) -> list[Field]:
+    """The element fields of a fixed-size list field: mfcc -> mfcc_1 .. mfcc_13 (numbers)."""
+    if field.kind != "list" or not field.size:
+        return []
+    return [Field(f"{field.name}_{k}", "number", field.unit, f"{field.description}: element {k}",
+                  registered=field.registered) for k in range(1, field.size + 1)]
+
+
+# Fields other modules contribute (a step's own fields): module names whose FIELDS (a sequence
+# of Field) and ALIASES (optional {alias: field name}) join the registry when it is first used.
+# Such a module must import nothing heavy (it is imported by every `ls`). Add yours here, or call
+# `register_fields` before the registry is first used.
+FIELD_MODULES: list[str] = []
+_EXTRA_FIELDS: list[Field] = []
+_EXTRA_ALIASES: dict[str, str] = {}
+_REGISTRY: FieldSet | None = None
+
+
+def register_fields(fields: Iterable[Field], aliases: dict[str, str] | None = None) -> None:
+    """Add fields (and aliases) to the registry: `register_fields([Field("embed.dim", "number",
+    "count", "embedding size", integer=True)], {"dim": "embed.dim"})`. Registered fields get a
+    typed column, a unit, a description, parsing and formatting; the index is rebuilt once when
+    the set of fields changes."""
+    global _REGISTRY
+    _EXTRA_FIELDS.extend(fields)
+    _EXTRA_ALIASES.update(aliases or {})
+    _REGISTRY = None
+
+
+def registry() -> FieldSet:
+    """Every known field: the ones listed here, then those of FIELD_MODULES and register_fields."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        for name in FIELD_MODULES:
+            module = importlib.import_module(name)
+            register_fields(getattr(module, "FIELDS", ()), getattr(module, "ALIASES", None))
+        FIELD_MODULES.clear()
+        names = {f.name for f in FIELDS}
+        extra = [f for f in _EXTRA_FIELDS if f.name not in names]
+        _REGISTRY = FieldSet([*FIELDS, *extra], {**ALIASES, **_EXTRA_ALIASES})
+    return _REGISTRY
+
+
+def __getattr__(name: str):  # `from .fields import REGISTRY`: built on first use
+    if name == "REGISTRY":
+        return registry()
+    raise AttributeError(name)
 
 
 def infer_kind(value) -> str | None:
@@ -402,8 +695,9 @@ def infer_kind(value) -> str | None:
     return "text"
 
 
-def describe_fields(fields: FieldSet = REGISTRY) -> list[dict]:
+def describe_fields(fields: FieldSet | None = None) -> list[dict]:
     """One dict per field (name, kind, unit, description, aliases): for `audiotrove fields`, docs."""
+    fields = registry() if fields is None else fields
     by_target: dict[str, list[str]] = {}
     for alias, target in fields.aliases.items():
         by_target.setdefault(target, []).append(alias)

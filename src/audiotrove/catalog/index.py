@@ -1,10 +1,10 @@
-"""A flattened per-file table of the latest results, kept up to date incrementally, for fast queries.
+"""A flattened per-file table of the current results, kept up to date incrementally, for fast queries.
 
 Table `file_fields` (in the catalog database): one row per file, one typed column per dotted
 field ("path", "status", "media_info.audio.sample_rate", "audio.loudness.measured"...) plus
     file_id       = files.id
     content_hash, size_bytes   from `files`
-    elapsed       JSON {step: seconds} of the latest ok results (throughput estimates)
+    elapsed       JSON {step: seconds} of the current ok results (throughput estimates)
     record_mode, result_id, result_ids   how to rebuild the file's JSON object (below)
 Registered fields (catalog/fields.py) are columns from the start; a field a step returns that is
 not registered becomes a column when first seen (name and kind in `file_fields_discovered`).
@@ -19,12 +19,17 @@ it is just {path, status, error}; 1 means one ok result whose stored JSON text f
 path/status/error verbatim (the usual case: string concatenation, no JSON decoding); 2 means
 several steps, rebuilt with `records.file_record` from the result rows in `result_ids`.
 
-Staying current: triggers on `files` and `results` queue the touched file ids / content hashes
-(`file_fields_dirty_file`, `file_fields_dirty_hash`). `sync()` rebuilds exactly the queued rows,
+Staying current: triggers on `files`, `current_results` and `results` queue the touched file ids /
+content hashes (`file_fields_dirty_file`, `file_fields_dirty_hash`). `sync()` rebuilds exactly the queued rows,
 in chunks of one transaction each, so a query after a run costs the changed files only, and a
 query with nothing queued costs one tiny lookup. The first use on an existing catalog, or a
 change of the registry (the table's signature), queues every file. Records are built with the
-same rules as `records.file_record`, so the index shows exactly what `iter_latest` would.
+same rules as `records.file_record`, so the index shows exactly what `iter_current` would.
+
+Reading never writes: `FieldIndex(catalog)` only describes the index; `refresh()` (or
+`FieldIndex.open(catalog)`, which calls it) creates or rebuilds the tables and syncs the queue.
+On a read-only catalog refresh() leaves the index as it is and says how many files are stale
+(`stale_files`), for the caller to report.
 """
 from __future__ import annotations
 
@@ -32,22 +37,23 @@ import hashlib
 import json
 import re
 import sqlite3
-import sys
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .db import Catalog, FileRow, ResultRow
-from .fields import REGISTRY, Field, FieldSet, infer_kind
+from .fields import Field, FieldSet, infer_kind, registry as default_registry
 from .query import Node, QueryError, compile_query, parse, to_sql
 from .records import PRIMARY_STEP, file_record
 
 TABLE = "file_fields"
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _MAX_DISCOVERED = 500
 _SQL_TYPE = {"number": "NUMERIC", "text": "TEXT", "bool": "INTEGER", "list": "TEXT"}
 _RESERVED = frozenset(("path", "status", "error"))
 PACKED_EXTRA = ("_size_bytes", "_elapsed_s")  # files.size_bytes; the primary step's seconds
 
+# Triggers insert with NOT EXISTS rather than OR IGNORE: an outer upsert's conflict policy
+# would override the trigger's.
 _QUEUE_SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {TABLE}_dirty_file (file_id INTEGER PRIMARY KEY)",
@@ -56,26 +62,33 @@ _QUEUE_SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {TABLE}_codes (field TEXT NOT NULL, value TEXT NOT NULL, "
     f"code INTEGER NOT NULL, PRIMARY KEY (field, value))",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_files_ins AFTER INSERT ON files BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (NEW.id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_files_upd AFTER UPDATE ON files BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (NEW.id);
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (OLD.id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.id);
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_files_del AFTER DELETE ON files BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (OLD.id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_current_ins AFTER INSERT ON current_results BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_current_upd AFTER UPDATE ON current_results BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id);
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.file_id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_current_del AFTER DELETE ON current_results BEGIN
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.file_id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_results_ins AFTER INSERT ON results BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_hash(content_hash) VALUES (NEW.content_hash); END""",
+  INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT NEW.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = NEW.content_hash); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_results_upd AFTER UPDATE ON results BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_hash(content_hash) VALUES (NEW.content_hash);
-  INSERT OR IGNORE INTO {TABLE}_dirty_hash(content_hash) VALUES (OLD.content_hash); END""",
+  INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT NEW.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = NEW.content_hash);
+  INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT OLD.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = OLD.content_hash); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_results_del AFTER DELETE ON results BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_hash(content_hash) VALUES (OLD.content_hash); END""",
+  INSERT INTO {TABLE}_dirty_hash(content_hash) SELECT OLD.content_hash WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_hash WHERE content_hash = OLD.content_hash); END""",
     # per-file attributes (source, fetch, meta: db.py file_attrs) are part of the record
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_ins AFTER INSERT ON file_attrs BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (NEW.file_id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_upd AFTER UPDATE ON file_attrs BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (NEW.file_id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT NEW.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = NEW.file_id); END""",
     f"""CREATE TRIGGER IF NOT EXISTS {TABLE}_attrs_del AFTER DELETE ON file_attrs BEGIN
-  INSERT OR IGNORE INTO {TABLE}_dirty_file(file_id) VALUES (OLD.file_id); END""",
+  INSERT INTO {TABLE}_dirty_file(file_id) SELECT OLD.file_id WHERE NOT EXISTS (SELECT 1 FROM {TABLE}_dirty_file WHERE file_id = OLD.file_id); END""",
 ]
 _N_TRIGGERS = sum(1 for s in _QUEUE_SCHEMA if "TRIGGER" in s)
 
@@ -90,10 +103,11 @@ def _signature(registry: FieldSet) -> str:
 
 
 class FieldIndex:
-    """The per-file field table of one catalog. Constructing it brings it up to date."""
+    """The per-file field table of one catalog. Constructing it reads nothing and writes
+    nothing; `refresh()` brings it up to date (`FieldIndex.open` does both)."""
 
-    def __init__(self, catalog: Catalog, *, registry: FieldSet = REGISTRY, sync: bool = True,
-                 progress: Callable[[int, int], None] | None = None):
+    def __init__(self, catalog: Catalog, *, registry: FieldSet | None = None):
+        registry = default_registry() if registry is None else registry
         self.catalog = catalog
         self.conn = catalog.conn
         self.registry = registry
@@ -105,34 +119,52 @@ class FieldIndex:
         # codes (file_fields_codes), then the file's size and its primary step's seconds.
         self.packed: list[str] = [f.name for f in registry if f.kind in ("number", "bool")
                                   or (f.kind == "text" and f.discrete)] + list(PACKED_EXTRA)
-        self._packed_pos = {n: k for k, n in enumerate(self.packed)}
         self._coded = [k for k, n in enumerate(self.packed) if n in registry and registry.get(n).kind == "text"]
         self._codes: dict[str, dict[str, int]] | None = None
-        self._ensure()
-        if sync:
-            try:
-                self.sync(progress=progress)
-            except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
-                    raise
-                # A read-only catalog (a shared archive): answer from the index as it is.
-                print(f"warning: the catalog is read-only; {self.pending_count()} changed file(s) "
-                      "are not re-indexed", file=sys.stderr)
+        self.stale_files = 0  # set by refresh() on a read-only catalog
+
+    @classmethod
+    def open(cls, catalog: Catalog, *, registry: FieldSet | None = None,
+             progress: Callable[[int, int], None] | None = None) -> "FieldIndex":
+        """The index of `catalog`, brought up to date."""
+        index = cls(catalog, registry=registry)
+        index.refresh(progress=progress)
+        return index
+
+    def refresh(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Create or rebuild the tables when needed and re-index the queued files; return how
+        many were re-indexed. A read-only catalog is answered from the index as it is
+        (`stale_files` says how many files it misses)."""
+        try:
+            self.ensure()
+            return self.sync(progress=progress)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
+                raise
+            self.stale_files = self.pending_count()
+            return 0
 
     # ----------------------------------------------------------------------------- schema
-    def _ensure(self) -> None:
-        """Create the tables and triggers, or rebuild them when the registry changed."""
-        signature = _signature(self.registry)
+    def is_current(self) -> bool:
+        """True when the tables exist with this registry's signature and every trigger."""
         try:
             row = self.conn.execute(f"SELECT value FROM {TABLE}_meta WHERE key='signature'").fetchone()
             triggers = self.conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND name LIKE ?",
                 (f"{TABLE}_%",)).fetchone()[0]
-        except Exception:  # no meta table yet
-            row, triggers = None, 0
-        if row is not None and row[0] == signature and triggers == _N_TRIGGERS:
+        except sqlite3.OperationalError:  # no meta table yet
+            return False
+        return row is not None and row[0] == _signature(self.registry) and triggers == _N_TRIGGERS
+
+    def ensure(self) -> None:
+        """Create the tables and triggers, or rebuild them when the registry changed."""
+        if self.is_current():
             return
+        signature = _signature(self.registry)
         with self.catalog.transaction() as conn:
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger' "
+                                        "AND name LIKE ?", (f"{TABLE}_%",)).fetchall():
+                conn.execute(f"DROP TRIGGER {quote_ident(name)}")
             for stmt in _QUEUE_SCHEMA:
                 conn.execute(stmt)
             row = conn.execute(f"SELECT value FROM {TABLE}_meta WHERE key='signature'").fetchone()
@@ -185,7 +217,10 @@ class FieldIndex:
 
     # ----------------------------------------------------------------------------- sync
     def pending_count(self) -> int:
-        """Files and content hashes queued for re-indexing."""
+        """Files and content hashes queued for re-indexing (every file while the tables are
+        missing or made for another registry)."""
+        if not self.is_current():
+            return self.catalog.file_count()
         row = self.conn.execute(
             f"SELECT (SELECT count(*) FROM {TABLE}_dirty_file), (SELECT count(*) FROM {TABLE}_dirty_hash)"
         ).fetchone()
@@ -193,6 +228,7 @@ class FieldIndex:
 
     def sync(self, *, chunk: int = 2000, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the queued rows; return how many files were re-indexed."""
+        self.ensure()
         if not self.pending_count():
             return 0
         with self.catalog.transaction() as conn:
@@ -228,7 +264,8 @@ class FieldIndex:
             "SELECT f.id, f.path, f.kind, f.size_bytes, f.mtime_ns, f.content_hash, "
             "r.step, r.step_version, r.params_hash, r.status, r.error, r.data, r.elapsed_s, "
             "r.created_at, r.id "
-            "FROM files f LEFT JOIN results r ON r.content_hash = f.content_hash "
+            "FROM files f LEFT JOIN current_results c ON c.file_id = f.id "
+            "LEFT JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
             f"WHERE f.id IN ({','.join('?' * len(ids))}) ORDER BY f.id, r.created_at, r.id",
             ids).fetchall()
         attrs: dict[int, dict] = {}
@@ -242,7 +279,7 @@ class FieldIndex:
         i = 0
         while i < len(rows):
             j = i
-            latest: dict[str, tuple] = {}  # step -> its latest result row (by created_at)
+            latest: dict[str, tuple] = {}  # step -> the file's current result row
             while j < len(rows) and rows[j][0] == rows[i][0]:
                 if rows[j][6] is not None:
                     latest[rows[j][6]] = rows[j]
@@ -530,7 +567,7 @@ def _result_row(r: tuple) -> ResultRow:
     """A ResultRow from a row shaped like the _rebuild query's."""
     return ResultRow(content_hash=r[5], step=r[6], step_version=r[7], params_hash=r[8], status=r[9],
                      error=r[10], data=json.loads(r[11]) if r[11] else None, elapsed_s=r[12],
-                     created_at=r[13])
+                     created_at=r[13], id=r[14])
 
 
 def _flatten_into(out: dict, d: dict, prefix: str) -> None:
@@ -565,13 +602,12 @@ def _cells(flat: dict, position: dict[str, int], kinds: list[str]) -> tuple:
     return tuple(vals)
 
 
-def progress_printer(stream=sys.stderr, threshold: int = 5000) -> Callable[[int, int], None]:
-    """A sync progress callback that prints a line now and then when the work is large."""
-    def report(done: int, total: int) -> None:
-        if total >= threshold:
-            end = "\n" if done >= total else "\r"
-            print(f"indexing results: {done}/{total} files", end=end, file=stream, flush=True)
-    return report
+def select_file_ids(catalog: Catalog, query: str | None) -> set[int]:
+    """The ids of the files matching `query` (all files for None/empty). Raises QueryError.
+
+    `segment --where Q` and friends call this, then pass the ids to `run_step(..., file_ids=...)`.
+    The index is brought up to date first."""
+    return FieldIndex.open(catalog).file_ids(query)
 
 
-__all__ = ["FieldIndex", "TABLE", "quote_ident", "progress_printer", "QueryError"]
+__all__ = ["FieldIndex", "TABLE", "quote_ident", "select_file_ids", "QueryError"]

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from .fields import REGISTRY, Field, FieldSet, UnknownFieldError
+from .fields import ALL_UNIT_WORDS, NUMBER_PATTERN, Field, FieldSet, UnknownFieldError, parse_quantity, registry
 
 # --------------------------------------------------------------------------------------------
 # errors
@@ -129,90 +129,6 @@ def fields_of(node: Node) -> list[Field]:
 
     walk(node)
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# values with units
-
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_QUANTITY = re.compile(rf"({_NUMBER})([A-Za-z%/µ_]*)")
-_CLOCK = re.compile(r"^([+-]?)(\d+):([0-5]?\d)(?::([0-5]?\d))?(\.\d+)?$")
-_DB_UNITS = {"dB", "dBFS", "dBTP", "LUFS", "LU"}
-
-_TIME = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-         "ms": 1e-3, "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
-         "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0, "d": 86400.0}
-_SCALES: dict[str, dict[str, float]] = {
-    "s": _TIME,
-    "Hz": {"": 1.0, "hz": 1.0, "k": 1e3, "khz": 1e3},
-    "bit/s": {"": 1.0, "bps": 1.0, "b/s": 1.0, "k": 1e3, "kbps": 1e3, "kb/s": 1e3, "kbit/s": 1e3,
-              "m": 1e6, "mbps": 1e6, "mb/s": 1e6, "mbit/s": 1e6},
-    "bytes": {"": 1.0, "b": 1.0, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
-              "t": 1e12, "tb": 1e12, "kib": 1024.0, "mib": 1024.0 ** 2, "gib": 1024.0 ** 3,
-              "tib": 1024.0 ** 4},
-    "%": {"": 1.0, "%": 1.0},
-    "bits": {"": 1.0, "bit": 1.0, "bits": 1.0},
-    "1/min": {"": 1.0, "/min": 1.0},
-    "count": {"": 1.0, "k": 1e3},
-    "samples": {"": 1.0, "k": 1e3},
-}
-
-_UNIT_NAMES = {"db": "dB", "dbfs": "dBFS", "dbtp": "dBTP", "lufs": "LUFS", "lu": "LU", "hz": "Hz",
-               "khz": "kHz", "kb": "kB", "mb": "MB", "gb": "GB", "tb": "TB", "kib": "KiB",
-               "mib": "MiB", "gib": "GiB", "tib": "TiB"}
-
-
-_ALL_UNITS = {k for table in _SCALES.values() for k in table if k} | {u.lower() for u in _DB_UNITS}
-_UNITS_SHOWN = {"s": "ms, s, min, h, d (also 1h30m, 1:30)", "Hz": "Hz, kHz, k",
-                "bit/s": "bps, kbps, Mbps, k, M", "bytes": "B, kB, MB, GB, TB, KiB, MiB, GiB, TiB",
-                "%": "%", "bits": "bits", "1/min": "/min", "count": "k", "samples": "k"}
-
-
-def parse_quantity(raw: str, field: Field) -> float:
-    """A number written with an optional unit, converted to the field's unit (ValueError if it does
-    not fit). Time also takes 1h30m, 2m30s and clock form 1:30 / 1:02:03.5."""
-    unit = field.unit or ""
-    text = raw.strip()
-    clock = _CLOCK.match(text)
-    if clock:
-        if unit != "s":
-            raise ValueError(f"a clock time ({raw}) only fits a time field; {field.name} is in {unit or 'no unit'}")
-        sign, a, b, c, frac = clock.groups()
-        parts = [int(a), int(b)] + ([int(c)] if c is not None else [])
-        seconds = 0.0
-        for p in parts:
-            seconds = seconds * 60 + p
-        seconds += float(frac) if frac else 0.0
-        return -seconds if sign == "-" else seconds
-    pieces = []
-    pos = 0
-    for m in _QUANTITY.finditer(text):
-        if m.start() != pos:
-            break
-        pieces.append((m.group(1), m.group(2)))
-        pos = m.end()
-    if not pieces or pos != len(text):
-        raise ValueError(f"{raw!r} is not a number")
-    if unit in _DB_UNITS:
-        scale = {"": 1.0, "dB": 1.0, unit: 1.0}
-        scale = {k.lower(): v for k, v in scale.items()}
-    else:
-        scale = _SCALES.get(unit, {"": 1.0})
-    if len(pieces) > 1 and unit != "s":
-        raise ValueError(f"{raw!r}: only time values can be written in several parts (1h30m)")
-    sign = -1.0 if pieces[0][0].startswith("-") else 1.0
-    total = 0.0
-    for i, (number, suffix) in enumerate(pieces):
-        key = suffix.lower()
-        if key not in scale:
-            known = _UNITS_SHOWN.get(unit) or ", ".join(
-                sorted({_UNIT_NAMES.get(k, k) for k in scale if k})) or "none (a plain number)"
-            raise ValueError(f"unit {suffix!r} does not fit {field.name} ({unit or 'no unit'}); "
-                             f"units that fit: {known}")
-        if i and number.startswith(("+", "-")):
-            raise ValueError(f"{raw!r}: a sign goes only at the start")
-        total += abs(float(number)) * scale[key]
-    return sign * total
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +343,7 @@ class _Parser:
         save = self.pos
         self.ws()
         m = _UNIT_WORD.match(self.text, self.pos)
-        if (m and m.group(0).lower() in _ALL_UNITS and re.fullmatch(_NUMBER, raw)
+        if (m and m.group(0).lower() in ALL_UNIT_WORDS and re.fullmatch(NUMBER_PATTERN, raw)
                 and (m.end() >= len(self.text) or not (self.text[m.end()].isalnum()
                                                         or self.text[m.end()] in "._"))):
             self.pos = m.end()
@@ -468,16 +384,16 @@ class _Parser:
             raise self.error(f"{field.name} is true/false, not {raw!r}", pos=vpos, length=len(raw))
         if field.kind == "number":
             try:
-                value = parse_quantity(raw, field)
+                value = field.parse(raw)
             except ValueError as exc:
                 raise self.error(str(exc), pos=vpos, length=len(raw) + (2 if quoted else 0)) from None
             return int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
         return raw
 
 
-def parse(text: str, fields: FieldSet = REGISTRY) -> Node:
+def parse(text: str, fields: FieldSet | None = None) -> Node:
     """Parse a query into an AST whose fields are resolved against `fields` (QueryError if not)."""
-    return _Parser(text, fields).parse()
+    return _Parser(text, registry() if fields is None else fields).parse()
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,8 +495,9 @@ def compile_query(text: str | None, fields: FieldSet, column: Column) -> tuple[s
 # field lists and sort keys (--fields a,b  --sort field[:desc],other)
 
 
-def parse_field_list(text: str | list[str], fields: FieldSet = REGISTRY) -> list[Field]:
+def parse_field_list(text: str | list[str], fields: FieldSet | None = None) -> list[Field]:
     """'a,b c' or ['a', 'b'] -> resolved fields (QueryError naming the bad one)."""
+    fields = registry() if fields is None else fields
     names = _split_names(text)
     out = []
     for name, pos, whole in names:
@@ -594,8 +511,9 @@ def parse_field_list(text: str | list[str], fields: FieldSet = REGISTRY) -> list
     return out
 
 
-def parse_sort(text: str, fields: FieldSet = REGISTRY) -> list[tuple[Field, bool]]:
+def parse_sort(text: str, fields: FieldSet | None = None) -> list[tuple[Field, bool]]:
     """'loudness:desc,path' -> [(field, descending), ...]."""
+    fields = registry() if fields is None else fields
     keys = []
     for item, pos, whole in _split_names(text):
         name, _, direction = item.partition(":")
@@ -625,23 +543,8 @@ def _split_names(text) -> list[tuple[str, int, str]]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# the entry point other commands use
-
-
-def select_file_ids(catalog, query: str | None) -> set[int]:
-    """The ids of the files matching `query` (all files for None/empty). Raises QueryError.
-
-    `enhance --where Q`, `segment --where Q` and friends call this, then pass the ids to
-    `run_step(..., file_ids=...)`. The per-file index is brought up to date first.
-    """
-    from .index import FieldIndex
-
-    return FieldIndex(catalog).file_ids(query)
-
-
 __all__ = [
     "QueryError", "Compare", "InList", "Present", "Truthy", "And", "Or", "Not", "Node",
     "parse", "to_sql", "compile_query", "parse_quantity", "glob_to_like", "fields_of",
-    "parse_field_list", "parse_sort", "select_file_ids",
+    "parse_field_list", "parse_sort",
 ]

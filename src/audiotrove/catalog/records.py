@@ -1,4 +1,5 @@
-"""The JSON object for one file: path, status, error, then the data of its latest results.
+"""The JSON object for one file: path, status, error, then the data of its current results
+(one per step, see db.py `current_results`).
 
     {"path": ..., "status": "ok"|"error"|"pending", "error": <message or null>,
      "source": {...}, "fetch": {...}, "meta": {...},   # per-file attributes, when present

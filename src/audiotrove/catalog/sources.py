@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..io.raw import HINT as RAW_HINT
+from ..io.raw import RAW_EXTENSIONS
+
 MEDIA_EXTENSIONS = frozenset(
     ".wav .wave .bwf .rf64 .w64 .flac .mp3 .mp2 .mp1 .ogg .oga .opus .spx .m4a .m4b .aac .mp4 .m4v "
     ".aif .aiff .aifc .afc .wma .asf .wmv .mov .mkv .mka .webm .avi .ac3 .eac3 .dts .amr .au .snd "
@@ -156,9 +159,13 @@ def _walk_media(root: Path, out: Expansion) -> Iterator[str]:
         seen.add(key)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not is_media_name(name):
-                continue
             full = os.path.join(dirpath, name)
+            if not is_media_name(name):
+                if not name.startswith("."):
+                    ext = os.path.splitext(name)[1] or "none"
+                    hint = RAW_HINT if ext.lower() in RAW_EXTENSIONS else "name it in `add` to register it anyway"
+                    out.skipped.append((full, f"not an audio or video file name (extension {ext}); {hint}"))
+                continue
             try:
                 mode = os.stat(full).st_mode
             except OSError:

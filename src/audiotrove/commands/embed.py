@@ -142,7 +142,7 @@ def _embed_units(cat, key: dict, file_ids, workers, retry_failed, *, quiet_if_no
 def _select(cat, where: Optional[str]):
     if where is None or not where.strip():
         return None
-    from ..catalog.query import QueryError, select_file_ids
+    from ..catalog.index import QueryError, select_file_ids
 
     try:
         ids = select_file_ids(cat, where)

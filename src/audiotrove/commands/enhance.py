@@ -174,7 +174,7 @@ def _select(cat, files, where) -> set[int] | None:
         wanted = {path for path, _, _ in found.entries}
         chosen = {f.id for f in cat.files() if f.path in wanted}
     if where:
-        from ..catalog.query import QueryError, select_file_ids
+        from ..catalog.index import QueryError, select_file_ids
 
         try:
             matched = select_file_ids(cat, where)

@@ -14,16 +14,20 @@ from typing import List, Optional
 
 import typer
 
-from ..catalog.fields import Field
-from ..catalog.query import QueryError, parse_field_list, parse_sort
-from .common import EXIT_USAGE, err, fail, open_catalog
-
-LS_DEFAULT = (
-    "status", "media_info.container.duration", "media_info.audio.codec",
-    "media_info.audio.sample_rate", "media_info.audio.channels", "audio.loudness.measured",
-    "audio.loudness.true_peak", "audio.noise.snr_average",
+from ..catalog.query import QueryError
+from ..errors import UsageError
+from .common import (
+    EXIT_USAGE,
+    check_format,
+    err,
+    open_catalog,
+    open_index,
+    output_folder,
+    print_error,
+    write_dicts,
+    write_lines,
+    write_listing,
 )
-FORMATS = ("table", "csv", "json", "jsonl")
 
 
 def register(app: typer.Typer) -> None:
@@ -37,16 +41,8 @@ def register(app: typer.Typer) -> None:
 
 def query_fail(exc: Exception) -> typer.Exit:
     """Print a query error (multi-line, with a caret under the position) and return the Exit."""
-    from rich.markup import escape
-
-    err.print("[red]error:[/] " + escape(str(exc)), soft_wrap=True)
+    print_error(str(exc), code=EXIT_USAGE)
     return typer.Exit(EXIT_USAGE)
-
-
-def _open_index(cat):
-    from ..catalog.index import FieldIndex, progress_printer
-
-    return FieldIndex(cat, progress=progress_printer())
 
 
 def _query_text(parts: Optional[List[str]], where: Optional[str]) -> Optional[str]:
@@ -54,19 +50,6 @@ def _query_text(parts: Optional[List[str]], where: Optional[str]) -> Optional[st
     if text and where:
         return f"({text}) and ({where})"
     return text or where
-
-
-def _out_write(lines) -> None:
-    write = sys.stdout.write
-    buf = []
-    for line in lines:
-        buf.append(line)
-        if len(buf) >= 2000:
-            write("\n".join(buf) + "\n")
-            buf = []
-    if buf:
-        write("\n".join(buf) + "\n")
-    sys.stdout.flush()
 
 
 # ------------------------------------------------------------------------------------------ ls
@@ -98,98 +81,25 @@ def ls_cmd(
     """
     if units:
         if fields:
-            raise fail("--fields does not apply to --units (units have fixed columns)")
+            raise UsageError("--fields does not apply to --units (units have fixed columns)")
         from .units import units_cmd  # the units topic owns unit listing
 
         return units_cmd(query=" ".join(query) if query else None, where=where, sort=sort,
                          per_file=None, limit=limit or None, fmt=fmt, output=None)
-    if fmt not in FORMATS:
-        raise fail(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    text = _query_text(query, where)
+    from ..views import list_files
+
+    check_format(fmt)
+    shape = "summary" if fmt == "table" else "records" if fmt in ("json", "jsonl") else "all"
     with open_catalog() as cat:
-        idx = _open_index(cat)
+        idx = open_index(cat)
         try:
-            node = idx.parse(text) if text else None
-            keys = parse_sort(sort, idx.fields) if sort else None
-            chosen = parse_field_list(fields, idx.fields) if fields else None
+            listing = list_files(idx, _query_text(query, where), fields=fields, sort=sort,
+                                 limit=limit, shape=shape)
+            shown = write_listing(listing, fmt)
         except QueryError as exc:
             raise query_fail(exc)
-        if fmt in ("json", "jsonl") and chosen is None:
-            texts = idx.record_texts(node, sort=keys, limit=limit)
-            if fmt == "jsonl":
-                _out_write(texts)
-            else:
-                _out_write(_json_array(texts))
-            return
-        path_field = idx.fields.resolve("path")
-        if chosen is None:
-            if fmt == "table":
-                wanted = [idx.fields.resolve(n) for n in LS_DEFAULT]
-                chosen = idx.populated(wanted, node)
-            else:
-                chosen = [f for f in idx.export_fields(node) if f.name != "path"]
-                chosen = [path_field] + idx.populated(chosen, node)
-        if fmt == "table":
-            _ls_table(idx, node, chosen, keys, limit, explicit=fields is not None)
-        elif fmt == "csv":
-            cols = chosen if any(f.name == "path" for f in chosen) else [path_field, *chosen]
-            _ls_csv(idx, node, cols, keys, limit)
-        else:
-            from ..api import json_value
-
-            cols = chosen if any(f.name == "path" for f in chosen) else [path_field, *chosen]
-            rows = ({f.name: json_value(f, v) for f, v in zip(cols, row)}
-                    for row in idx.rows(node, columns=cols, sort=keys, limit=limit))
-            texts = (json.dumps(r) for r in rows)
-            _out_write(texts if fmt == "jsonl" else _json_array(texts))
-
-
-def _json_array(texts):
-    first = True
-    for t in texts:
-        yield ("[" if first else ",") + t
-        first = False
-    yield "[]" if first else "]"
-
-
-def _ls_table(idx, node, chosen: list[Field], keys, limit, *, explicit: bool) -> None:
-    from ..report import format as fmt
-
-    show_path = not any(f.name == "path" for f in chosen)
-    cols = chosen + ([idx.fields.resolve("path"), idx.fields.resolve("error")] if show_path else [])
-    rows = list(idx.rows(node, columns=cols, sort=keys, limit=limit))
-    if not rows:
-        print("no files match", file=sys.stderr)
-        return
-    # Column by column: one formatter per field, widths from the formatted strings.
-    columns = []
-    for k, f in enumerate(chosen):
-        cell = fmt.formatter(f)
-        cells = [cell(r[k]) for r in rows]
-        width = max(len(f.heading), max(map(len, cells)))
-        if f.kind == "number":
-            columns.append([f.heading.rjust(width)] + [c.rjust(width) for c in cells])
-        else:
-            columns.append([f.heading.ljust(width)] + [c.ljust(width) for c in cells])
-    if show_path:
-        n = len(chosen)
-        columns.append(["path"] + [r[n] + (f"  ({r[n + 1]})" if r[n + 1] else "") for r in rows])
-    _out_write("  ".join(line).rstrip() for line in zip(*columns))
-
-
-def _ls_csv(idx, node, cols: list[Field], keys, limit) -> None:
-    import csv
-
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow([f.name for f in cols])
-    bool_cols = [k for k, f in enumerate(cols) if f.kind == "bool"]
-    for row in idx.rows(node, columns=cols, sort=keys, limit=limit):
-        if bool_cols:
-            row = list(row)
-            for k in bool_cols:
-                if row[k] is not None:
-                    row[k] = "true" if row[k] else "false"
-        writer.writerow(row)
+        if not shown:
+            print("no files match", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------- stats
@@ -201,7 +111,7 @@ def stats_cmd(
     where: Optional[str] = typer.Option(None, "--where", "-w", help="Only the files matching this query."),
     bins: str = typer.Option("auto", "--bins", help="Histogram bins: auto, a count (10), or edges "
                              "(-60,-40,-20; units allowed: 1m,5m,10m)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl (csv/jsonl: one row per field)."),
     price_per_minute: Optional[float] = typer.Option(
         None, "--price-per-minute", min=0, help="Price per minute of audio, for a cost estimate."),
     workers: Optional[int] = typer.Option(
@@ -213,24 +123,39 @@ def stats_cmd(
              "by at least 80% of them."),
 ):
     """Totals, uniformity (value counts, minority values flagged) and distributions of fields."""
-    from ..report.summary import summarize, to_json
+    from ..report.summary import to_json
+    from ..views import stats
 
-    if fmt not in ("table", "json"):
-        raise fail(f"unknown format {fmt!r}: use table or json")
+    check_format(fmt)
     names = [n for part in (fields or []) for n in part.split(",") if n.strip()]
     with open_catalog() as cat:
-        idx = _open_index(cat)
+        idx = open_index(cat)
         try:
-            chosen = parse_field_list(names, idx.fields) if names else None
-            summary = summarize(idx, where=where, fields=chosen, bins=bins, minority=minority,
-                                price_per_minute=price_per_minute, workers=workers, step=step)
+            summary = stats(idx, names or None, where=where, bins=bins, minority=minority,
+                            price_per_minute=price_per_minute, workers=workers, step=step)
         except QueryError as exc:
             raise query_fail(exc)
         if fmt == "json":
             print(to_json(summary))
             return
+        if fmt in ("csv", "jsonl"):
+            write_dicts(_stats_rows(summary), fmt)
+            return
         detail = bool(names) and len(names) <= 4 or bins != "auto"
-        _out_write(stats_lines(summary, idx, detail=detail, root=str(cat.root)))
+        write_lines(stats_lines(summary, idx, detail=detail, root=str(cat.root)))
+
+
+def _stats_rows(summary: dict):
+    """One flat row per field of a stats object (csv, jsonl)."""
+    for name, s in summary["fields"].items():
+        row = {"field": name, "kind": s["kind"], "unit": s.get("unit"), "count": s.get("count"),
+               "missing": s.get("missing")}
+        for key in ("mean", "std", "min", "q25", "median", "q75", "max"):
+            row[key] = s.get(key)
+        if s["kind"] == "discrete":
+            row["values"] = {str(v["value"]): v["count"] for v in s.get("values", [])}
+            row["anomalies"] = s.get("anomalies")
+        yield row
 
 
 def stats_lines(summary: dict, idx, *, detail: bool, root: str = "") -> list[str]:
@@ -328,69 +253,18 @@ def export_cmd(
 ):
     """Write one row per file, the dotted field names as columns (written to a temporary name,
     then renamed)."""
+    from ..views import export_files
+
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".parquet", ".json", ".jsonl"):
-        raise fail(f"cannot tell the format of {output.name!r}: name it .csv, .parquet, .json or .jsonl")
+        raise UsageError(f"cannot tell the format of {output.name!r}: name it .csv, .parquet, .json or .jsonl")
     with open_catalog() as cat:
-        idx = _open_index(cat)
+        idx = open_index(cat)
         try:
-            n = export(idx, output, where=where, fields=fields, sort=sort)
+            n = export_files(idx, output, where=where, fields=fields, sort=sort)
         except QueryError as exc:
             raise query_fail(exc)
     print(f"exported {n} file(s) to {output}")
-
-
-def export(idx, output: Path, *, where=None, fields=None, sort=None) -> int:
-    """Write the selection to `output` (format from the suffix); return the number of rows."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    suffix = output.suffix.lower()
-    try:
-        if suffix in (".json", ".jsonl"):
-            node = idx.parse(where) if where else None
-            cols = parse_field_list(fields, idx.fields) if fields else idx.export_fields(node)
-            if not any(f.name == "path" for f in cols):
-                cols = [idx.fields.resolve("path"), *cols]
-            keys = parse_sort(sort, idx.fields) if sort else None
-            n = 0
-            with open(tmp, "w", encoding="utf-8") as fh:
-                if suffix == ".json":
-                    fh.write("[")
-                for row in _sorted_rows(idx, node, cols, keys):
-                    text = json.dumps(row)
-                    if suffix == ".json":
-                        fh.write(("\n" if n == 0 else ",\n") + text)
-                    else:
-                        fh.write(text + "\n")
-                    n += 1
-                if suffix == ".json":
-                    fh.write("\n]\n")
-        else:
-            from ..api import build_frame
-
-            df = build_frame(idx, where=where, fields=fields, sort=sort)
-            n = len(df)
-            if suffix == ".csv":
-                for name in df.columns:
-                    f = idx.fields.resolve(name)
-                    if f.kind == "list":
-                        df[name] = [None if v is None else json.dumps(v) for v in df[name]]
-                df.to_csv(tmp, index=False)
-            else:
-                df.to_parquet(tmp, index=False)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
-
-
-def _sorted_rows(idx, node, cols, keys):
-    from ..api import json_value
-
-    for row in idx.rows(node, columns=cols, sort=keys):
-        yield {f.name: json_value(f, v) for f, v in zip(cols, row)}
 
 
 # -------------------------------------------------------------------------------------- report
@@ -409,6 +283,9 @@ def report_cmd(
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the collection's name)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes for the thumbnails."),
     minority: float = typer.Option(0.25, "--minority", min=0.0, max=1.0, help="See `stats --minority`."),
+    fmt: str = typer.Option("html", "--format", "-f", help="html (the page), or json: the report's data "
+                            "(totals, uniformity, distributions, problem files with why, restored files) "
+                            "on stdout, or into -o when it ends in .json."),
     redact_paths: bool = typer.Option(
         False, "--redact-paths", help="Show file names only, link to no file (implies --embed-audio). "
         "By default paths are shown relative to the collection folder."),
@@ -418,8 +295,27 @@ def report_cmd(
     spectrogram, and a player of the original."""
     from ..report.html import write_report
 
+    check_format(fmt, ("html", "json"))
     with open_catalog() as cat:
-        idx = _open_index(cat)
+        idx = open_index(cat)
+        if fmt == "json":
+            from ..views.report import report_data
+
+            try:
+                data = report_data(idx, where=where, spec=spec, minority=minority, title=title)
+            except QueryError as exc:
+                raise query_fail(exc)
+            text = json.dumps(data, indent=2, default=float)
+            if output.suffix.lower() == ".json":
+                output_folder(output)
+                tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+                tmp.write_text(text + "\n", encoding="utf-8")
+                os.replace(tmp, output)
+                err.print(f"report data written: {output}")
+            else:
+                print(text)
+            return
+        output_folder(output)
         try:
             info = write_report(idx, output, where=where, max_problems=max_problems,
                                 embed_audio=embed_audio, spec=spec, title=title, workers=workers,
@@ -433,30 +329,30 @@ def report_cmd(
 
 
 def fields_cmd(
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ):
     """List the field names the queries, `ls`, `stats` and `export` know (with units and aliases)."""
-    from ..catalog.fields import REGISTRY, describe_fields
+    from ..catalog.db import CatalogError
+    from ..views import field_list
 
-    from ..catalog.db import Catalog, CatalogError
-    from .common import State
-
+    check_format(fmt)
     try:
-        cat = Catalog.open(State.collection or Path.cwd())
+        cat = open_catalog()
     except CatalogError:
         cat = None  # outside a collection: the registered fields only
-    fields = REGISTRY
-    if cat is not None:
+    if cat is None:
+        items = field_list()
+    else:
         with cat:
-            fields = _open_index(cat).fields
-    items = describe_fields(fields)
-    for item, f in zip(items, fields):
-        item["registered"] = f.registered
-    if fmt == "json":
+            items = field_list(open_index(cat))
+    if fmt in ("json",):
         print(json.dumps(items, indent=2))
+        return
+    if fmt in ("csv", "jsonl"):
+        write_dicts(({**i, "aliases": ",".join(i["aliases"])} if fmt == "csv" else i for i in items), fmt)
         return
     from ..report import format as fmt_
 
     rows = [[i["name"], i["kind"], i["unit"] or "", ", ".join(i["aliases"]),
              i["description"] or ("(found in the data)" if not i["registered"] else "")] for i in items]
-    _out_write(fmt_.table(["field", "kind", "unit", "aliases", "description"], rows))
+    write_lines(fmt_.table(["field", "kind", "unit", "aliases", "description"], rows))

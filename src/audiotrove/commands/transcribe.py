@@ -103,7 +103,7 @@ def _check_language(language: str, model: str, english_only: bool) -> None:
 
 def _transcripts(cat, file_ids) -> Iterator[tuple[int, str, dict]]:
     """(file id, path, transcript) of each chosen file with an ok transcribe result."""
-    for f, results in cat.iter_latest("transcribe"):
+    for f, results in cat.iter_current("transcribe"):
         if file_ids is not None and f.id not in file_ids:
             continue
         res = results.get("transcribe")

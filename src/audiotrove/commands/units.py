@@ -17,17 +17,21 @@ from typing import List, Optional
 
 import typer
 
+from ..errors import UsageError
 from .common import (
     EXIT_FAILURES,
     EXIT_OK,
+    check_format,
     err,
     exit_code,
     fail,
     open_catalog,
+    output_folder,
     run_step_cli,
 )
 
-_FORMATS = ("table", "jsonl", "json", "csv", "parquet")
+_FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+DEFAULT_FEATURES = "rms,zcr,centroid,rolloff,flatness,mfcc,pitch"
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +41,7 @@ def register(app: typer.Typer) -> None:
     app.command("render")(render_cmd)
     app.command("sort")(sort_cmd)
     app.command("features")(features_cmd)
+    app.command("gc")(gc_cmd)
 
 
 # --- segment ----------------------------------------------------------------------------------
@@ -59,10 +64,7 @@ def segment_cmd(
     units.median_power, units.median_hz, units.median_clarity, units.median_dur.
     Requires analyze (run first if needed; speech mode uses its speech sections).
     """
-    from ..io.hashing import params_hash
-    from ..steps import get_step
     from ..units.extract import ModeError, parse_mode, resolve_durations
-    from ..units.store import mark_current
 
     try:
         kind, window = parse_mode(mode)
@@ -75,10 +77,6 @@ def segment_cmd(
         overrides = {"mode": canonical, "min_dur": lo, "max_dur": hi}
         summary = run_step_cli(cat, "segment", overrides, workers=workers, file_ids=file_ids,
                                retry_failed=retry_failed, item_timeout_s=item_timeout)
-        step = get_step("segment")
-        params = step.params(overrides)
-        hashes = [f.content_hash for f in cat.files(file_ids)]
-        mark_current(cat, step_version=step.version, params_hash=params_hash(params), content_hashes=hashes)
         err.print(summary.line())
         if kind == "speech":
             _speech_source_note(cat, file_ids)
@@ -87,7 +85,7 @@ def segment_cmd(
 
 def _speech_source_note(cat, file_ids) -> None:
     fallback = 0
-    for f, results in cat.iter_latest("segment"):
+    for f, results in cat.iter_current("segment"):
         if file_ids is not None and f.id not in file_ids:
             continue
         res = results.get("segment")
@@ -101,7 +99,8 @@ def _speech_source_note(cat, file_ids) -> None:
 def _select(cat, where: Optional[str]):
     if where is None or not where.strip():
         return None
-    from ..catalog.query import QueryError, select_file_ids
+    from ..catalog.index import select_file_ids
+    from ..catalog.query import QueryError
 
     try:
         ids = select_file_ids(cat, where)
@@ -124,36 +123,37 @@ def units_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ):
     """List units (after `segment`): a file filter, a unit filter, a sort with keep-fractions, limits."""
+    check_format(fmt, _FORMATS)
     df = _list(query, where, sort, per_file, limit)
     _write_table(df, fmt, output)
 
 
 def _list(query, where, sort, per_file, limit):
     from ..catalog.query import QueryError
-    from ..units.select import Limits, list_units
+    from ..views import list_units
 
     with open_catalog() as cat:
-        problems: list[str] = []
         try:
-            df = list_units(cat, query, sort, Limits(per_file, limit), where=where, problems=problems)
+            found = list_units(cat, query, where=where, sort=sort, per_file=per_file, limit=limit)
         except QueryError as exc:
             raise fail(str(exc))
-        for p in problems:
+        for p in found.problems:
             err.print(f"[yellow]warning:[/] {p}")
-        if cat.conn.execute("SELECT 1 FROM results WHERE step='segment' AND status='ok' LIMIT 1").fetchone() is None:
+        if not found.segmented:
             err.print("no units yet: run `audiotrove segment` first")
-    return df
+    return found.frame
 
 
 def _write_table(df, fmt: str, output: Optional[Path]) -> None:
-    if fmt not in _FORMATS:
-        raise fail(f"unknown format {fmt!r}: use {', '.join(_FORMATS)}")
     if fmt == "parquet":
         if output is None:
-            raise fail("--format parquet needs -o FILE")
+            raise UsageError("--format parquet needs -o FILE")
+        output_folder(output)
         df.to_parquet(output, index=False)
         err.print(f"{len(df)} units -> {output}")
         return
+    if output:
+        output_folder(output)
     stream = open(output, "w", newline="") if output else sys.stdout
     try:
         if fmt == "table":
@@ -191,8 +191,10 @@ def _expand_mfcc(df):
 
     if "mfcc" not in df.columns:
         return df
-    mf = pd.DataFrame([v if isinstance(v, list) else [None] * 13 for v in df["mfcc"]],
-                      columns=[f"mfcc_{i + 1}" for i in range(13)], index=df.index)
+    from ..units.schema import N_MFCC
+
+    mf = pd.DataFrame([v if isinstance(v, list) else [None] * N_MFCC for v in df["mfcc"]],
+                      columns=[f"mfcc_{i + 1}" for i in range(N_MFCC)], index=df.index)
     return pd.concat([df.drop(columns=["mfcc"]), mf], axis=1)
 
 
@@ -218,21 +220,38 @@ def render_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Audio file to write (.wav, .flac, .ogg, .aiff)."),
     units: Optional[str] = typer.Option(None, "--units", "-u", help="Unit filter (as for `units`)."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="File filter."),
-    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="key[:asc|desc][:fraction],... (default: path, start)."),
+    sort: Optional[str] = typer.Option(None, "--sort", "-s", help="Which units: key[:asc|desc][:fraction],... "
+                                       "(as for `units`; with --per-file/--limit it decides which are kept)."),
+    order: Optional[str] = typer.Option(None, "--order", help="The order they are played in: KEY[:desc][,KEY...] "
+                                        "(default: the order --sort leaves, else path and start)."),
     per_file: Optional[int] = typer.Option(None, "--per-file", min=1, help="At most N units per file."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N units in all."),
     gap: float = typer.Option(0.0, "--gap", min=0.0, help="Silence between units, s."),
     crossfade: float = typer.Option(0.0, "--crossfade", min=0.0, help="Overlap consecutive units by MS milliseconds."),
     fade: float = typer.Option(5.0, "--fade", min=0.0, help="Fade in/out of each unit, ms."),
-    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=8000, max=384000, help="Output rate, Hz (default: the first unit's)."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=8000, max=384000, help="Output rate, Hz "
+                                              "(default: the highest rate among the units' files)."),
 ):
-    """Render the selected units, in order, as one audio file (short fades, so nothing clicks)."""
+    """Render the selected units, in order, as one audio file (short fades, so nothing clicks).
+
+    `--sort` selects (`power:desc:0.75,clarity:desc --per-file 100`), `--order` sets the order
+    they are played in (`--order hz`), without changing which units were kept.
+    """
+    from ..catalog.query import QueryError
     from ..io.decode import DecodeError
     from ..units.render import render_units
+    from ..units.select import order_units, parse_order
 
+    try:
+        order_keys = parse_order(order) if order else None
+    except QueryError as exc:
+        raise fail(str(exc))
     df = _list(units, where, sort, per_file, limit)
     if len(df) == 0:
         raise fail("no unit matches: nothing to render", code=EXIT_FAILURES)
+    if order_keys:
+        df = order_units(df, order_keys)
+    output_folder(output)
     try:
         summary = render_units(df, output, gap_s=gap, crossfade_ms=crossfade, fade_ms=fade,
                                sample_rate_hz=sample_rate)
@@ -246,6 +265,9 @@ def _report_render(summary) -> None:
         err.print(f"[yellow]skipped[/] {s}")
     if len(summary.skipped) > 10:
         err.print(f"[yellow]... {len(summary.skipped) - 10} more skipped[/]")
+    if summary.resampled:
+        err.print(f"note: {summary.resampled} unit(s) resampled to {summary.sample_rate} Hz "
+                  "(their files have another rate; --sample-rate chooses the output rate)")
     err.print(f"{summary.units} units, {summary.duration_s:.2f} s, {summary.sample_rate} Hz, "
               f"{summary.channels} ch -> {summary.path}")
     if summary.skipped:
@@ -290,6 +312,7 @@ def sort_cmd(
     if not rows:
         raise fail(f"{file}: no units found (try --mode window:0.5 or a smaller --min-dur)", code=EXIT_FAILURES)
     ordered = sort_rows(rows, keys)
+    output_folder(output)
     try:
         summary = render_sorted(os.fspath(file), ordered, os.fspath(output), gap_s=gap,
                                 crossfade_ms=crossfade, fade_ms=fade)
@@ -304,17 +327,19 @@ def features_cmd(
     files: Optional[List[Path]] = typer.Argument(None, help="Audio files (one-off). Without: the collection's files."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="The collection's files matching this query."),
     hop: float = typer.Option(0.1, "--hop", min=0.005, help="Window (row) length, s."),
-    feature_set: str = typer.Option("rms,zcr,centroid,rolloff,flatness,mfcc,pitch", "--set",
-                                    help="Comma list of rms, zcr, centroid, rolloff, flatness, contrast, chroma, mfcc, pitch, tempo (or all)."),
+    feature_set: str = typer.Option(DEFAULT_FEATURES, "--set",
+                                    help=f"Comma list of features, or all. Default: {DEFAULT_FEATURES.replace(',', ', ')}; "
+                                    "all adds contrast, chroma and tempo (slower)."),
     summary: bool = typer.Option(False, "--summary", help="One row per file: mean, std, p10, p50, p90 of each column."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help=".parquet or .csv (default: CSV on stdout)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
 ):
     """Time-series features: one row per window and file (time in s), tidy, ready to join.
 
-    Columns: path, time (s, window start), rms (dBFS), zcr (0-1), centroid, rolloff (Hz),
-    flatness (0-1), contrast_1..7 (dB), chroma_C..chroma_B (0-1), mfcc_1..13, hz (Hz, empty
-    when unpitched), clarity (0-1), tempo (BPM, local, over 8 s).
+    Columns by default: path, file_id (collection files), time (s, window start), rms (dBFS),
+    zcr (0-1), centroid, rolloff (Hz), flatness (0-1), mfcc_1..13, hz (Hz, empty when
+    unpitched), clarity (0-1). With `--set all` also contrast_1..7 (dB), chroma_C..chroma_B (0-1)
+    and tempo (BPM, local, over 8 s).
     """
     from ..dsp.features import ALL_FEATURES, feature_columns
     from ..units.series import FeatureJob, run_feature_jobs
@@ -327,6 +352,8 @@ def features_cmd(
         raise fail(str(exc))
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise fail("-o must end in .parquet or .csv")
+    if output is not None:
+        output_folder(output)
     if files:
         if where:
             raise fail("give FILES or --where, not both")
@@ -344,6 +371,41 @@ def features_cmd(
     executor = LocalPoolExecutor(min(workers or default_workers(), len(jobs)))
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,
                               executor=executor, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
+    if output is not None and output.exists():
+        rows, cols = _table_shape(output)
+        err.print(f"wrote {rows} row(s) x {cols} column(s) to {output}")
     if failed:
         err.print(f"[red]{failed} of {len(jobs)} file(s) failed[/]")
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+def _table_shape(path: Path) -> tuple[int, int]:
+    """(rows, columns) of a written Parquet or CSV table."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(path)
+        return meta.num_rows, meta.num_columns
+    import csv
+
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        return sum(1 for _ in reader), len(header)
+
+
+# --- gc ------------------------------------------------------------------------------------------
+
+def gc_cmd(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be removed, remove nothing."),
+):
+    """Remove what nothing uses any more: results of content no registered file has (a file that
+    changed or was replaced) and unit shards no remaining result points to. Says what it frees."""
+    from ..report.format import size
+    from ..views import collect_garbage
+
+    with open_catalog() as cat:
+        found = collect_garbage(cat, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    print(f"{verb} {found.results} result(s) of content no file has and {len(found.shards)} unit "
+          f"shard(s) ({size(found.shard_bytes)})")

@@ -1,7 +1,7 @@
 """Effective bandwidth: the highest frequency of real content (lossy-encode / upsampling cutoffs).
 
 `BandwidthMeter(sample_rate, channels)` (meter protocol of `audiotrove.dsp`) returns
-{"bandwidth": Hz} or {"bandwidth": None, "bandwidth_reason": why}.
+{"bandwidth": {"frequency": Hz}} or {"bandwidth": {"frequency": None, "reason": why}}.
 
 Method (streaming, memory bounded):
 1. Long-term average spectrum of the channel mix: Blackman-Harris frames of ~46 ms (a power of two:
@@ -204,19 +204,25 @@ class BandwidthMeter:
                 frame[: len(pending)] = pending[: self.frame_length]
                 self._add(frame[None, :])
             else:
-                return {"bandwidth": None,
-                        "bandwidth_reason": f"too short: fewer than {MIN_FRAME} samples"}
+                return _result(None, f"too short: fewer than {MIN_FRAME} samples")
         counts = self._class_counts
         if counts.sum() == 0:
-            return {"bandwidth": None, "bandwidth_reason": "digital silence"}
+            return _result(None, "digital silence")
         cum = np.cumsum(counts)
         loud_class = int(np.searchsorted(cum, LOUD_PERCENTILE / 100 * cum[-1]))
         lowest = max(0, loud_class - round(LOUD_RANGE_DB / CLASS_STEP_DB))
         spectrum = self._class_spectra[lowest:].sum(axis=0) / counts[lowest:].sum()
         bandwidth = bandwidth_from_spectrum(spectrum * self._scale, sample_rate=self.sample_rate)
         if bandwidth is None:
-            return {"bandwidth": None, "bandwidth_reason": "no content above DC"}
-        return {"bandwidth": round(bandwidth, 1)}
+            return _result(None, "no content above DC")
+        return _result(round(bandwidth, 1))
+
+
+def _result(frequency_hz: float | None, reason: str | None = None) -> dict:
+    group: dict = {"frequency": frequency_hz}
+    if reason is not None:
+        group["reason"] = reason
+    return {"bandwidth": group}
 
 
 def effective_bandwidth_hz(audio: np.ndarray, *, sample_rate: int) -> float | None:
@@ -225,4 +231,4 @@ def effective_bandwidth_hz(audio: np.ndarray, *, sample_rate: int) -> float | No
     audio = audio[:, None] if audio.ndim == 1 else audio
     meter = BandwidthMeter(sample_rate, audio.shape[1])
     meter.update(audio)
-    return meter.result()["bandwidth"]
+    return meter.result()["bandwidth"]["frequency"]

@@ -754,8 +754,3 @@ class ContentMeter:
         protected[SILENCE] = True
         labels = absorb_short_runs(labels, min_frames=min_frames, protected=protected)
         return labels, threshold_db
-
-    # -- quality hand-off -------------------------------------------------------------
-    def speech_windows(self) -> list[np.ndarray]:
-        """The 16 kHz speech windows kept for DNSMOS (empty unless quality=True)."""
-        return [] if self._reservoir is None else self._reservoir.windows()

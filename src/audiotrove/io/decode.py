@@ -47,13 +47,13 @@ class AudioReader:
     path: str
     sample_rate: int
     channels: int
-    backend: str  # "soundfile" or "pyav"
+    backend: str  # "soundfile", "pyav" or "raw" (headerless PCM, io/raw.py)
     declared_frames: int | None = None  # from the header; None when unknown
     decoded_frames: int = field(default=0, init=False)
 
     def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Yield float32 (frames, channels) blocks; check for truncation at the end."""
-        if self.backend == "soundfile":
+        if self.backend in ("soundfile", "raw"):
             source = _soundfile_blocks(self.path, block_frames)
         else:
             source = _rebuffer(_pyav_frames(self.path, self.channels), block_frames, self.channels)
@@ -64,12 +64,6 @@ class AudioReader:
                 _progress_hook(len(block) / self.sample_rate)
             yield block
         self._check_complete()
-
-    @property
-    def declared_duration_s(self) -> float | None:
-        if self.declared_frames is None:
-            return None
-        return self.declared_frames / self.sample_rate
 
     def _check_complete(self) -> None:
         if self.decoded_frames == 0:
@@ -88,8 +82,18 @@ class AudioReader:
 
 def open_audio(path: str | os.PathLike) -> AudioReader:
     """Open `path` for block decoding; raise DecodeError with a clear reason if it cannot be."""
+    from . import raw
+
     path = os.fspath(path)
     _check_readable(path)
+    fmt = raw.declared(path)
+    if fmt is not None:  # headerless PCM, read as the format the user stated
+        if os.path.getsize(path) < fmt.bytes_per_frame:
+            raise DecodeError(f"no samples: the file is shorter than one {fmt.text} frame")
+        reader = AudioReader(path, fmt.sample_rate, fmt.channels, "raw",
+                             os.path.getsize(path) // fmt.bytes_per_frame)
+        _check_format(reader)
+        return reader
     _check_ogg_complete(path)
     reader = _open_soundfile(path)
     if reader is None:
@@ -267,8 +271,11 @@ def _pcm_header_frames(path: str, fmt: str, readable_frames: int) -> int | None:
 def _soundfile_blocks(path: str, block_frames: int) -> Iterator[np.ndarray]:
     import soundfile as sf
 
+    from . import raw
+
+    fmt = raw.declared(path)
     try:
-        with sf.SoundFile(path) as f:
+        with (sf.SoundFile(path) if fmt is None else raw.sound_file(path, fmt)) as f:
             while True:
                 block = f.read(block_frames, dtype="float32", always_2d=True)
                 if len(block) == 0:

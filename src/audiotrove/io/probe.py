@@ -35,8 +35,13 @@ def probe(path: str | os.PathLike) -> dict:
     """Read `media_info` from the container header. Raise DecodeError if it is not media."""
     import av
 
+    from . import raw
+
     path = os.fspath(path)
     _check_readable(path)
+    fmt = raw.declared(path)
+    if fmt is not None:
+        return raw.media_info(path, fmt)
     size_bytes = os.path.getsize(path)
     try:
         with av.open(path, metadata_errors="ignore") as container:
@@ -49,7 +54,10 @@ def probe(path: str | os.PathLike) -> dict:
                 duration_s = _stream_duration_s(audio_streams[0])
             bitrate = container.bit_rate or None
     except Exception as exc:
-        raise DecodeError(f"not a readable audio/video file: {_av_message(exc)}") from exc
+        hint = f" ({raw.HINT})" if os.path.splitext(path)[1].lower() in raw.RAW_EXTENSIONS else ""
+        raise DecodeError(f"not a readable audio/video file: {_av_message(exc)}{hint}") from exc
+    if not audio_streams and os.path.splitext(path)[1].lower() in raw.RAW_EXTENSIONS:
+        raise DecodeError(f"no audio stream in this file ({raw.HINT})")
     if bitrate is None and duration_s:
         bitrate = int(size_bytes * 8 / duration_s)
     return {

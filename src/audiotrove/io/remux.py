@@ -43,10 +43,6 @@ AUDIO_CHUNK = 8192          # samples encoded per step
 LEAD_S = 0.5                # audio is muxed this far ahead of the copied packets
 
 
-def video_extensions() -> tuple[str, ...]:
-    return tuple(CONTAINERS)
-
-
 def remux_audio(video_path: str | os.PathLike, audio_path: str | os.PathLike,
                 out_path: str | os.PathLike, *, protect: list | tuple = (),
                 bitrate: int | None = None) -> dict:

@@ -1,12 +1,11 @@
-"""Human formatting of field values (tables of `ls` and `stats`, the HTML report)."""
+"""Human formatting for tables and the report. How a field's value reads is the field registry's
+business (catalog/fields.py: Field.format, format_stat); this module lays out tables."""
 from __future__ import annotations
 
 import json
 import math
 
-from ..catalog.fields import Field
-
-_DB = {"LUFS", "LU", "dBFS", "dBTP", "dB"}
+from ..catalog.fields import Field, clock, size  # noqa: F401 - clock/size used via fmt.
 
 
 def stored_list(value, *, text_as_item: bool = False) -> list:
@@ -24,20 +23,6 @@ def stored_list(value, *, text_as_item: bool = False) -> list:
     return value if isinstance(value, list) else []
 
 
-def clock(seconds: float | None, *, decimals: int = 1) -> str:
-    """83.4 -> '1:23.4', 3725 -> '1:02:05'."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    sign = "-" if seconds < 0 else ""
-    s = round(abs(seconds), decimals)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h >= 1:
-        return f"{sign}{int(h)}:{int(m):02d}:{int(sec):02d}"
-    width = 3 + decimals if decimals else 2
-    return f"{sign}{int(m)}:{sec:0{width}.{decimals}f}"
-
-
 def hours(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
@@ -46,94 +31,18 @@ def hours(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def size(num_bytes: float | None) -> str:
-    if num_bytes is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(num_bytes) < 1000 or unit == "TB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
-        num_bytes /= 1000.0
-    return "-"
-
-
 def value(field: Field, v, *, unit: bool = False) -> str:
-    """A cell: numbers rounded to what the unit deserves, '-' for missing."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    u = field.unit
-    if field.kind == "bool":
-        return "yes" if v else "no"
-    if field.kind == "list":
-        items = json.loads(v) if isinstance(v, str) else v
-        return f"[{len(items)}]"
-    if field.kind == "text" or not isinstance(v, (int, float)):
-        return str(v)
-    if u == "s":
-        text = clock(float(v))
-    elif u == "bytes":
-        text = size(float(v))
-    elif u == "bit/s":
-        text = f"{v / 1000:.0f}k" if v >= 1000 else f"{v:.0f}"
-    elif u in _DB:
-        text = f"{v:.1f}"
-    elif u == "%":
-        text = f"{v:.1f}"
-    elif u == "Hz":
-        text = f"{v:.0f}"
-    elif u == "FS":
-        text = f"{v:.4f}"
-    elif field.integer or (isinstance(v, int)) or float(v).is_integer():
-        text = f"{int(v)}"
-    elif abs(v) >= 100:
-        text = f"{v:.0f}"
-    else:
-        text = f"{v:.2f}"
-    if unit and u and u not in ("s", "bytes", "bit/s", "count"):
-        text += f" {u}" if u != "%" else "%"
-    return text
+    """A cell: the field registry's formatting (catalog/fields.py)."""
+    return field.format(v, unit=unit)
 
 
 def formatter(field: Field):
-    """A one-argument cell formatter for a field (what `value` does, minus the per-cell
-    dispatch: for long tables)."""
-    u, kind = field.unit, field.kind
-    if kind == "number" and u in _DB | {"%"}:
-        return lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, (int, float)) else str(v))
-    if kind == "number" and u == "Hz":
-        return lambda v: "-" if v is None else (f"{v:.0f}" if isinstance(v, (int, float)) else str(v))
-    if kind == "text":
-        return lambda v: "-" if v is None else str(v)
-    if kind == "number" and u == "s":
-        return _clock_cell
-    if kind == "number" and field.integer and u not in ("bytes", "bit/s"):
-        return lambda v: "-" if v is None else (str(v) if type(v) is int else value(field, v))
-    return lambda v: value(field, v)
-
-
-def _clock_cell(v) -> str:
-    """clock() for table cells: the common case (under an hour) without divmod chains."""
-    if v is None or not isinstance(v, (int, float)):
-        return "-" if v is None else str(v)
-    v = round(v, 1)
-    if 0 <= v < 3600:
-        m = int(v // 60)
-        return f"{m}:{v - 60 * m:04.1f}"
-    return clock(float(v))
+    return field.formatter()
 
 
 def number(field: Field, v) -> str:
     """A statistic of a field (mean, quartile...) in the field's unit."""
-    if v is None:
-        return "-"
-    if field.unit in ("s",):
-        return clock(v)
-    if field.unit == "bytes":
-        return size(v)
-    if abs(v) >= 1000:
-        return f"{v:.0f}"
-    if abs(v) >= 100:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
+    return field.format_stat(v)
 
 
 def spark(counts: list[int]) -> str:

@@ -16,7 +16,7 @@ HISTOGRAMS = (
     ("audio.loudness.true_peak", "True peak (dBTP)", {"-1 dBTP": -1.0}),
     ("audio.noise.level_average", "Noise floor (dBFS)", {}),
     ("audio.noise.snr_average", "SNR (dB)", {}),
-    ("audio.bandwidth", "Bandwidth (Hz)", {}),
+    ("audio.bandwidth.frequency", "Bandwidth (Hz)", {}),
     ("media_info.container.duration", "Duration (s)", {}),
     ("audio.speech.percentage", "Speech share (%)", {}),
     ("audio.music.percentage", "Music share (%)", {}),

@@ -29,7 +29,7 @@ import numpy as np
 from ..catalog.fields import Field
 from ..catalog.index import TABLE, FieldIndex, quote_ident
 from ..catalog.records import PRIMARY_STEP
-from ..catalog.query import And, InList, Node, QueryError, parse_quantity
+from ..catalog.query import And, InList, Node, QueryError
 
 # What `stats` shows without FIELDS (the report uses the same lists).
 DEFAULT_DISCRETE = (
@@ -41,7 +41,7 @@ DEFAULT_CONTINUOUS = (
     "media_info.container.duration", "audio.loudness.measured", "audio.loudness.range",
     "audio.loudness.true_peak", "audio.loudness.sample_peak", "audio.clipping.percentage",
     "audio.noise.level_average", "audio.noise.snr_average", "audio.noise.clicks_per_minute",
-    "audio.bandwidth", "audio.speech.percentage", "audio.music.percentage",
+    "audio.bandwidth.frequency", "audio.speech.percentage", "audio.music.percentage",
     "audio.silence.percentage", "audio.other.percentage", "audio.quality_score.dnsmos_ovrl",
     "units.count",
 )
@@ -137,7 +137,7 @@ def parse_bins(spec: str | int | Sequence[float] | None, field: Field):
         return n
     items = [t for t in text.replace(";", ",").split(",") if t.strip()]
     try:
-        edges = sorted(parse_quantity(t.strip(), field) for t in items)
+        edges = sorted(field.parse(t.strip()) for t in items)
     except ValueError as exc:
         raise QueryError(f"--bins for {field.name}: {exc}") from None
     if len(edges) < 2:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..catalog.db import CATALOG_DIR, Catalog
+from ..errors import log_bug
 from ..steps import _STEP_MODULES, get_step
 from .executor import Executor, LocalPoolExecutor, TaskOutcome, TimeLimit, default_workers
 from .lock import RunLocked, step_lock
-from .plan import Plan, make_plan
+from .plan import Plan, make_plan, requirement_groups
 from .progress import RunProgress
 from .worker import Outcome, execute_item, failed_outcome, init_worker
 
@@ -52,7 +53,8 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
              item_timeout_s: float | None = None, wait_for_lock: bool = False) -> RunSummary:
     """Bring `step_name` up to date for the chosen files (all by default).
 
-    Steps it requires are brought up to date first (with their default parameters).
+    A step it requires is met by each file's current result of that step, whatever its
+    parameters; only files with none get it computed first (see plan.requirement_groups).
     One run of a step at a time per collection (runner/lock.py): RunLocked (a UsageError) when
     another run holds it; a required step's lock is waited for. `item_timeout_s`: the time
     limit of one item (default: 60 s + 10 x the seconds of audio it has decoded).
@@ -64,10 +66,12 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
     with step_lock(workdir, step.name, wait=wait_for_lock, on_wait=_say_waiting(step.name, show_progress)):
         _sweep(workdir)
         for required in step.requires:
-            run_step(catalog, required, None, workers=workers, file_ids=file_ids,
-                     show_progress=show_progress, item_timeout_s=item_timeout_s, wait_for_lock=True)
+            for params, ids in requirement_groups(catalog, get_step(required), file_ids=file_ids):
+                run_step(catalog, required, params, workers=workers, file_ids=ids,
+                         show_progress=show_progress, item_timeout_s=item_timeout_s, wait_for_lock=True)
         plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
                          retry_failed=retry_failed)
+        catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
         return execute_plan(catalog, plan, workers=workers or default_workers(),
                             show_progress=show_progress, item_timeout_s=item_timeout_s)
 
@@ -111,6 +115,8 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
             params_hash=plan.params_hash, params=plan.params, status=outcome.status,
             error=outcome.error, data=outcome.data, elapsed_s=outcome.elapsed_s,
         )
+        if outcome.traceback:
+            log_bug(catalog.root / CATALOG_DIR, outcome.error or "", outcome.traceback)
         if outcome.status == "ok":
             summary.ok += 1
         else:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+import traceback
 from dataclasses import dataclass
 
-from ..errors import ItemError
+from ..errors import ItemError, bug_message
 from ..io.hashing import content_hash, placeholder_hash
+from ..io.raw import declare as declare_raw
 from ..steps import Item, get_step, register
 
 
@@ -27,6 +29,7 @@ class Outcome:
     data: dict | None
     elapsed_s: float
     audio_s: float  # seconds of audio processed (for throughput), 0 when unknown
+    traceback: str | None = None  # a bug's traceback, for the coordinator to log (errors.log_bug)
 
 
 def stat_facts(path: str) -> tuple[int | None, int | None]:
@@ -61,6 +64,10 @@ def execute_item(step_name: str, item: Item) -> Outcome:
         digest = content_hash(item.path)
     except (OSError, ValueError):
         digest = placeholder_hash(item.path, size_bytes, mtime_ns)
+    if item.raw_format:  # the same bytes read as another format are other audio
+        digest += f"+raw:{item.raw_format}"
+    trace = None
+    declare_raw(item.path, item.raw_format)  # headerless PCM is read as its stated format
     try:
         data = get_step(step_name).run(item)
         status, error = "ok", None
@@ -68,12 +75,14 @@ def execute_item(step_name: str, item: Item) -> Outcome:
         data, status, error = None, "error", str(exc)
     except MemoryError:
         data, status, error = None, "error", "out of memory while processing this file"
-    except Exception as exc:  # a bug or an unexpected input: keep the batch going, say where
-        data, status, error = None, "error", _describe(exc)
+    except Exception as exc:  # a bug: keep the batch going, name it, keep the traceback
+        data, status, error = None, "error", bug_message(exc, step=step_name, path=item.path)
+        trace = "".join(traceback.format_exception(exc))
     return Outcome(
         file_id=item.file_id, size_bytes=size_bytes, mtime_ns=mtime_ns, content_hash=digest,
         status=status, error=error, data=data, elapsed_s=time.perf_counter() - started,
         audio_s=_audio_seconds(data) or _audio_seconds(item.inputs.get("analyze")),
+        traceback=trace,
     )
 
 

@@ -23,6 +23,8 @@ class Item:
     # The collection's .audiotrove folder: where a step keeps files of its own (unit shards).
     # Not a parameter, so moving a collection does not change any result's key.
     workdir: str = ""
+    # Headerless PCM: the file's RATE:CHANNELS:FORMAT (io/raw.py); the worker declares it.
+    raw_format: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ import os
 
 import numpy as np
 
+from ..errors import ItemError
 from ..io.decode import open_audio
 from ..units.extract import (
+    ModeError,
     UnitExtractor,
     parse_mode,
     resolve_durations,
@@ -65,9 +67,13 @@ def speech_sections(analysis: dict | None) -> tuple[list | None, float | None]:
 
 
 def segment_file(path: str, params: dict, inputs: dict | None = None, *, units_dir) -> dict:
-    """Segment and describe `path`; write its shard into `units_dir`; return the summary."""
+    """Segment and describe `path`; write its shard into `units_dir`; return the summary.
+    Raises ItemError (a decode failure, bad parameters, a shard that cannot be written)."""
     params = {**DEFAULTS, **params}
-    config = segmentation_config(params)
+    try:
+        config = segmentation_config(params)
+    except ModeError as exc:
+        raise ItemError(f"bad segmentation parameters: {exc}") from None
     kind, _ = parse_mode(params["mode"])
     sections, until = (None, None)
     source = None
@@ -89,7 +95,10 @@ def segment_file(path: str, params: dict, inputs: dict | None = None, *, units_d
         rows += extractor.update(block)
     rows += extractor.finish()
     name = shard_name(digest.hexdigest(), config)
-    write_shard(units_dir, name, rows)
+    try:
+        write_shard(units_dir, name, rows)
+    except OSError as exc:
+        raise ItemError(f"cannot write the unit shard into {units_dir}: {exc.strerror or exc}") from None
     summary = summarize_units(rows)
     summary["shard"] = name
     if source is not None:
@@ -99,7 +108,7 @@ def segment_file(path: str, params: dict, inputs: dict | None = None, *, units_d
 
 def _run(item: Item) -> dict:
     if not item.workdir:
-        raise ValueError("segment runs in a collection: its units are stored there")
+        raise ItemError("segment runs in a collection: its units are stored there")
     return segment_file(item.path, item.params, item.inputs,
                         units_dir=os.path.join(item.workdir, UNITS_DIRNAME))
 

@@ -9,20 +9,8 @@ Pure computation (no files, no catalog): blocks of float32 (frames, channels) in
 out. Memory is bounded: the audio kept is the span of units not yet final (at most
 max_dur_s plus a few analysis frames), the frame features likewise.
 
-A unit row (UNIT_FIELDS gives the units):
-    unit      index of the unit in the file (0, 1, ...)
-    start     s from the start of the file
-    dur       s
-    power     dB RMS (re full scale; mean square over all channels)
-    hz        fundamental frequency in Hz, None when unpitched
-    note      C, C#, D ... B (nearest equal-tempered note), None when unpitched
-    octave    scientific octave (A4 = 440 Hz), None when unpitched
-    clarity   0-1, harmonicity of the pitch
-    centroid  Hz, spectral centroid of the unit's mean spectrum
-    flatness  0-1, spectral flatness (1 = white noise)
-    rolloff   Hz, 85 % of the magnitude lies below
-    zcr       0-1, zero-crossing rate (fraction of sample pairs changing sign)
-    mfcc      13 floats: mean MFCC over the unit's frames (40 mel bands, 0-8 kHz)
+A unit row: the columns of units/schema.py (unit, start, dur, power, hz, note, octave, clarity,
+centroid, flatness, rolloff, zcr, mfcc), with their units.
 """
 from __future__ import annotations
 
@@ -47,17 +35,6 @@ from ..dsp.onsets import (
     SpeechSegmenter,
     WindowSegmenter,
 )
-
-MODES = ("onset", "speech", "window:SECONDS")
-
-UNIT_FIELDS: dict[str, str | None] = {
-    "unit": None, "start": "s", "dur": "s", "power": "dB", "hz": "Hz", "note": None,
-    "octave": None, "clarity": None, "centroid": "Hz", "flatness": None, "rolloff": "Hz",
-    "zcr": None, "mfcc": None,
-}
-# columns every unit table has, in order (path and file_id are added when listing)
-UNIT_COLUMNS = tuple(UNIT_FIELDS)
-
 
 class ModeError(ValueError):
     """A segmentation mode or duration bound that makes no sense (the message says why)."""

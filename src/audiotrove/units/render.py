@@ -38,8 +38,9 @@ class RenderSummary:
     units: int
     skipped: list[str]  # 'path @ start: why' for units that could not be read
     duration_s: float
-    sample_rate: int
+    sample_rate: int  # Hz: the highest rate among the units' files unless chosen
     channels: int
+    resampled: int = 0  # units whose file had another rate (resampled with soxr)
 
 
 @dataclass
@@ -162,13 +163,16 @@ def render_units(units, out_path: str | os.PathLike, *, gap_s: float = 0.0, cros
             skipped.append(f"{req.path} @ {req.start_s:.3f} s: {exc}")
     if not readable:
         raise DecodeError("none of the units' files can be read: " + "; ".join(skipped[:3]))
-    rate = int(sample_rate_hz or reader.info(readable[0].path)[0])
+    # The output rate: the highest among the units' files (nothing is made coarser), or the user's.
+    rate = int(sample_rate_hz or max(reader.info(r.path)[0] for r in readable))
     channels = 1 if all(reader.info(r.path)[1] == 1 for r in readable) else 2
     fade = int(round(fade_ms / 1000 * rate))
     xfade = int(round(crossfade_ms / 1000 * rate))
     gap = np.zeros((int(round(gap_s * rate)), channels), np.float32)
 
     directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    resampled = 0
     fd, tmp = tempfile.mkstemp(prefix=".tmp-render-", suffix=Path(out_path).suffix, dir=directory)
     os.close(fd)
     written = 0
@@ -189,6 +193,7 @@ def render_units(units, out_path: str | os.PathLike, *, gap_s: float = 0.0, cros
                 src_rate = reader.info(req.path)[0]
                 x = _to_channels(np.asarray(x, np.float32), channels)
                 if src_rate != rate:
+                    resampled += 1
                     x = soxr.resample(x, src_rate, rate).astype(np.float32, copy=False)
                     if x.ndim == 1:
                         x = x[:, None]
@@ -231,7 +236,7 @@ def render_units(units, out_path: str | os.PathLike, *, gap_s: float = 0.0, cros
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return RenderSummary(out_path, count, skipped, written / rate, rate, channels)
+    return RenderSummary(out_path, count, skipped, written / rate, rate, channels, resampled)
 
 
 def _format_of(path: str) -> str:

@@ -1,16 +1,16 @@
 """Select units: a file-level filter, a unit-level filter, a multi-key sort with keep-fractions,
 a per-file limit and a global limit. DuckDB runs it over the Parquet shards.
 
-    df = list_units(cat, "power > -30 and clarity > 0.8",
-                    sort="power:desc:0.75,clarity:desc",
-                    limits=Limits(per_file=20, total=500),
-                    where="audio.speech.percentage < 10")
+    refs, problems = current_shards(catalog, file_ids)      # units/store.py
+    df = select_units(refs, "power > -30 and clarity > 0.8",
+                      sort="power:desc:0.75,clarity:desc", limits=Limits(per_file=20, total=500))
 
-- `where` (file level) is the collection's query language over the files' fields
-  (catalog/query.py): only the units of matching files are considered.
-- `query` (unit level) is the same language over the unit fields (UNIT_FIELDSET): power (dB),
-  hz (Hz: `hz > 1kHz` works), note, octave, clarity, centroid / rolloff (Hz), flatness, zcr,
-  dur / start (s: `dur < 300ms`), unit, path, file_id.
+(views.list_units does both, with a file-level `where` query choosing the files.)
+
+- `query` (unit level) is the collection's query language (catalog/query.py) over the unit
+  fields (units/schema.py UNIT_FIELDSET): power (dB), hz (Hz: `hz > 1kHz` works), note, octave,
+  clarity, centroid / rolloff (Hz), flatness, zcr, dur / start (s: `dur < 300ms`), mfcc_1 ..
+  mfcc_13, unit, path, file_id.
 - `sort` "key[:asc|desc][:fraction],...": the keys apply in turn, each sorting the units still
   selected and keeping the first `fraction` of them (default 1); the order shown is the last
   key's, earlier keys only select. `power:desc:0.75,clarity:desc` = the loudest three quarters,
@@ -19,6 +19,8 @@ a per-file limit and a global limit. DuckDB runs it over the Parquet shards.
 - Limits: per_file keeps the first N units of each file in that order, total the first N overall.
 
 The DataFrame has the columns path, file_id, then UNIT_COLUMNS (mfcc a list of 13 floats).
+A sort key must be the last one or carry a fraction: a middle key without one would change
+nothing, and says so (QueryError).
 """
 from __future__ import annotations
 
@@ -28,39 +30,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..catalog.db import Catalog
-from ..catalog.fields import Field, FieldSet
 from ..catalog.query import QueryError, parse, to_sql
-from .extract import UNIT_COLUMNS
-from .store import current_shards
-
-UNIT_FIELDSET = FieldSet([
-    Field("path", "text", None, "the file the unit comes from"),
-    Field("file_id", "number", None, "the file's id in the catalog", integer=True),
-    Field("unit", "number", "count", "index of the unit in its file", integer=True),
-    Field("start", "number", "s", "start of the unit in its file"),
-    Field("dur", "number", "s", "duration of the unit"),
-    Field("power", "number", "dB", "level, dB RMS re full scale"),
-    Field("hz", "number", "Hz", "fundamental frequency (null when unpitched)"),
-    Field("note", "text", None, "nearest note name C..B (sharps)", discrete=True),
-    Field("octave", "number", None, "octave, scientific (A4 = 440 Hz)", integer=True, discrete=True),
-    Field("clarity", "number", None, "harmonicity of the pitch, 0-1"),
-    Field("centroid", "number", "Hz", "spectral centroid"),
-    Field("flatness", "number", None, "spectral flatness, 0-1 (1 = white noise)"),
-    Field("rolloff", "number", "Hz", "frequency below which 85 % of the magnitude lies"),
-    Field("zcr", "number", None, "zero-crossing rate, 0-1"),
-    Field("mfcc", "list", None, "13 mean MFCCs"),
-    # the unit map (`audiotrove map --units`, maps/store.py): null until one is made
-    Field("map.x", "number", None, "x on the unit map (t-SNE / UMAP / PCA units)"),
-    Field("map.y", "number", None, "y on the unit map"),
-    Field("map.order", "number", "rank", "rank in the similarity order (0 first)", integer=True),
-    Field("map.cluster", "number", None, "k-means cluster of the unit map", integer=True, discrete=True),
-    Field("grid.col", "number", None, "column of the unit's grid cell", integer=True),
-    Field("grid.row", "number", None, "row of the unit's grid cell", integer=True),
-], aliases={"duration": "dur", "pitch": "hz", "level": "power", "loudness": "power"})
+from .schema import N_MFCC, UNIT_COLUMNS, UNIT_FIELDSET
+from .store import ShardRef
 
 _COLUMN = {name: f'u."{name}"' for name in UNIT_COLUMNS}
 _COLUMN.update({"path": "f.path", "file_id": "f.file_id"})
+_COLUMN.update({f"mfcc_{k}": f'u."mfcc"[{k}]' for k in range(1, N_MFCC + 1)})
 MAP_COLUMNS = ("map.x", "map.y", "map.order", "map.cluster", "grid.col", "grid.row")
 _COLUMN.update({name: "CAST(NULL AS DOUBLE)" for name in MAP_COLUMNS})  # no unit map yet
 _MAP_COLUMN = {name: f'm."{name}"' for name in MAP_COLUMNS}
@@ -111,6 +87,11 @@ def parse_sort(text: str | None) -> list[SortKey]:
                 raise QueryError("a keep-fraction is in (0, 1] (or a percentage up to 100%)",
                                  query=text, position=m.start() + len(item) - len(keep), length=len(keep))
         keys.append(SortKey(field.name, (direction or "asc").lower() == "desc", fraction))
+    for key, m in zip(keys[:-1], list(re.finditer(r"[^,\s]+", text))[:-1]):
+        if key.keep >= 1.0:
+            raise QueryError(f"the sort key {m.group(0)!r} is followed by another key but keeps every unit, "
+                             "so it would change nothing: give it a fraction (power:desc:0.75) or make "
+                             "it the last key", query=text, position=m.start(), length=len(m.group(0)))
     return keys
 
 
@@ -123,8 +104,9 @@ def unit_filter_sql(query: str | None, *, with_map: bool = False) -> tuple[str, 
     return to_sql(parse(query, UNIT_FIELDSET), lambda field: columns[field.name], dialect="duckdb")
 
 
-def _order(key: SortKey, alias: str = "") -> str:
-    col = f'{alias}"{key.field}"'
+def _order(key: SortKey) -> str:
+    name, _, k = key.field.partition("_") if key.field.startswith("mfcc_") else (key.field, "", "")
+    col = f'"{name}"' + (f"[{k}]" if k else "")
     return f"{col} {'DESC' if key.descending else 'ASC'} NULLS LAST"
 
 
@@ -167,37 +149,24 @@ def build_sql(shards: list[str], query: str | None, sort: list[SortKey], limits:
     return "WITH " + ", ".join(ctes) + " " + body, params
 
 
-def list_units(catalog: Catalog, query: str | None = None, sort: str | list[SortKey] | None = None,
-               limits: Limits | None = None, *, where: str | None = None,
-               problems: list[str] | None = None) -> pd.DataFrame:
-    """The selected units as a DataFrame (see the module docstring). Raises QueryError.
-
-    `problems`, when given, receives one line per file whose shard could not be used.
-    """
+def select_units(refs: list[ShardRef], query: str | None = None,
+                 sort: str | list[SortKey] | None = None, limits: Limits | None = None, *,
+                 unit_map: str | None = None) -> pd.DataFrame:
+    """The selected units of these shards as a DataFrame (see the module docstring); `unit_map`:
+    the unit map's Parquet table, joined when given. Raises QueryError (also when nothing is
+    segmented yet, so a typo is never silent)."""
     import duckdb
 
     limits = limits or Limits()
     keys = parse_sort(sort) if isinstance(sort, str) or sort is None else list(sort)
-    file_ids = None
-    if where is not None and where.strip():
-        from ..catalog.query import select_file_ids
-
-        file_ids = select_file_ids(catalog, where)
-    refs, issues = current_shards(catalog, file_ids)
-    if problems is not None:
-        problems.extend(issues)
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("path", "file_id", *UNIT_COLUMNS)})
-    unit_filter_sql(query)  # parse errors surface even when nothing is segmented yet
+    unit_filter_sql(query)
     if not refs:
         return empty
     files = pd.DataFrame({"file_id": [r.file_id for r in refs], "path": [r.path for r in refs],
                           "shard": [str(r.shard) for r in refs]})
     shards = sorted(set(files["shard"]))
-    from ..maps.store import table_path
-
-    unit_map = table_path(catalog.root, "map", "unit")
-    sql, params = build_sql(shards, query, keys, limits,
-                            unit_map=str(unit_map) if unit_map.exists() else None)
+    sql, params = build_sql(shards, query, keys, limits, unit_map=unit_map)
     con = duckdb.connect()
     try:
         con.register("files", files)
@@ -208,17 +177,79 @@ def list_units(catalog: Catalog, query: str | None = None, sort: str | list[Sort
     return df.reset_index(drop=True)
 
 
+def parse_order(text: str) -> list[SortKey]:
+    """'hz' or 'power:desc,hz': an output order (no keep-fractions: it selects nothing)."""
+    keys = []
+    for m in re.finditer(r"[^,\s]+", text or ""):
+        sm = _SORT_ITEM.match(m.group(0))
+        if not sm or sm.group(3):
+            raise QueryError("an order key is field[:asc|desc] (fractions belong to --sort, which selects)",
+                             query=text, position=m.start(), length=len(m.group(0)))
+        try:
+            field = UNIT_FIELDSET.resolve(sm.group(1))
+        except KeyError as exc:
+            raise QueryError(str(exc), query=text, position=m.start(), length=len(sm.group(1))) from None
+        keys.append(SortKey(field.name, (sm.group(2) or "asc").lower() == "desc"))
+    if not keys:
+        raise QueryError("no order key given", query=text or "")
+    return keys
+
+
+def order_units(df: pd.DataFrame, keys: list[SortKey]) -> pd.DataFrame:
+    """The same units in another order (the first key first; missing values last; ties keep
+    their order)."""
+    rows = df.to_dict("records")
+    for key in reversed(keys):
+        value = _getter(key.field)
+        present = [r for r in rows if not _missing(value(r))]
+        absent = [r for r in rows if _missing(value(r))]
+        present.sort(key=value, reverse=key.descending)
+        rows = present + absent
+    return pd.DataFrame(rows, columns=df.columns)
+
+
+def list_units(catalog, query: str | None = None, sort: str | list[SortKey] | None = None,
+               limits: Limits | None = None, *, where: str | None = None,
+               problems: list[str] | None = None) -> pd.DataFrame:
+    """The units of the files matching `where` (a query on the files' fields), selected with
+    `query`, `sort` and `limits` from the files' current segmentations. `problems`, when given,
+    receives one line per file whose shard could not be used. Raises QueryError."""
+    from ..catalog.index import select_file_ids
+    from ..io.raw import declare as declare_raw
+    from .store import current_shards
+
+    file_ids = select_file_ids(catalog, where) if where is not None and where.strip() else None
+    refs, issues = current_shards(catalog, file_ids)
+    if problems is not None:
+        problems.extend(issues)
+    for f in catalog.files({r.file_id for r in refs}):  # rendering reads headerless PCM too
+        if f.raw_format:
+            declare_raw(f.path, f.raw_format)
+    from ..maps.store import table_path
+
+    unit_map = table_path(catalog.root, "map", "unit")
+    return select_units(refs, query, sort, limits, unit_map=str(unit_map) if unit_map.exists() else None)
+
+
 def sort_rows(rows: list[dict], keys: list[SortKey]) -> list[dict]:
     """The same selection and order as list_units, in Python, for rows in memory (one file)."""
     current = sorted(rows, key=lambda r: (r.get("path") or "", r["start"]))
     for key in keys:
-        present = [r for r in current if not _missing(r.get(key.field))]
-        absent = [r for r in current if _missing(r.get(key.field))]
-        present.sort(key=lambda r: r[key.field], reverse=key.descending)  # stable: ties keep order
+        value = _getter(key.field)
+        present = [r for r in current if not _missing(value(r))]
+        absent = [r for r in current if _missing(value(r))]
+        present.sort(key=value, reverse=key.descending)  # stable: ties keep order
         current = present + absent
         if key.keep < 1.0:
             current = current[:math.ceil(key.keep * len(current))]
     return current
+
+
+def _getter(name: str):
+    if name.startswith("mfcc_"):
+        k = int(name[5:]) - 1
+        return lambda r: (r.get("mfcc") or [None] * N_MFCC)[k]
+    return lambda r: r.get(name)
 
 
 def _missing(value) -> bool:

@@ -1,6 +1,6 @@
 """Time-series features of files, in parallel, into one tidy table (Parquet or CSV).
 
-One row per window and file: path, file_id (null for one-off files), time (s, window start),
+One row per window and file: path, file_id (collection files only), time (s, window start),
 then the feature columns of audiotrove.dsp.features.FeatureSeries. With summary=True, one
 row per file instead: path, file_id, duration (s), windows, and <column>.mean/.std/.p10/
 .p50/.p90. Workers compute one file each (decoded in blocks, bounded memory) and return
@@ -142,10 +142,13 @@ def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: floa
                 on_error(job.path, payload)
             return
         if summary:
-            summaries.append({"path": job.path, "file_id": job.file_id, **payload})
+            head = {"path": job.path} if job.file_id is None else {"path": job.path, "file_id": job.file_id}
+            summaries.append({**head, **payload})
             return
         n = len(payload["time"])
-        columns = {"path": [job.path] * n, "file_id": [job.file_id] * n}
+        columns = {"path": [job.path] * n}
+        if job.file_id is not None:  # one-off files have none: no column of nulls
+            columns["file_id"] = [job.file_id] * n
         columns.update(payload)
         writer.write(columns)
 

@@ -5,7 +5,7 @@ segment step version); it is named by a digest of the decoded audio and of that
 configuration, so identical audio shares one shard and re-running writes the same name.
 The shard carries no path: the catalog says which files use it. The `segment` step's
 result (keyed by content hash, step version and parameters, like every result) holds
-`units.shard`, the shard's file name; listing joins the current files to their shards in
+`units.shard`, the shard's file name; listing joins the files' current results to their shards in
 DuckDB, so a query over hundreds of millions of units reads only the columns and row
 groups it needs.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -26,29 +25,10 @@ import pyarrow.parquet as pq
 
 from ..catalog.db import CATALOG_DIR, Catalog
 from ..io.write import temp_path
-from .extract import UNIT_COLUMNS
+from .schema import SCHEMA
 
 UNITS_DIRNAME = "units"
 SEGMENT_STEP = "segment"
-N_MFCC = 13
-
-SCHEMA = pa.schema([
-    pa.field("unit", pa.int32(), nullable=False),
-    pa.field("start", pa.float64(), nullable=False),
-    pa.field("dur", pa.float64(), nullable=False),
-    pa.field("power", pa.float32()),
-    pa.field("hz", pa.float32()),
-    pa.field("note", pa.string()),
-    pa.field("octave", pa.int16()),
-    pa.field("clarity", pa.float32()),
-    pa.field("centroid", pa.float32()),
-    pa.field("flatness", pa.float32()),
-    pa.field("rolloff", pa.float32()),
-    pa.field("zcr", pa.float32()),
-    pa.field("mfcc", pa.list_(pa.float32(), N_MFCC)),
-])
-assert tuple(SCHEMA.names) == UNIT_COLUMNS
-
 
 def units_dir(catalog: Catalog) -> Path:
     """<collection>/.audiotrove/units (not created)."""
@@ -100,7 +80,7 @@ class ShardRef:
 
 
 def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[list[ShardRef], list[str]]:
-    """The shard of each file's latest ok segment result, and the problems met ('path: why').
+    """The shard of each file's current ok segment result, and the problems met ('path: why').
 
     Files never segmented are skipped silently; a result whose shard is gone is reported.
     """
@@ -108,7 +88,7 @@ def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[
     refs: list[ShardRef] = []
     problems: list[str] = []
     local = catalog.local_copies()  # a fetched URL's audio is its verified local copy
-    for f, results in catalog.iter_latest(SEGMENT_STEP):
+    for f, results in catalog.iter_current(SEGMENT_STEP):
         if file_ids is not None and f.id not in file_ids:
             continue
         res = results.get(SEGMENT_STEP)
@@ -125,39 +105,17 @@ def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[
     return refs, problems
 
 
-def mark_current(catalog: Catalog, *, step_version: str, params_hash: str,
-                 content_hashes: Iterable[str]) -> int:
-    """Make one segmentation the latest segment result of these files.
-
-    Results are keyed by parameters, so segmenting again with parameters used before finds
-    the old results up to date and stores nothing new; this moves their `created_at` to now
-    so `units` listings and `units.count` (which read the latest result) follow the user's
-    last choice. Returns the number of results touched.
-    """
-    hashes = [h for h in content_hashes if h]
-    if not hashes:
-        return 0
-    now = time.time()
-    touched = 0
-    with catalog.transaction() as conn:
-        for i in range(0, len(hashes), 500):
-            chunk = hashes[i:i + 500]
-            cur = conn.execute(
-                f"UPDATE results SET created_at = ? WHERE step = ? AND step_version = ? AND params_hash = ? "
-                f"AND status = 'ok' AND content_hash IN ({','.join('?' * len(chunk))})",
-                [now, SEGMENT_STEP, step_version, params_hash, *chunk])
-            touched += cur.rowcount
-    return touched
-
-
-def orphan_shards(catalog: Catalog) -> list[Path]:
-    """Shards no stored segment result points to (left by older segmentations); for cleanup."""
+def orphan_shards(catalog: Catalog, *, used_data: Iterable[str] | None = None) -> list[Path]:
+    """Shards no stored segment result points to (`used_data`: the result JSON texts to count
+    as stored, default all); `gc` removes them."""
     base = units_dir(catalog)
     if not base.exists():
         return []
     used = set()
-    for (data,) in catalog.conn.execute(
-            "SELECT data FROM results WHERE step = ? AND status = 'ok'", (SEGMENT_STEP,)):
+    if used_data is None:
+        used_data = (r[0] for r in catalog.conn.execute(
+            "SELECT data FROM results WHERE step = ? AND status = 'ok'", (SEGMENT_STEP,)))
+    for data in used_data:
         try:
             name = (json.loads(data).get("units") or {}).get("shard")
         except (TypeError, ValueError, AttributeError):

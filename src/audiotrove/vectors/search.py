@@ -253,7 +253,7 @@ def similar(catalog: Catalog, target: str | Target, *, k: int = 10, model: str =
     vector = engine.target_vector(t)
     file_ids = None
     if where and where.strip():
-        from ..catalog.query import select_file_ids
+        from ..catalog.index import select_file_ids
 
         file_ids = set(select_file_ids(catalog, where))
     unit_rows = None
@@ -293,7 +293,7 @@ def duplicates(catalog: Catalog, *, model: str = "yamnet", level: str = "file",
     index, meta = engine.index, engine.index.meta()
     file_ids = None
     if where and where.strip():
-        from ..catalog.query import select_file_ids
+        from ..catalog.index import select_file_ids
 
         file_ids = set(select_file_ids(catalog, where))
     mask = index.alive_mask()
@@ -357,7 +357,7 @@ def collection_vectors(catalog: Catalog, *, model: str = "yamnet", level: str = 
     engine = Similarity(catalog, model, level, window_s=window_s)
     file_ids = None
     if where and where.strip():
-        from ..catalog.query import select_file_ids
+        from ..catalog.index import select_file_ids
 
         file_ids = set(select_file_ids(catalog, where))
     meta = engine.index.meta()[engine.index.alive_mask()]

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 def enhance_cmd(
     files: Optional[List[str]] = typer.Argument(
         None, help="Files or folders to enhance (added to the collection if new). Default: every file."),
-    out_dir: Path = typer.Option(..., "-o", "--out-dir", help="Output folder: <name>.enhanced.<ext> per file."),
+    out_dir: Path = typer.Option(..., "-o", "--out-dir", help="Output folder: `NAME.enhanced.EXT` per file (another free name when that one is taken)."),
     where: Optional[str] = typer.Option(None, "--where", help='Query choosing the files, e.g. "snr < 20".'),
     preset: Optional[str] = typer.Option(
         None, "--preset", help="archival | speech | music (with no option at all: archival)."),

@@ -113,16 +113,15 @@ def _colour_values(cat, df, level: str, color: str):
             rows = list_units(cat)[["file_id", "unit", field]].astype({"file_id": "int64", "unit": "int64"})
             keyed = df[["file_id", "unit"]].astype("int64").merge(rows, on=["file_id", "unit"], how="left")
             return keyed[field].reset_index(drop=True)
-    from ..api import build_frame
     from ..catalog.fields import UnknownFieldError
-    from ..catalog.index import FieldIndex
+    from ..views import file_frame, open_index
 
-    index = FieldIndex(cat)
+    index = open_index(cat)
     try:
         field = index.fields.resolve(color)
     except UnknownFieldError as exc:
         raise UsageError(f"--color: {exc}") from None
-    frame = build_frame(index, fields=[field.name])
+    frame = file_frame(index, fields=[field.name])
     by_path = dict(zip(frame["path"], frame[field.name]))
     return pd.Series([by_path.get(p) for p in df["path"]])
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,6 +16,7 @@ import typer
 
 from ..errors import UsageError
 from .common import EXIT_FAILURES, EXIT_OK, err, fail, open_catalog, run_step_cli
+from .units import _select  # --where Q -> file ids (None: all)
 
 
 def register(app: typer.Typer) -> None:
@@ -137,20 +137,6 @@ def _embed_units(cat, key: dict, file_ids, workers, retry_failed, *, quiet_if_no
         err.print("unit: " + summary.line())
         failed += summary.failed + summary.failed_before
     return failed
-
-
-def _select(cat, where: Optional[str]):
-    if where is None or not where.strip():
-        return None
-    from ..catalog.index import QueryError, select_file_ids
-
-    try:
-        ids = select_file_ids(cat, where)
-    except QueryError as exc:
-        raise fail(str(exc))
-    if not ids:
-        raise fail(f"no file matches --where {where!r}", code=EXIT_OK)
-    return set(ids)
 
 
 # --- similar -------------------------------------------------------------------------------------

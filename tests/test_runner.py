@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    group_members,
     AUDIOTROVE,
     catalog_db,
     cli_env,
@@ -181,20 +182,6 @@ def test_identical_content_subsets_and_urls(tmp_path, toy):
 
 # --- killing a run -------------------------------------------------------------------------
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in "ZX":
-            members.append(int(entry))
-    return members
 
 
 def _start_analyze(coll: Path, log: Path) -> subprocess.Popen:
@@ -238,7 +225,7 @@ def test_sigkill_of_the_whole_run_loses_only_items_in_flight(tmp_path):
     proc = _start_analyze(coll, tmp_path / "run1.log")
     try:
         _wait_for_results(coll, proc, at_least=10)
-        members = _group_members(proc.pid)
+        members = group_members(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)  # the coordinator, the forkserver, the workers
     finally:
         proc.wait(timeout=30)
@@ -246,9 +233,9 @@ def test_sigkill_of_the_whole_run_loses_only_items_in_flight(tmp_path):
     assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed:\n{log}"
     assert len(members) >= 3, members  # coordinator + forkserver/workers were running
     deadline = time.monotonic() + 10
-    while _group_members(proc.pid) and time.monotonic() < deadline:
+    while group_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _group_members(proc.pid) == []
+    assert group_members(proc.pid) == []
 
     assert db_rows(coll, "PRAGMA integrity_check") == [("ok",)]
     before = _results(coll)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUDIOTROVE, cli_env, run_cli, run_step_quiet, tone, write_audio
+from conftest import AUDIOTROVE, cli_env, group_members, run_cli, run_step_quiet, tone, write_audio
 
 from audiotrove import steps
 from audiotrove.catalog.db import Catalog
@@ -106,19 +106,6 @@ def test_default_time_limit_grows_with_the_audio_decoded():
 
 # --- item 4: workers exit with the coordinator ------------------------------------------------
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in "ZX":
-            members.append(int(entry))
-    return members
 
 
 COORDINATOR = """
@@ -143,16 +130,16 @@ def test_workers_exit_when_only_the_coordinator_is_killed(tmp_path):
     try:
         for p in paths[:2]:  # both workers are inside an item
             _wait_for(Path(str(p) + ".started"), proc)
-        members = _group_members(proc.pid)
+        members = group_members(proc.pid)
         assert len(members) >= 3, members  # coordinator, forkserver, workers (and resource tracker)
         os.kill(proc.pid, signal.SIGKILL)  # what the OOM killer does: the coordinator only
         proc.wait(timeout=30)
         deadline = time.monotonic() + 20
-        while _group_members(proc.pid) and time.monotonic() < deadline:
+        while group_members(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _group_members(proc.pid) == []
+        assert group_members(proc.pid) == []
     finally:
-        left = _group_members(proc.pid)
+        left = group_members(proc.pid)
         if left:
             os.killpg(proc.pid, signal.SIGKILL)
 

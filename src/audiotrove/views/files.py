@@ -147,12 +147,27 @@ def export_files(index: FieldIndex, output: str | os.PathLike, *, where: str | N
                         df[name] = [None if v is None else json.dumps(v) for v in df[name]]
                 df.to_csv(tmp, index=False)
             else:
+                _mixed_lists_as_json(df, index)
                 df.to_parquet(tmp, index=False)
         os.replace(tmp, output)
     finally:
         if tmp.exists():
             tmp.unlink()
     return n
+
+
+def _mixed_lists_as_json(df, index: FieldIndex) -> None:
+    """List columns Arrow cannot type (transcript.words: [start, end, "word", p]) become JSON
+    text, as in CSV; the others stay lists."""
+    import pyarrow as pa
+
+    for name in df.columns:
+        if index.fields.resolve(name).kind != "list":
+            continue
+        try:
+            pa.array(df[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            df[name] = [None if v is None else json.dumps(v) for v in df[name]]
 
 
 def file_listing_all(index: FieldIndex, where, sort, *, limit: int | None = None) -> Listing:

@@ -61,11 +61,17 @@ class Guard:
         if len(scope.get("query_string", b"")) > MAX_QUERY_STRING:
             return await _refuse(send, 414, f"the query is too long (over {MAX_QUERY_STRING} bytes)")
 
+        head = method == "HEAD"
+        if head:  # answered as GET, without the body (the routes are declared for GET)
+            scope = {**scope, "method": "GET"}
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 message = {**message, "headers": list(message.get("headers", [])) +
                            [h for h in HEADERS if h[0] not in names]}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         return await self.app(scope, receive, send_with_headers)

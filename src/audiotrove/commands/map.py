@@ -82,8 +82,9 @@ def map_cmd(
                                     seed=seed, name=name, sample=sample)
             if png is not None:
                 from ..maps.plot import write_png
+                from ..views.maps import colour_values
 
-                write_png(df, info, png, color=color, values=_colour_values(cat, df, level, color))
+                write_png(df, info, png, color=color, values=colour_values(cat, df, level, color))
         except (UsageError, QueryError, ModelError) as exc:
             raise fail(str(exc))
     if fmt == "json":
@@ -98,32 +99,6 @@ def map_cmd(
     if png is not None:
         err.print(f"picture: {png}")
     raise typer.Exit(EXIT_OK)
-
-
-def _colour_values(cat, df, level: str, color: str):
-    import pandas as pd
-
-    if color in ("cluster", "map.cluster"):
-        return None
-    if level == "unit":
-        from ..units.select import UNIT_FIELDSET, list_units
-
-        if color in UNIT_FIELDSET:
-            field = UNIT_FIELDSET.resolve(color).name
-            rows = list_units(cat)[["file_id", "unit", field]].astype({"file_id": "int64", "unit": "int64"})
-            keyed = df[["file_id", "unit"]].astype("int64").merge(rows, on=["file_id", "unit"], how="left")
-            return keyed[field].reset_index(drop=True)
-    from ..catalog.fields import UnknownFieldError
-    from ..views import file_frame, open_index
-
-    index = open_index(cat)
-    try:
-        field = index.fields.resolve(color)
-    except UnknownFieldError as exc:
-        raise UsageError(f"--color: {exc}") from None
-    frame = file_frame(index, fields=[field.name])
-    by_path = dict(zip(frame["path"], frame[field.name]))
-    return pd.Series([by_path.get(p) for p in df["path"]])
 
 
 def _print(info: dict) -> None:

@@ -115,3 +115,107 @@ def test_map_points_limit_and_errors(coll, tmp_path):
     with audiotrove.open(tmp_path) as c:
         with pytest.raises(UsageError, match="audiotrove map --units all"):
             map_points(c)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+def test_html_map_in_chromium(coll, tmp_path, browser):
+    import csv
+    import io
+    import re
+    from pathlib import Path
+
+    import audiotrove
+    from audiotrove.views import map_points
+
+    out = tmp_path / "page" / "map.html"
+    invoke(coll, "map", "--units", "all", "--redraw", "--html", out, "--color", "power")
+    text = out.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing from the network
+    with audiotrove.open(coll) as c:
+        data = map_points(c, color="power")
+    n = data["shown"]
+    cols = data["columns"]
+    paths = dict(zip(data["files"]["file_id"], data["files"]["path"]))
+
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    page.wait_for_function("window.audiotroveMapReadyMs !== undefined", timeout=30000)
+    # every point of the JSON is drawn, and the canvas shows them
+    assert page.evaluate("JSON.parse(document.getElementById('map-data').textContent).columns.x.length") == n
+    assert int(page.get_attribute("#map-canvas", "data-drawn")) == n
+    coloured = page.evaluate("""(() => { const c = document.getElementById('map-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let k = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250) k++;
+        return k; })()""")
+    assert coloured >= 10
+    box = page.locator("#map-canvas").bounding_box()
+    at = page.evaluate("(() => { const m = window.audiotroveMap.map; "
+                       "return Array.from({length: m.n}, (_, i) => m.screenOf(i)); })()")
+
+    # hover: a point that is the nearest to its own position shows its unit and plays it
+    i = next(k for k in range(n) if page.evaluate(
+        f"window.audiotroveMap.map.nearest({at[k]['sx']}, {at[k]['sy']})") == k)
+    page.mouse.move(box["x"] + at[i]["cssX"], box["y"] + at[i]["cssY"])
+    page.wait_for_function(f"document.getElementById('map-hovered').dataset.point === '{i}'", timeout=5000)
+    shown = page.inner_text("#map-hovered")
+    assert f"{Path(paths[cols['file_id'][i]]).name}:{cols['unit'][i]}" in shown
+    src = page.evaluate("document.getElementById('map-audio').src")
+    assert src.startswith(Path(paths[cols["file_id"][i]]).as_uri() + "#t=")
+    assert float(src.split("#t=")[1].split(",")[0]) == pytest.approx(cols["start"][i], abs=1e-3)
+    page.wait_for_function(f"(() => {{ const a = document.getElementById('map-audio'); "
+                           f"return !a.error && a.currentTime > {cols['start'][i] + 0.02}; }})()", timeout=10000)
+
+    # box selection (shift-drag): the left part of the points, split at a gap between them
+    xs = sorted(p["cssX"] for p in at)
+    lo, hi = len(xs) // 5, 4 * len(xs) // 5
+    gap = max(range(lo, hi), key=lambda k: xs[k + 1] - xs[k])
+    split = (xs[gap] + xs[gap + 1]) / 2
+    assert xs[gap + 1] - xs[gap] > 2
+    expected = {k for k, p in enumerate(at) if p["cssX"] < split}
+    ys = [p["cssY"] for p in at]
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + xs[0] - 6, box["y"] + min(ys) - 6)
+    page.mouse.down()
+    page.mouse.move(box["x"] + split, box["y"] + max(ys) + 6, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_function("document.getElementById('map-selection').dataset.count !== undefined", timeout=5000)
+    listed = {int(v) for v in page.eval_on_selector_all("#map-selection tr.map-selrow", "rs => rs.map(r => r.dataset.point)")}
+    assert listed == expected and 0 < len(expected) < n
+    want = {(cols["file_id"][k], cols["unit"][k]) for k in expected}
+    # copied as CSV
+    page.click("#map-copy-csv")
+    rows = list(csv.DictReader(io.StringIO(page.input_value("#map-copied"))))
+    assert {(int(r["file_id"]), int(r["unit"])) for r in rows} == want
+    assert all(r["path"] == paths[int(r["file_id"])] for r in rows)
+    # copied as a units query, which selects exactly those units
+    page.click("#map-copy-query")
+    query = page.input_value("#map-copied")
+    assert query.startswith("units '") and query.endswith("'")
+    got = json.loads(invoke(coll, "units", query[len("units '"):-1], "--format", "json").stdout)
+    assert {(u["file_id"], u["unit"]) for u in got} == want
+
+    # the grid view draws every point in its cell
+    page.select_option("#map-view", "grid")
+    page.wait_for_function("document.getElementById('map-canvas').dataset.view === 'grid'", timeout=5000)
+    assert int(page.get_attribute("#map-canvas", "data-drawn")) == n
+    page.close()
+    assert errors == []

@@ -278,6 +278,7 @@ export function mountMap(canvas, data, opts = {}) {
     state.visible = drawn;
     overlay();
     canvas.dataset.drawn = String(drawn);
+    canvas.dataset.view = state.view;
     const ms = performance.now() - t0;
     if (opts.onDraw) opts.onDraw({ drawn, ms });
   }

@@ -66,9 +66,22 @@ def build_collection(root: Path, *, embed: bool = True) -> Path:
     return coll
 
 
+_SHARED: dict[str, Path] = {}
+
+
+def shared_collection(tmp_path_factory) -> Path:
+    """The test collection with a stored map of its files, built once per test session (the
+    browser tests use it too)."""
+    if "coll" not in _SHARED:
+        coll = build_collection(tmp_path_factory.mktemp("web"))
+        invoke(coll, "map", "--model", "descriptors")
+        _SHARED["coll"] = coll
+    return _SHARED["coll"]
+
+
 @pytest.fixture(scope="module")
 def coll(tmp_path_factory) -> Path:
-    return build_collection(tmp_path_factory.mktemp("web"))
+    return shared_collection(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

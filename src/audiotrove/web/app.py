@@ -44,6 +44,7 @@ from .media import ByteCache, CUT_CACHE_BYTES, MAX_CUT_S, PICTURE_CACHE_BYTES, c
 from .security import Guard
 
 STATIC = Path(__file__).with_name("static")
+MAP_STATIC = Path(__file__).parent.parent / "maps" / "static"
 MAX_QUERY_CHARS = 4000  # one query text (the query language caps conditions and nesting too)
 PAGE_ROWS = 100  # files per page (and the JSON twin's default --limit)
 MAX_PAGE_ROWS = 10000
@@ -104,14 +105,14 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
     coll = Collection(root)
     app = FastAPI(title="audiotrove", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.collection = coll
+    app.mount("/static/maps", StaticFiles(directory=MAP_STATIC), name="maps")  # the map module's files
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     name = coll.root.name
 
     def html(title: str, body: str, *, active: str, twin: str | None = None, notice: str | None = None,
-             scripts=("app.js",), status: int = 200) -> HTMLResponse:
-        idx_note = notice
+             scripts=("app.js",), styles=(), status: int = 200) -> HTMLResponse:
         return HTMLResponse(pages.layout(title, body, active=active, collection=name, twin=twin,
-                                         notice=idx_note, scripts=scripts), status_code=status)
+                                         notice=notice, scripts=scripts, styles=styles), status_code=status)
 
     def twin_of(request: Request) -> str:
         q = request.url.query

@@ -28,12 +28,13 @@ def url(path: str, **params) -> str:
 
 
 def layout(title: str, body: str, *, active: str, collection: str, twin: str | None = None,
-           notice: str | None = None, scripts: tuple[str, ...] = ("app.js",)) -> str:
+           notice: str | None = None, scripts: tuple[str, ...] = ("app.js",), styles: tuple[str, ...] = ()) -> str:
     nav = "".join(f'<a href="{href}"{" class=active" if key == active else ""}>{label}</a>'
                   for key, href, label in NAV)
     twin_link = f' <a class="twin" href="{esc(twin)}">JSON</a>' if twin else ""
     note = f'<p class="notice">{esc(notice)}</p>' if notice else ""
     js = "".join(f'<script type="module" src="/static/{s}"></script>' for s in scripts)
+    js += "".join(f'<link rel=stylesheet href="/static/{s}">' for s in styles)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{esc(title)} — audiotrove</title>"

@@ -49,6 +49,7 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) similar 1:3 -k 5 --render $(DEMO)/neighbours.wav"
 	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
 	@echo "  audiotrove -C $(DEMO) ls --sort map.order --fields path,map.cluster,map.order"
+	@echo "  audiotrove -C $(DEMO) serve"
 
 # Debian packages the report test (headless Chromium) and the transcription tests (espeak-ng)
 # use; skipped quietly when not root.

@@ -639,11 +639,16 @@ def _similar_files(coll: Collection, file_id: int, record: dict) -> str:
     from ..models import ModelError
     from ..vectors.search import Target, similar
 
+    from ..io.decode import DecodeError
+
     model = pages._get(record, "embed.model") if pages._get(record, "embed.level") == "file" else None
+    if model is None:  # never embed on the fly here (a model run per page view)
+        return ("<p class=small>this file has no file vectors yet: run `audiotrove embed --files` "
+                "(or `--model descriptors --files`)</p>")
     try:
         df = similar(coll.catalog(), Target("file", path=record["path"], file_id=file_id), k=8,
                      model=model or "yamnet", level="file")
-    except (UsageError, QueryError, ModelError, FileNotFoundError) as exc:
+    except (UsageError, QueryError, ModelError, DecodeError, OSError) as exc:
         return f"<p class=small>{pages.esc(exc)}</p>"
     records = _frame_records(df)
     return pages.neighbours(records, _ids(coll.catalog(), [r.get("path") for r in records]))

@@ -5,12 +5,14 @@
   refused with 421, unless the server was asked to listen on another host.
 - Oversized requests: a path over MAX_PATH_CHARS or a query string over MAX_QUERY_STRING bytes
   is refused with 414 and says why (each page also caps its own query texts).
+- Every answer says how long the server took to start it (Server-Timing: app;dur=MS).
 - Every answer carries a Content-Security-Policy that allows only the page's own origin (no
   inline script or style, nothing from elsewhere), plus nosniff, no referrer and no framing.
 """
 from __future__ import annotations
 
 import json
+import time
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_PATH_CHARS = 2048
@@ -61,6 +63,7 @@ class Guard:
         if len(scope.get("query_string", b"")) > MAX_QUERY_STRING:
             return await _refuse(send, 414, f"the query is too long (over {MAX_QUERY_STRING} bytes)")
 
+        started = time.perf_counter()
         head = method == "HEAD"
         if head:  # answered as GET, without the body (the routes are declared for GET)
             scope = {**scope, "method": "GET"}
@@ -68,8 +71,9 @@ class Guard:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
+                timing = f"app;dur={1000 * (time.perf_counter() - started):.1f}".encode()
                 message = {**message, "headers": list(message.get("headers", [])) +
-                           [h for h in HEADERS if h[0] not in names]}
+                           [h for h in HEADERS if h[0] not in names] + [(b"server-timing", timing)]}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)

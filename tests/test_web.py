@@ -60,6 +60,14 @@ def build_collection(root: Path, *, embed: bool = True) -> Path:
         cat.record(fid, size_bytes=(audio / "speech.wav").stat().st_size, mtime_ns=None, content_hash=content,
                    step="transcribe", step_version="test", params_hash="test", params={}, status="ok",
                    error=None, data={"transcript": transcript}, elapsed_s=0.1)
+        # an enhanced version of tone.wav, as `enhance` records it (the output beside the original)
+        out = root / "enhanced" / "tone.enhanced.wav"
+        out.parent.mkdir()
+        sf.write(out, 0.5 * tone(freq_hz=440, seconds=3.0, sample_rate=SR, amplitude=0.3), SR)
+        fid, content = cat.conn.execute("SELECT id, content_hash FROM files WHERE path LIKE '%tone.wav'").fetchone()
+        cat.record(fid, size_bytes=(audio / "tone.wav").stat().st_size, mtime_ns=None, content_hash=content,
+                   step="enhance", step_version="test", params_hash="test", params={}, status="ok", error=None,
+                   data={"enhance": {"output": str(out), "preset": "archival"}}, elapsed_s=0.1)
     if embed:
         invoke(coll, "embed", "--model", "descriptors", "--files", "-j", "1")
     invoke(coll, "ls", "--limit", "1")  # the index brought up to date, as `serve` does first
@@ -232,6 +240,18 @@ def test_a_unit_is_a_short_wav_of_its_stretch(client, coll):
     render = client.get("/units/render.wav?where=path+~+speech.wav&limit=3")
     whole, _ = sf.read(io.BytesIO(render.content))
     assert render.status_code == 200 and len(whole) >= sum(round(x["dur"] * SR) for x in units)
+
+
+def test_the_enhanced_version_plays_beside_the_original(client, coll):
+    fid = file_id(coll, "tone.wav")
+    page = client.get(f"/file/{fid}").text
+    assert f'id=enhanced controls preload=none src="/file/{fid}/enhanced"' in page and "id=player" in page
+    output = Path(client.get(f"/file/{fid}.json").json()["enhance"]["output"])
+    r = client.get(f"/file/{fid}/enhanced", headers={"Range": "bytes=44-143"})
+    assert r.status_code == 206 and r.content == output.read_bytes()[44:144]
+    other = file_id(coll, "noise.ogg")
+    assert "id=enhanced" not in client.get(f"/file/{other}").text
+    assert client.get(f"/file/{other}/enhanced").status_code == 404
 
 
 # ---------------------------------------------------------------------------------- security

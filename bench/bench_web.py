@@ -3,6 +3,7 @@
 first draw of 1 000 000 points in chromium (< 3 s), and the server's memory.
 
     python bench/bench_web.py [--files 100000] [--units-per-file 1000] [--segmented 1000] [--no-browser]
+    python bench/bench_web.py --collection /tmp/bench-web-XXXX/coll   # measure again, without building
 
 The catalog: bench_query.make_catalog's 100 000 files with synthetic analyze results (bulk
 inserts, no audio decoded); the first 1 000 of them are made real (a link to one 100-s WAV of
@@ -164,14 +165,24 @@ def main() -> None:
     ap.add_argument("--segmented", type=int, default=1000)
     ap.add_argument("--units-per-file", type=int, default=1000)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--collection", type=Path, help="measure this collection, made by an earlier run (its "
+                    "folder is printed), instead of building one")
     args = ap.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    root = folder / "coll"
-    built = build(root, args.files, args.segmented, args.units_per_file)
-    print(f"catalog: {args.files} files in {built['files_s']:.1f} s, {built['units']} units "
-          f"({args.segmented} shards) in {built['units_s']:.1f} s, index {built['index_s']:.1f} s; {load()}", flush=True)
+    if args.collection:
+        import sqlite3
+
+        root = args.collection
+        conn = sqlite3.connect(root / ".audiotrove" / "catalog.db")
+        ids = [r[0] for r in conn.execute("SELECT file_id FROM current_results WHERE step = 'segment' ORDER BY file_id")]
+        conn.close()
+        built = {"units": len(ids) * args.units_per_file, "segmented": ids}
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bench-web-")) / "coll"
+        built = build(root, args.files, args.segmented, args.units_per_file)
+        print(f"catalog {root}: {args.files} files in {built['files_s']:.1f} s, {built['units']} units "
+              f"({args.segmented} shards) in {built['units_s']:.1f} s, index {built['index_s']:.1f} s; {load()}", flush=True)
     server = Server(root)
-    print(f"server {server.base}; memory after start {server.memory()['VmRSS']:.0f} MB", flush=True)
+    print(f"server {server.base}; memory after start {server.memory()['VmRSS']:.0f} MB; {load()}", flush=True)
     rows = []
 
     def row(what, ms, wall, note=""):
@@ -235,8 +246,13 @@ def main() -> None:
         row("baseline: the unit found with list_units (DuckDB over every shard, in process)", base, base)
     ms, wall, body, _ = timed(server, "/units?limit=200&sort=power:desc", repeat=2)
     row(f"units page, 200 loudest of {built['units']:,}", ms, wall)
-    ms, wall, body, _ = timed(server, "/map.json?level=unit", repeat=1)
-    row(f"map.json, {built['units']:,} points", ms, wall, f"{len(body) / 1e6:.1f} MB")
+    t = time.perf_counter()  # the server reads the default map once at start (in the background)
+    server.get("/map.json")
+    row("map.json, waiting for the start-up read of the map", 1000 * (time.perf_counter() - t), 1000 * (time.perf_counter() - t))
+    ms, wall, body, _ = timed(server, "/map.json", repeat=2)
+    row(f"map.json, {built['units']:,} points (kept)", ms, wall, f"{len(body) / 1e6:.1f} MB")
+    ms, wall, body, _ = timed(server, "/map.json?limit=999999", repeat=1)
+    row(f"map.json, 999 999 points (not kept: read and encoded)", ms, wall, f"{len(body) / 1e6:.1f} MB")
     first_draw = None
     if not args.no_browser and os.path.exists(CHROMIUM):
         from playwright.sync_api import sync_playwright
@@ -246,7 +262,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.base + "/map?level=unit", timeout=600_000)
+            page.goto(server.base + "/map", timeout=600_000)
             page.wait_for_function("() => window.audiotroveMapDrawnMs !== undefined", timeout=600_000)
             first_draw = page.evaluate("window.audiotroveMapDrawnMs")
             drawn = page.evaluate("window.audiotroveMap.map.drawn")

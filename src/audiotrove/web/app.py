@@ -51,6 +51,7 @@ MAX_PAGE_ROWS = 10000
 UNITS_DEFAULT_LIMIT = 200
 MAX_UNITS = 5000
 MAX_RENDER_UNITS = 2000
+MAP_CACHE_BYTES = 256 * 2**20  # the map's JSON, kept for the next visit (1 000 000 points: 70 MB)
 
 
 class TooLarge(ValueError):
@@ -68,7 +69,34 @@ class Collection:
         self._local = threading.local()
         self.cuts = ByteCache(CUT_CACHE_BYTES)
         self.pictures = ByteCache(PICTURE_CACHE_BYTES)
-        self.units_cache = ByteCache(4 * 2**20)
+        self.maps = ByteCache(MAP_CACHE_BYTES)
+        self._counts: dict = {}
+        self._counts_lock = threading.Lock()
+
+    def version(self) -> tuple:
+        """Changes whenever the catalog does (a commit writes the WAL or the database file)."""
+        out = []
+        for p in (self.db_path, self.db_path.with_name(self.db_path.name + "-wal")):
+            try:
+                st = p.stat()
+                out += [st.st_mtime_ns, st.st_size]
+            except FileNotFoundError:
+                out += [0, 0]
+        return tuple(out)
+
+    def count(self, idx: FieldIndex, q: Optional[str]) -> int:
+        """Files matching q, remembered for the catalog's present version (paging through a
+        listing asks the same count on every page)."""
+        key = (q or "", self.version())
+        with self._counts_lock:
+            if key in self._counts:
+                return self._counts[key]
+        n = idx.count(idx.parse(q)) if q and q.strip() else idx.count(None)
+        with self._counts_lock:
+            if len(self._counts) > 1000:
+                self._counts.clear()
+            self._counts[key] = n
+        return n
 
     def catalog(self) -> Catalog:
         cat = getattr(self._local, "catalog", None)
@@ -237,7 +265,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
             listing, keys, idx = files_listing(q, shown, sort, limit, after, shape="summary")
             columns = listing.columns
             raw = list(listing.rows)
-            count = idx.count(idx.parse(q)) if q and q.strip() else idx.count(None)
+            count = coll.count(idx, q)
         except QueryError as exc:
             param = "q"
             if sort and exc.query == sort:

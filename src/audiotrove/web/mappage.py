@@ -10,10 +10,11 @@ fetches it with HTTP Range). A box selection opens as a units (or files) list.
 """
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 from fastapi import Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..errors import UsageError
 from . import pages
@@ -28,6 +29,31 @@ def register(app, coll, html, twin_of) -> None:
         return map_points(coll.catalog(), name=name or None, level=level or None, color=color or None,
                           limit=limit)
 
+    def encoded(name, level, color, limit) -> bytes:
+        """map.json's bytes, kept while the stored maps stay as they are (1 000 000 points take
+        seconds to read and encode)."""
+        import json
+
+        from ..maps.store import maps_dir
+        from .app import _default
+
+        folder = maps_dir(coll.root)
+        stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())) if folder.exists() else ()
+        key = (name or "", level or "", color or "", limit, stamp)
+        body = coll.maps.get(key)
+        if body is None:
+            body = json.dumps(data(name, level, color, limit), default=_default).encode()
+            coll.maps.put(key, body)
+        return body
+
+    def warm() -> None:  # the default map is read once at start, so the first visit draws at once
+        try:
+            encoded(None, None, None, MAX_POINTS)
+        except Exception:  # noqa: BLE001 - no map, or a broken one: the page will say why
+            pass
+
+    threading.Thread(target=warm, name="warm-map", daemon=True).start()
+
     @app.get("/maps.json")
     def maps_json():
         from ..views.maps import list_maps
@@ -39,10 +65,8 @@ def register(app, coll, html, twin_of) -> None:
     @app.get("/map.json")
     def map_json(name: Optional[str] = Query(None, max_length=100), level: Optional[str] = Query(None, max_length=10),
                  color: Optional[str] = Query(None, max_length=400), limit: int = Query(MAX_POINTS, ge=0, le=MAX_POINTS)):
-        from .app import _json
-
         try:
-            return _json(data(name, level, color, limit))
+            return Response(encoded(name, level, color, limit), media_type="application/json")
         except UsageError as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
 

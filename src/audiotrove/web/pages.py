@@ -361,7 +361,8 @@ def units(*, params: dict, records: list[dict], error: str, render_url: str | No
         cells.append(f'<td><a href="{esc(url("/similar", target=_unit_ref(r["file_id"], r["unit"])))}">similar</a></td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     render = f' · <a id=render href="{esc(render_url)}" download>render the selection as one WAV</a>' if render_url else ""
-    return (form + f'<p class=meta><span id=count>{len(records)} units</span>{render}{" · " + esc(note) if note else ""}</p>'
+    hover = ' · <label><input type=checkbox id=hoverplay> play on hover</label>'
+    return (form + f'<p class=meta><span id=count>{len(records)} units</span>{render}{hover}{" · " + esc(note) if note else ""}</p>'
             f'<table id=units class=data><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
 

@@ -59,3 +59,14 @@ document.addEventListener("click", (ev) => {
   if (p) p.catch(() => {});
 });
 window.audiotroveCut = cut; // the browser tests read its currentTime
+
+// "play on hover" (units page): a row plays when the pointer rests on it
+const hoverPlay = document.getElementById("hoverplay");
+let hoverTimer = 0;
+document.addEventListener("mouseover", (ev) => {
+  if (!hoverPlay || !hoverPlay.checked) return;
+  const row = ev.target.closest("tr");
+  const button = row && row.querySelector("button.play[data-src]");
+  clearTimeout(hoverTimer);
+  if (button && button !== playing) hoverTimer = setTimeout(() => button.click(), 120);
+});

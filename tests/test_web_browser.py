@@ -117,6 +117,10 @@ def test_a_unit_plays(served, page):
     page.click("button.play >> nth=0")
     page.wait_for_function("() => window.audiotroveCut && window.audiotroveCut.currentTime > 0.03", timeout=10000)
     assert page.evaluate("window.audiotroveCut.src").endswith(".wav")
+    page.check("#hoverplay")  # play on hover: resting on a row plays its unit
+    third = page.get_attribute("#units tbody tr >> nth=2 >> button.play", "data-src")
+    page.hover("#units tbody tr >> nth=2 >> td.path")
+    page.wait_for_function("(src) => window.audiotroveCut.src.endsWith(src)", arg=third, timeout=10000)
     assert page.console_problems == []
 
 

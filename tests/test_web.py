@@ -324,3 +324,27 @@ def test_serve_binds_the_loopback_by_default():
     import inspect
 
     assert inspect.signature(serve_cmd).parameters["host"].default.default == "127.0.0.1"
+
+
+def test_the_map_twin_and_its_binary_form(client, coll):
+    from audiotrove.catalog.db import Catalog
+    from audiotrove.views.maps import map_points
+
+    twin = get_json(client, "/map.json")
+    with Catalog.open(coll) as cat:
+        assert twin == json.loads(json.dumps(map_points(cat, limit=1_000_000)))
+    assert twin["shown"] == 4 and twin["level"] == "file"
+    raw = client.get("/map.bin").content  # what the page reads: the same points as typed arrays
+    size = int.from_bytes(raw[:4], "little")
+    head = json.loads(raw[4:4 + size])
+    base = 4 + size
+    assert base % 4 == 0
+    for b in head["binary"]:
+        dtype = "<i4" if b["type"] == "int32" else "<f4"
+        values = np.frombuffer(raw, dtype, b["length"], base + b["offset"])
+        group, name = b["name"].split(".", 1)
+        expected = twin["columns"][name] if group == "columns" else twin["colors"][name]["values"]
+        expected = np.array([np.nan if v is None else v for v in expected], dtype=float)
+        assert np.allclose(values, expected, rtol=1e-6, atol=1e-4, equal_nan=True), b["name"]
+    assert {b["name"] for b in head["binary"]} >= {"columns.x", "columns.y", "columns.file_id", "colors.cluster"}
+    assert head["files"] == twin["files"] and head["count"] == twin["count"]

@@ -6,10 +6,25 @@ import { mountMapPage } from "/static/maps/mappage.js";
 const root = document.getElementById("app");
 const open = document.getElementById("map-open");
 
+// /map.bin: uint32 header length, the JSON header, then typed arrays (web/mappage.py binary()).
+function decode(buffer) {
+  const size = new DataView(buffer).getUint32(0, true);
+  const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, size)));
+  const base = 4 + size;
+  for (const b of head.binary) {
+    const Type = b.type === "int32" ? Int32Array : Float32Array;
+    const array = new Type(buffer, base + b.offset, b.length);
+    const [group, name] = [b.name.slice(0, b.name.indexOf(".")), b.name.slice(b.name.indexOf(".") + 1)];
+    if (group === "columns") head.columns[name] = array;
+    else head.colors[name].values = array;
+  }
+  return head;
+}
+
 async function main() {
   const t0 = performance.now();
   const response = await fetch(root.dataset.src);
-  const data = await response.json();
+  const data = decode(await response.arrayBuffer());
   window.audiotroveMapData = { shown: data.shown, count: data.count, level: data.level };
   const page = mountMapPage(root, data, { audioUrl: (path, fileId) => `/file/${fileId}/audio` });
   window.audiotroveMap = page;

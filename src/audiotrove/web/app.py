@@ -37,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..catalog.db import CATALOG_DIR, CATALOG_FILE, Catalog
 from ..catalog.index import FieldIndex
-from ..catalog.query import And, QueryError, parse_sort
+from ..catalog.query import And, QueryError, parse_field_list, parse_sort
 from ..errors import UsageError
 from . import pages
 from .media import ByteCache, CUT_CACHE_BYTES, MAX_CUT_S, PICTURE_CACHE_BYTES, cut_wav, media_type, picture
@@ -256,12 +256,13 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
         params = {"q": q, "fields": fields, "sort": sort}
         try:
             shown = fields
-            if sort:  # the column sorted on is shown
+            if sort:  # the columns sorted on are shown
                 keys = parse_sort(_text(sort, "sort"), idx.fields)
-                chosen = fields or ",".join(_summary_columns(idx, q))
-                have = set(chosen.replace(" ", "").split(","))
-                missing = [f.name for f, _ in keys if f.name not in have and f.label not in have]
-                shown = ",".join([*chosen.split(","), *missing]) if missing else (fields or None)
+                chosen = (parse_field_list(_text(fields, "field list"), idx.fields) if fields else
+                          [idx.fields.resolve(n) for n in _summary_columns(idx, q)])
+                missing = [f for f, _ in keys if f not in chosen]
+                if missing:
+                    shown = ",".join(f.name for f in chosen + missing)
             listing, keys, idx = files_listing(q, shown, sort, limit, after, shape="summary")
             columns = listing.columns
             raw = list(listing.rows)
@@ -341,15 +342,14 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
         idx = coll.index()
         record = file_record(idx, file_id)
         if record is None:
-            return _not_found(f"no file with id {file_id}", as_json=is_json)
+            return _not_found(f"no file with id {file_id}")
         if is_json:
             return _json(record)
         path = record.get("path", "")
-        playable = not path.startswith(("http://", "https://")) or _audio_of(file_id) is not None
         from ..report.media import browser_playable
 
         mi = record.get("media_info") or {}
-        playable = playable and (record.get("status") != "ok" or browser_playable(
+        playable = _audio_of(file_id) is not None and (record.get("status") != "ok" or browser_playable(
             (mi.get("container") or {}).get("kind"), (mi.get("audio") or {}).get("codec")))
         enhanced = bool(_enhanced_path(record))
         body = pages.file_page(file_id, record, playable=playable, enhanced=enhanced,
@@ -613,7 +613,7 @@ def _query_json(exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-def _not_found(message: str, *, as_json: bool = True) -> JSONResponse:
+def _not_found(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=404)
 
 

@@ -304,8 +304,8 @@ def file_page(file_id: int, record: dict, *, playable: bool, enhanced: bool, sim
                          f'src="/file/{file_id}/enhanced"></audio></figure>')
         parts.append("</div>")
     else:
-        parts.append('<p class=notice>the browser cannot play this file\'s format: its units and search '
-                     'hits play as WAV cuts</p>')
+        parts.append('<p class=notice>no player: the file is not here (a URL not fetched, a file moved) or the '
+                     'browser cannot play its format; its units and search hits play as WAV cuts</p>')
     if record.get("status") == "ok":
         parts.append(f'<img class=picture id=picture src="/file/{file_id}/picture.webp" '
                      'alt="waveform and spectrogram">')

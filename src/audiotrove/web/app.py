@@ -180,7 +180,10 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
             data = overview_data(where)
         except QueryError as exc:
             return html("Overview", pages.query_error(exc, "/overview", "where", {}), active="overview")
-        body = pages.overview(data, status(coll.catalog()), field_list(idx))
+        from ..report.tags import tag_table
+
+        tags, _ = tag_table(idx, where=idx.parse(where) if where and where.strip() else None, limit=20)
+        body = pages.overview(data, status(coll.catalog()), field_list(idx), tags)
         return html("Overview", body, active="overview", twin=twin_of(request), notice=_stale(idx))
 
     @app.get("/fields.json")

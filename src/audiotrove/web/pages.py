@@ -115,7 +115,11 @@ def histogram_svg(hist: dict, *, width: int = 220, height: int = 48) -> str:
     return f'<svg class=hist width="{width}" height="{height}" viewBox="0 0 {width} {height}" role=img>{bars}</svg>'
 
 
-def overview(data: dict, status: dict, fields) -> str:
+def _tag_name(cls: str) -> str:
+    return cls if all(c.isalnum() or c in "_." for c in cls) else json.dumps(cls)
+
+
+def overview(data: dict, status: dict, fields, tags: list | None = None) -> str:
     st = data["stats"]
     t = st["totals"]
     parts = [f'<section class=totals><div><b>{t["files"]}</b> files</div><div><b>{t["ok"]}</b> ok</div>'
@@ -154,6 +158,13 @@ def overview(data: dict, status: dict, fields) -> str:
                          f'{histogram_svg(s["histogram"])}<p class=small>median {number(s["median"])}, '
                          f'{number(s["min"])} … {number(s["max"])}, {s["count"]} files</p></div>')
         parts.append(f'<h2>Distributions</h2><div class=cards>{"".join(cards)}</div>')
+    if tags:
+        rows = "".join(
+            f'<tr><td><a href="{esc(url("/files", q="tags." + _tag_name(t["class"]) + "?", sort="tags." + _tag_name(t["class"]) + ":desc"))}">'
+            f'{esc(t["class"])}</a></td><td class=n>{t["files"]}</td><td class=n>{number(t["share"], 1)} %</td></tr>'
+            for t in tags)
+        parts.append(f"<h2>What is in the recordings</h2><table class=small><tr><th>class</th><th>files</th>"
+                     f"<th>share of time</th></tr>{rows}</table>")
     restored = data.get("restored") or {}
     if restored.get("count"):
         parts.append(f'<h2>Restored</h2><p><a href="{esc(url("/files", q=restored["query"]))}">'

@@ -286,3 +286,15 @@ def test_subtitle_formats():
                          "2\n01:01:01,250 --> 01:01:02,000\nLater.\n")
     assert to_vtt(t) == ("WEBVTT\n\n00:00:00.500 --> 00:00:02.600\nHello there.\n\n"
                          "01:01:01.250 --> 01:01:02.000\nLater.\n")
+
+
+@needs_espeak
+def test_the_same_sentence_sounds_the_same_whatever_was_said_before():
+    # each sentence is synthesized in a fresh process: libespeak-ng keeps state between
+    # syntheses in one process, which changed the samples (and the transcripts) by test order
+    first, words_first = speak.say(SENTENCE_A)
+    speak.say("Something else entirely: 1, 2, 3?", words_per_minute=190)
+    speak.say(SENTENCE_B, voice="en")
+    again, words_again = speak.say(SENTENCE_A)
+    assert np.array_equal(first, again) and words_first == words_again
+    assert [w for w, _ in words_first] == SENTENCE_A.rstrip(".").split(" ")

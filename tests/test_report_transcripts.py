@@ -241,3 +241,21 @@ def test_clicking_a_word_plays_the_file_from_its_time_in_chromium(coll, tmp_path
     assert url.endswith(f"talk.wav#t={word_time:.2f}")
     assert duration == pytest.approx(60.0, abs=0.05)
     assert word_time - 0.05 <= current <= word_time + 5.0  # started at the word (and playing on)
+
+
+def test_chinese_words_are_shown_without_spaces(tmp_path):
+    # one word per character (Whisper on Mandarin): no spaces put between them, so the browser's
+    # find locates "協會分析" in the page
+    from audiotrove.report.html import PagePaths, _transcript_card
+    from audiotrove.report.transcripts import Transcript
+
+    said = "廣州市佛地產中間協會分析"
+    words = [[0.3 * k, 0.3 * k + 0.25, c, 0.9] for k, c in enumerate(said)]
+    lines = cut_lines([[0.0, 3.6, said]], words, max_chars=100)
+    t = Transcript(7, str(tmp_path / "zh.wav"), {"media_info.container.kind": "wav",
+                                                  "media_info.audio.codec": "pcm_s16le"},
+                   lines, len(said), len(said), 0)
+    card = _transcript_card(t, PagePaths(tmp_path, tmp_path))
+    text = re.sub(r"<[^>]+>", "", card.split('<div class="lines">', 1)[1])
+    assert said in text and card.count("#t=") == len(said) + 1
+    assert cut_lines([[0.0, 3.6, said]], words, max_chars=4)[0].text == "廣州市佛"

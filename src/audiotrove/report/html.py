@@ -28,6 +28,7 @@ import numpy as np
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
 from ..io.write import temp_path
+from ..models.whisper import word_gap
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
 from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
@@ -613,7 +614,8 @@ def _transcript_card(t, paths: PagePaths) -> str:
                 c = f' class="{cls}"' if cls else ""
                 return f'<a{c} href="{esc(url)}#t={s:.2f}" target="{frame}">{esc(text)}</a>'
             head = link(line.start, _stamp(line.start), "t")
-            body = " ".join(link(s, w) for s, w in line.words) if line.words else esc(line.text)
+            body = "".join((word_gap(line.words[k - 1][1], w) if k else "") + link(s, w)
+                           for k, (s, w) in enumerate(line.words)) if line.words else esc(line.text)
         else:
             head = f'<span class="t">{_stamp(line.start)}</span>'
             body = esc(line.text)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..catalog.index import TABLE, FieldIndex
 from ..catalog.query import And, Node, Present
+from ..models.whisper import word_gap
 from .format import stored_list
 
 QUERY = "transcript.text?"
@@ -107,13 +108,13 @@ def cut_lines(segments: list, words: list, *, max_chars: int) -> list[Line]:
             used += len(text) + 1
             continue
         if mine:  # cut between words
-            kept, n = [], 0
+            kept, part = [], ""
             for w in mine:
-                if n + len(w[1]) > left:
+                longer = part + (word_gap(kept[-1][1], w[1]) if kept else "") + w[1]
+                if len(longer) > left:
                     break
                 kept.append(w)
-                n += len(w[1]) + 1
-            part = " ".join(w for _, w in kept)
+                part = longer
             if kept:
                 lines.append(Line(start, end, part, kept, cut=True))
         else:

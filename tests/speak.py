@@ -5,12 +5,14 @@ says a sentence and reports when each word starts (its WORD events), so word tim
     # audio: float32 mono at 16 kHz; words: [(word, start_s), ...]
 
 Every sentence is synthesized in a fresh process (this file run as a script), so the same call
-gives the same samples whatever was said before: the library keeps state between syntheses (a
-sentence came out with different samples, up to 0.94 apart, after other sentences had been
-spoken), and espeak_Terminate followed by a new espeak_Initialize hangs. The child loads the
-library, registers the callback that collects the samples and the WORD events, synthesizes
-once and writes a JSON header line (sample rate, word events) and the 16-bit samples to its
-stdout; it imports nothing but the standard library (about 30 ms a sentence).
+gives the same samples whatever was said before: the library keeps state between syntheses (in
+one process a sentence came out 7 samples shorter, and up to 0.94 of full scale different,
+after other sentences had been said, and Whisper then heard other words: the transcription
+tests depended on the order they ran in), and espeak_Terminate followed by a new
+espeak_Initialize hangs. The child loads the library, registers the callback that collects the
+samples and the WORD events, synthesizes once and writes a JSON header line (sample rate, word
+events) and the 16-bit samples to its stdout; it imports only the standard library (0.1-0.3 s
+a sentence on the shared 2-core machine).
 
 `available()` is False when libespeak-ng is not installed (`apt-get install espeak-ng`);
 tests then skip.

@@ -164,6 +164,16 @@ def test_limits_redaction_and_the_json_twin(coll, tmp_path):
     text = red.read_text(encoding="utf-8")
     assert "<iframe" not in text and "#t=" not in text and "Good morning" in text
     assert not re.search(r'(src|href)="(?!data:|#)', text)
+    # the command line: --max-transcripts
+    from typer.testing import CliRunner
+
+    from audiotrove.cli import app
+
+    cli_out = tmp_path / "cli.html"
+    r = CliRunner().invoke(app, ["-C", str(coll["root"]), "report", "-o", str(cli_out), "-j", "1",
+                                 "--max-transcripts", "2"])
+    assert r.exit_code == 0, r.output
+    assert cli_out.read_text(encoding="utf-8").count('<article class="transcript"') == 2
     # --where narrows the section like every other
     write_report(idx, out, workers=1, where='path ~ "*old*"')
     assert out.read_text(encoding="utf-8").count('<article class="transcript"') == 1

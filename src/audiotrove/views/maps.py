@@ -173,7 +173,8 @@ def _colour(values: pd.Series, *, field: str, unit: str | None, numeric_ok: bool
         cats = [c for c in cats if c in keep]
     code = {c: k for k, c in enumerate(cats)}
     other = len(cats) if len(counts) > len(cats) else None
-    codes = [(-1 if pd.isna(v) else code.get(v, other)) for v in values]
+    codes = values.map(code).fillna(-1 if other is None else other)
+    codes = np.where(values.isna().to_numpy(), -1, codes.to_numpy(np.float64)).astype(np.int64).tolist()
     legend = [{"value": _plain(c), "label": f"cluster {c}" if field == "cluster" else str(c),
                "count": int(counts[c])} for c in cats]
     if other is not None:

@@ -9,7 +9,7 @@
     or None), clusters (size and medoid per cluster, as `map` printed them),
     columns: item (the item's row in the stored map table), file_id, unit (unit or window
         index; 0 for files), x, y (the 2-D map; for a 1-D map x is map.order and y 0), order,
-        cluster, col, row (grid cell, None without a grid), start, dur (seconds: what a
+        cluster, col, row (grid cell; the whole column None without a grid), start, dur (seconds: what a
         player plays: the file's audio from start for dur),
     files: {file_id: [...], path: [...]} (each file once),
     colors: {FIELD: {kind: "category", values: [code per point, -1 = none], legend: [{value,
@@ -227,8 +227,8 @@ def map_points(coll, *, name: str | None = None, level: str | None = None,
         "x": _numbers(x, dec), "y": _numbers(y, dec),
         "order": _integers(df["map.order"]),
         "cluster": _integers(df["map.cluster"]),
-        "col": _integers(df["grid.col"]) if has_grid else [None] * len(df),
-        "row": _integers(df["grid.row"]) if has_grid else [None] * len(df),
+        "col": _integers(df["grid.col"]) if has_grid else None,
+        "row": _integers(df["grid.row"]) if has_grid else None,
         "start": _numbers(df["start"], 3), "dur": _numbers(df["dur"], 3),
     }
     return {"name": info.get("name", name), "level": level, "count": count, "shown": len(df),

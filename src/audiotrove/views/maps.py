@@ -13,7 +13,8 @@
         player plays: the file's audio from start for dur),
     files: {file_id: [...], path: [...]} (each file once),
     colors: {FIELD: {kind: "category", values: [code per point, -1 = none], legend: [{value,
-             label, count}]} or {kind: "range", values: [number or None], low, high (2nd and 98th
+             label, count}]}: up to 20 categories (the most frequent; the rest one "other"), every
+             cluster (colours repeat after 20); or {kind: "range", values: [number or None], low, high (2nd and 98th
              percentiles: the colour scale), min, max, unit}}; always "cluster", plus `color`,
     color: the field to colour by first.
 
@@ -168,7 +169,7 @@ def _colour(values: pd.Series, *, field: str, unit: str | None, numeric_ok: bool
                 "max": round(float(finite.max()), dec) if len(finite) else None, "unit": unit}
     counts = present.value_counts()
     cats = sorted(counts.index.tolist(), key=lambda v: (str(type(v)), v))
-    if len(cats) > MAX_CATEGORIES:  # the most frequent keep a colour, the rest are "other"
+    if len(cats) > MAX_CATEGORIES and field != "cluster":  # the most frequent keep a colour, the rest "other"
         keep = set(counts.index[:MAX_CATEGORIES - 1].tolist())
         cats = [c for c in cats if c in keep]
     code = {c: k for k, c in enumerate(cats)}

@@ -64,7 +64,7 @@ def test_map_points_columns_match_the_stored_map(coll):
     n = len(df)
     assert n >= 20 and data["count"] == data["shown"] == n and data["level"] == "unit"
     cols = data["columns"]
-    assert all(len(v) == n for v in cols.values())
+    assert all(len(v) == n for v in cols.values() if v is not None)
     assert cols["x"] == pytest.approx(df["map.x"].tolist(), abs=1e-3)
     assert cols["cluster"] == df["map.cluster"].tolist()
     assert cols["col"] == df["grid.col"].tolist() and data["grid"] == info["grid"]
@@ -218,4 +218,51 @@ def test_html_map_in_chromium(coll, tmp_path, browser):
     page.wait_for_function("document.getElementById('map-canvas').dataset.view === 'grid'", timeout=5000)
     assert int(page.get_attribute("#map-canvas", "data-drawn")) == n
     page.close()
+    assert errors == []
+
+
+def test_html_map_at_100000_points(browser, tmp_path):
+    """A stored map of 100 000 units (synthetic positions): every point drawn, hover and box
+    selection answer from the bucket index as a full scan would."""
+    import pandas as pd
+
+    from audiotrove.catalog.db import Catalog
+    from audiotrove.maps.html import write_html
+    from audiotrove.maps.store import save_table
+    from audiotrove.views import map_points
+
+    n = 100_000
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-50, 50, (40, 2))
+    cluster = rng.integers(0, 40, n)
+    xy = centres[cluster] + rng.normal(0, 3, (n, 2))
+    df = pd.DataFrame({"path": [f"/archive/t{k % 500}.flac" for k in range(n)], "file_id": np.arange(n) % 500 + 1,
+                       "unit": np.arange(n) // 500, "start": (np.arange(n) // 500) * 0.5, "dur": np.full(n, 0.4),
+                       "map.x": xy[:, 0], "map.y": xy[:, 1], "map.order": np.argsort(np.argsort(xy[:, 0])),
+                       "grid.col": pd.array([pd.NA] * n, "Int64"), "grid.row": pd.array([pd.NA] * n, "Int64"),
+                       "map.cluster": cluster})
+    invoke(tmp_path, "init", tmp_path)
+    save_table(tmp_path, "map", "unit", df, {"name": "map", "level": "unit", "dims": 2, "count": n, "grid": None})
+    with Catalog.open(tmp_path) as cat:
+        data = map_points(cat)
+    out = write_html(data, tmp_path / "big.html")
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    page.wait_for_function("window.audiotroveMapReadyMs !== undefined", timeout=120_000)
+    assert int(page.get_attribute("#map-canvas", "data-drawn")) == n
+    checks = page.evaluate("""(() => { const m = window.audiotroveMap.map, c = document.getElementById('map-canvas');
+        const out = {hover: [], box: 0};
+        for (let k = 0; k < 50; k++) {   // the nearest point to a point's own position is at distance 0
+          const i = (k * 7919) % m.n, p = m.screenOf(i), j = m.nearest(p.sx, p.sy), q = m.screenOf(j);
+          out.hover.push(Math.hypot(p.sx - q.sx, p.sy - q.sy)); }
+        const sel = m.inBox(0, 0, c.width / 2, c.height);
+        out.box = sel.length;
+        out.inside = 0; out.edge = 0;   // a full scan: strictly left of the edge, and on it
+        for (let i = 0; i < m.n; i++) { const d = m.screenOf(i).sx - c.width / 2; if (d < -1e-6) out.inside++; else if (d <= 1e-6) out.edge++; }
+        return out; })()""")
+    page.close()
+    assert max(checks["hover"]) < 1e-6
+    assert 0 < checks["inside"] <= checks["box"] <= checks["inside"] + checks["edge"] < n
     assert errors == []

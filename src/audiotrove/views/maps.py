@@ -9,11 +9,12 @@
     or None), clusters (size and medoid per cluster, as `map` printed them),
     columns: item (the item's row in the stored map table), file_id, unit (unit or window
         index; 0 for files), x, y (the 2-D map; for a 1-D map x is map.order and y 0), order,
-        cluster, col, row (grid cell, None without a grid), start, dur (seconds: what a
+        cluster, col, row (grid cell; the whole column None without a grid), start, dur (seconds: what a
         player plays: the file's audio from start for dur),
     files: {file_id: [...], path: [...]} (each file once),
     colors: {FIELD: {kind: "category", values: [code per point, -1 = none], legend: [{value,
-             label, count}]} or {kind: "range", values: [number or None], low, high (2nd and 98th
+             label, count}]}: up to 20 categories (the most frequent; the rest one "other"), every
+             cluster (colours repeat after 20); or {kind: "range", values: [number or None], low, high (2nd and 98th
              percentiles: the colour scale), min, max, unit}}; always "cluster", plus `color`,
     color: the field to colour by first.
 
@@ -168,12 +169,13 @@ def _colour(values: pd.Series, *, field: str, unit: str | None, numeric_ok: bool
                 "max": round(float(finite.max()), dec) if len(finite) else None, "unit": unit}
     counts = present.value_counts()
     cats = sorted(counts.index.tolist(), key=lambda v: (str(type(v)), v))
-    if len(cats) > MAX_CATEGORIES:  # the most frequent keep a colour, the rest are "other"
+    if len(cats) > MAX_CATEGORIES and field != "cluster":  # the most frequent keep a colour, the rest "other"
         keep = set(counts.index[:MAX_CATEGORIES - 1].tolist())
         cats = [c for c in cats if c in keep]
     code = {c: k for k, c in enumerate(cats)}
     other = len(cats) if len(counts) > len(cats) else None
-    codes = [(-1 if pd.isna(v) else code.get(v, other)) for v in values]
+    codes = values.map(code).fillna(-1 if other is None else other)
+    codes = np.where(values.isna().to_numpy(), -1, codes.to_numpy(np.float64)).astype(np.int64).tolist()
     legend = [{"value": _plain(c), "label": f"cluster {c}" if field == "cluster" else str(c),
                "count": int(counts[c])} for c in cats]
     if other is not None:
@@ -226,8 +228,8 @@ def map_points(coll, *, name: str | None = None, level: str | None = None,
         "x": _numbers(x, dec), "y": _numbers(y, dec),
         "order": _integers(df["map.order"]),
         "cluster": _integers(df["map.cluster"]),
-        "col": _integers(df["grid.col"]) if has_grid else [None] * len(df),
-        "row": _integers(df["grid.row"]) if has_grid else [None] * len(df),
+        "col": _integers(df["grid.col"]) if has_grid else None,
+        "row": _integers(df["grid.row"]) if has_grid else None,
         "start": _numbers(df["start"], 3), "dur": _numbers(df["dur"], 3),
     }
     return {"name": info.get("name", name), "level": level, "count": count, "shown": len(df),

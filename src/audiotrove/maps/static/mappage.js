@@ -82,6 +82,15 @@ export function mountMapPage(root, data, opts = {}) {
     if (dur) stopTimer = setTimeout(() => audio.pause(), dur * 1000 + 150);
   }
 
+  const audioNote = el("div", { id: "map-audio-note", className: "map-audio-note" });
+  audio.after(audioNote);
+  audio.addEventListener("error", () => {
+    const i = Number(audio.dataset.point);
+    audioNote.textContent = `cannot play ${i >= 0 ? baseName(pathOf.get(c.file_id[i])) : "this"}: ` +
+      "the file is not reachable from this page, or the browser does not decode its format";
+  });
+  audio.addEventListener("playing", () => { audioNote.textContent = ""; });
+
   function describe(i) {
     const path = pathOf.get(c.file_id[i]);
     const where = level === "file" ? "" : `:${c.unit[i]}`;

@@ -212,6 +212,8 @@ def test_html_map_in_chromium(coll, tmp_path, browser):
     assert query.startswith("units '") and query.endswith("'")
     got = json.loads(invoke(coll, "units", query[len("units '"):-1], "--format", "json").stdout)
     assert {(u["file_id"], u["unit"]) for u in got} == want
+    page.keyboard.press("Escape")  # clears the selection
+    assert page.get_attribute("#map-selection", "data-count") == "0"
 
     # the grid view draws every point in its cell
     page.select_option("#map-view", "grid")

@@ -52,7 +52,7 @@ export function mountMapPage(root, data, opts = {}) {
   const toolbar = el("div", { className: "map-toolbar" },
     el("strong", { textContent: title }), " colour ", colour, " view ", view, " ", mode, " ",
     el("label", {}, hoverPlay, " play on hover"), " ", fitBtn,
-    el("span", { className: "map-help", textContent: " wheel: zoom · drag: pan · shift-drag: select · click: play · double-click: fit" }));
+    el("span", { className: "map-help", textContent: " wheel: zoom · drag: pan · shift-drag: select (Esc clears) · click: play · double-click: fit" }));
   const canvas = el("canvas", { id: "map-canvas" });
   const info = el("div", { id: "map-hovered", className: "map-hovered", textContent: "hover a point" });
   const legend = el("div", { id: "map-legend", className: "map-legend" });
@@ -185,6 +185,7 @@ export function mountMapPage(root, data, opts = {}) {
     copy(q || `# ${map.selected.length} ${level}s span too many files for one query: copy the CSV`);
   });
   clearBtn.addEventListener("click", () => map.select(null));
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && map.selected.length) map.select(null); });
   canvas.addEventListener("pointerup", () => { // remember the box (data units) for the box query
     const sel = map.selected;
     if (!sel.length) { lastBox = null; return; }

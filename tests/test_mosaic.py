@@ -70,6 +70,9 @@ def test_resample_shift_moves_the_pitch_and_the_length():
 def test_gain_and_fit_to_length():
     assert dm.match_gain_db(source_db=-30.0, target_db=-18.0) == pytest.approx(12.0)
     assert dm.match_gain_db(source_db=-120.0, target_db=-10.0) == dm.MAX_BOOST_DB
+    # a spiky source is not raised into clipping: its peak stops at -0.1 dBFS
+    assert dm.match_gain_db(source_db=-40.0, target_db=-10.0, source_peak=0.1) == pytest.approx(19.9)
+    assert dm.match_gain_db(source_db=-30.0, target_db=-18.0, source_peak=0.1) == pytest.approx(12.0)
     x = np.ones((100, 1), np.float32)
     y = dm.fit_to_length(x, n_samples=150, fade_in=10, fade_out=10)
     assert y.shape == (150, 1) and np.all(y[100:] == 0)

@@ -279,6 +279,16 @@ def test_layers_and_api(coll, tmp_path):
     assert score1["target_dur"].max() > 0.3 and score1["target_start"].iloc[0] < 0.02  # the first note
 
 
+def test_a_collection_file_as_target_leaves_itself_out(coll, tmp_path):
+    root, audio_dir, _, _ = coll
+    target = audio_dir / "organ_b.wav"
+    audio, _, score, _ = mosaic(root, target, tmp_path / "m.wav")
+    assert len(audio) == sf.info(target).frames
+    assert not score["path"].str.endswith("organ_b.wav").any()  # not its own units
+    notes = score[score["target_dur"] > 0.3]
+    assert len(notes) == 8 and np.all(np.abs(12 * np.log2(notes["hz"] / notes["target_hz"])) < 0.5)
+
+
 def test_bad_options(coll, tmp_path):
     root, _, target, _ = coll
     for args in (["--match", "hz"], ["--match", "bogus=1"], ["--pitch", "up"], ["--mix", "2"],

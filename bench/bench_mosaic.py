@@ -50,12 +50,18 @@ SPEECH_TARGET = "speech/librispeech-1995-1837-0001.wav"
 SR = 16000
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb(field: str = "VmHWM") -> float:
+    """VmHWM: peak resident memory; RssAnon: private memory now; RssFile: mapped file pages now
+    (the index's float16 vectors are memory-mapped: pages read stay counted until reclaimed)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def memory() -> dict:
+    return {k: round(peak_rss_mb(k)) for k in ("VmHWM", "RssAnon", "RssFile")}
 
 
 # --- material ---------------------------------------------------------------------------------
@@ -364,6 +370,8 @@ def long_target(path: Path, minutes: float) -> Path:
 
     from audiotrove.io.decode import read_all
 
+    if path.exists():  # the big collection's files link to it: never rewritten (they would be stale)
+        return path
     parts, total = [], 0
     sources = ["music/Kevin_MacLeod_-_Vibe_Ace.ogg", "music/Karissa_Hobbs_-_Lets_Go_Fishin.ogg",
                "speech/2412-153948-0000.flac", "music/Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg"]
@@ -390,21 +398,21 @@ def speed_child(root: Path, target: Path) -> dict:
     from audiotrove.mosaic import make_mosaic
 
     cat = Catalog.open(root)
-    rss0 = peak_rss_mb()
+    rss0 = memory()
     from audiotrove.mosaic.corpus import CollectionCorpus
 
     t0, c0 = time.perf_counter(), time.process_time()
     corpus = CollectionCorpus(cat, model="yamnet")
     corpus.search(np.ones((1, corpus.dim), np.float32), 20)  # the IVF in memory
     open_wall, open_cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss_corpus = peak_rss_mb()
+    rss_corpus = memory()
     t0, c0 = time.perf_counter(), time.process_time()
     result = make_mosaic(cat, str(target), match="yamnet", k=20, smooth=0.3, corpus=corpus)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"open_wall_s": open_wall, "open_cpu_s": open_cpu, "wall_s": wall, "cpu_s": cpu,
             "timings": result.timings, "target_units": result.target_units,
-            "placed": int(result.score["path"].notna().sum()), "rss_start_mb": rss0,
-            "rss_after_open_mb": rss_corpus, "peak_rss_mb": peak_rss_mb(),
+            "placed": int(result.score["path"].notna().sum()), "memory_start_mb": rss0,
+            "memory_after_open_mb": rss_corpus, "memory_end_mb": memory(),
             "target_s": len(result.audio) / result.sample_rate}
 
 

@@ -70,6 +70,9 @@ def test_resample_shift_moves_the_pitch_and_the_length():
 def test_gain_and_fit_to_length():
     assert dm.match_gain_db(source_db=-30.0, target_db=-18.0) == pytest.approx(12.0)
     assert dm.match_gain_db(source_db=-120.0, target_db=-10.0) == dm.MAX_BOOST_DB
+    # a spiky source is not raised into clipping: its peak stops at -0.1 dBFS
+    assert dm.match_gain_db(source_db=-40.0, target_db=-10.0, source_peak=0.1) == pytest.approx(19.9)
+    assert dm.match_gain_db(source_db=-30.0, target_db=-18.0, source_peak=0.1) == pytest.approx(12.0)
     x = np.ones((100, 1), np.float32)
     y = dm.fit_to_length(x, n_samples=150, fade_in=10, fade_out=10)
     assert y.shape == (150, 1) and np.all(y[100:] == 0)
@@ -274,6 +277,16 @@ def test_layers_and_api(coll, tmp_path):
     assert score.groupby("target_unit")["layer"].max().max() <= 2
     assert len(audio1) == round(1.3 * SR) and (score1["target_start"] < 1.3).all()
     assert score1["target_dur"].max() > 0.3 and score1["target_start"].iloc[0] < 0.02  # the first note
+
+
+def test_a_collection_file_as_target_leaves_itself_out(coll, tmp_path):
+    root, audio_dir, _, _ = coll
+    target = audio_dir / "organ_b.wav"
+    audio, _, score, _ = mosaic(root, target, tmp_path / "m.wav")
+    assert len(audio) == sf.info(target).frames
+    assert not score["path"].str.endswith("organ_b.wav").any()  # not its own units
+    notes = score[score["target_dur"] > 0.3]
+    assert len(notes) == 8 and np.all(np.abs(12 * np.log2(notes["hz"] / notes["target_hz"])) < 0.5)
 
 
 def test_bad_options(coll, tmp_path):

@@ -22,6 +22,7 @@ from .features import power_db
 
 MAX_SHIFT_SEMITONES = 12.0
 MAX_BOOST_DB = 30.0  # a near-silent source is not raised by more than this
+PEAK_CEILING_DB = -0.1  # nor is any source raised into clipping (dB re full scale)
 
 
 def level_db(x: np.ndarray) -> float:
@@ -32,9 +33,14 @@ def level_db(x: np.ndarray) -> float:
     return power_db(float(np.mean(x * x)))
 
 
-def match_gain_db(*, source_db: float, target_db: float, max_boost_db: float = MAX_BOOST_DB) -> float:
-    """The gain (dB) that brings a source at source_db to target_db; never more than max_boost_db."""
-    return float(min(target_db - source_db, max_boost_db))
+def match_gain_db(*, source_db: float, target_db: float, max_boost_db: float = MAX_BOOST_DB,
+                  source_peak: float | None = None, peak_ceiling_db: float = PEAK_CEILING_DB) -> float:
+    """The gain (dB) that brings a source at source_db to target_db; never more than max_boost_db,
+    nor more than lifts the source's peak (|sample|, full scale 1) above peak_ceiling_db."""
+    gain = min(target_db - source_db, max_boost_db)
+    if source_peak is not None and source_peak > 0:
+        gain = min(gain, peak_ceiling_db - 20.0 * math.log10(source_peak))
+    return float(gain)
 
 
 def db_to_amplitude(gain_db: float) -> float:

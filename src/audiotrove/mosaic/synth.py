@@ -6,7 +6,8 @@ Each layer of a target unit [s, s + n) (samples of the target):
      brought to the target's rate in one soxr call (dsp/mosaic.resample_shift);
   2. fitted to n samples (+ the crossfade tail), and gain-matched: its level over the slot
      (dB RMS) is brought to the target unit's level (less, for a layer, by its share of the
-     target's power);
+     target's power), but never raised by more than 30 dB nor so far that its peak passes
+     -0.1 dBFS (a quiet source with a high crest factor stays below the target's level then);
   3. faded in and out (raised cosine of `fade_ms`, or equal-power over `crossfade_ms`, the tail
      running on past the unit's end under the next unit's fade-in) and added at sample s.
 The output has the target's length, rate and channels (at most 2); `mix` blends the target
@@ -141,7 +142,7 @@ def render(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, in
         fitted = fit_to_length(piece, n_samples=n + tail, fade_in=0, fade_out=0)
         source_db = level_db(fitted[:n])
         want_db = target_db[t] + 10.0 * np.log10(max(r.get("share", 1.0), 1e-6))
-        gain = match_gain_db(source_db=source_db, target_db=want_db)
+        gain = match_gain_db(source_db=source_db, target_db=want_db, source_peak=float(np.abs(fitted).max()))
         if xfade:
             placed = fit_to_length(piece, n_samples=n + tail, fade_in=xfade, fade_out=xfade, equal_power_fades=True)
         else:

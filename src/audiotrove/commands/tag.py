@@ -170,18 +170,13 @@ def classify_predict_cmd(
 
 
 def _with_units(cat, file_ids):
-    """The files with a current segmentation (and the unit map the step reads, written now)."""
-    from ..steps.embed import UNIT_MAP_NAME
-    from ..units.store import current_shards
-    from ..vectors.store import vectors_root, write_text_atomic
+    """The chosen files with a current segmentation (the unit map the step reads written now)."""
+    from ..steps.classify import write_unit_map
 
-    refs, problems = current_shards(cat)
+    problems: list[str] = []
+    ids = write_unit_map(cat, file_ids, problems)
     for p in problems:
         err.print(f"[yellow]warning:[/] {p}")
-    root = vectors_root(cat.root)
-    root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(root / UNIT_MAP_NAME, json.dumps({str(r.file_id): r.shard.name for r in refs}))
-    ids = {r.file_id for r in refs if file_ids is None or r.file_id in file_ids}
     if not ids:
         raise fail("no units yet: run `audiotrove segment` first", code=0)
     return ids

@@ -197,6 +197,51 @@ def read_item_table(workdir: str | os.PathLike, name: str):
     return pd.read_parquet(Path(workdir) / CLASSES_DIRNAME / name)
 
 
+def write_unit_map(catalog, file_ids: set[int] | None = None, problems: list[str] | None = None) -> set[int]:
+    """Write the file -> unit shard map the unit-level steps read (embed's, the same file) and
+    return the chosen files that have a current segmentation."""
+    from ..units.store import current_shards
+    from ..vectors.store import vectors_root, write_text_atomic
+    from .embed import UNIT_MAP_NAME
+
+    refs, issues = current_shards(catalog)
+    if problems is not None:
+        problems.extend(issues)
+    root = vectors_root(catalog.root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(root / UNIT_MAP_NAME, json.dumps({str(r.file_id): r.shard.name for r in refs}))
+    return {r.file_id for r in refs if file_ids is None or r.file_id in file_ids}
+
+
+def predictions_frame(catalog, file_ids: set[int] | None = None):
+    """The current predictions: per file (file level) or per window / unit, as a DataFrame."""
+    import pandas as pd
+
+    from ..catalog.db import CATALOG_DIR
+
+    workdir = Path(catalog.root) / CATALOG_DIR
+    files, items = [], []
+    for f, results in catalog.iter_current(STEP.name):
+        res = results.get(STEP.name)
+        if (file_ids is not None and f.id not in file_ids) or res is None or res.status != "ok" or not res.data:
+            continue
+        c = res.data.get("class") or {}
+        if c.get("shard"):
+            try:
+                df = read_item_table(workdir, c["shard"])
+            except OSError:
+                continue
+            df.insert(0, "file_id", f.id)
+            df.insert(0, "path", f.path)
+            items.append(df)
+        else:
+            files.append({"path": f.path, "file_id": f.id, "label": c.get("label"),
+                          "confidence": c.get("confidence"), "scores": c.get("scores")})
+    if items:
+        return pd.concat(items, ignore_index=True)
+    return pd.DataFrame(files, columns=["path", "file_id", "label", "confidence", "scores"])
+
+
 STEP = Step(
     name="classify",
     version=VERSION,
@@ -205,4 +250,5 @@ STEP = Step(
     summary="your trained classifier (classify train) per file, window or unit: class.label, class.shares",
 )
 
-__all__ = ["STEP", "classify_file", "file_vector", "item_vectors", "read_item_table", "summarize"]
+__all__ = ["STEP", "classify_file", "file_vector", "item_vectors", "predictions_frame", "read_item_table",
+           "summarize", "write_unit_map"]

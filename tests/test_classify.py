@@ -270,3 +270,35 @@ def test_classes_as_queries_and_a_model_for_another_embedding_is_refused(tmp_pat
     other.write_text(json.dumps(fitted))
     r = run_cli("-C", root, "classify", "predict", "--model", other)
     assert r.returncode == 2 and "was trained on descriptors version older" in r.stderr
+
+
+def test_unit_level_classes_from_unit_queries_label_units(tmp_path):
+    root = tmp_path / "coll"
+    rec = root / "rec"
+    rec.mkdir(parents=True)
+    for k in range(3):
+        write_audio(rec / f"tone{k}.wav", _tones(200 + 90 * k, 3.0), SR)
+        write_audio(rec / f"noise{k}.wav", _noise(k, 3.0), SR)
+    assert run_cli("init", root).returncode == 0
+    assert run_cli("-C", root, "add", rec).returncode == 0
+    assert run_cli("-C", root, "segment", "--mode", "window:1", "--workers", "1").returncode == 0
+    out = tmp_path / "u.json"
+    r = run_cli("-C", root, "classify", "train", "-o", out, "--model", "descriptors", "--level", "unit",
+                "--classifier", "logreg", "--folds", "3",
+                "--class", 'tonal=path ~ "*tone*" and start < 2', "--class", 'noisy=path ~ "*noise*"')
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.with_name("u.eval.json").read_text())
+    assert report["level"] == "unit" and report["items"] == 6 + 9 and report["accuracy"] >= 0.9
+    write_audio(rec / "mixed.wav", np.concatenate([_tones(330, 3.0), _noise(50, 3.0)]), SR)
+    assert run_cli("-C", root, "add", rec).returncode == 0
+    assert run_cli("-C", root, "segment", "--mode", "window:1", "--workers", "1").returncode == 0
+    r = run_cli("-C", root, "classify", "predict", "--model", out, "--where", 'path ~ "*mixed*"',
+                "--units", "start >= 1", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(run_cli("-C", root, "units", 'class.label = "tonal"', "--format", "json").stdout)
+    assert [u["start"] for u in got] == [1.0, 2.0]
+    got = json.loads(run_cli("-C", root, "units", 'class.label = "noisy" and class.confidence > 0.5',
+                             "--format", "json").stdout)
+    assert [u["start"] for u in got] == [3.0, 4.0, 5.0]
+    (rec_mixed,) = jsonl(run_cli("-C", root, "ls", 'path ~ "*mixed*"', "--format", "jsonl").stdout)
+    assert rec_mixed["class"]["shares"] == {"noisy": 60.0, "tonal": 40.0} and rec_mixed["class"]["label"] == "noisy"

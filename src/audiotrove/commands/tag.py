@@ -58,13 +58,28 @@ def tag_cmd(
         net = load_yamnet()  # checks the model once here, before any work
     except ModelError as exc:
         raise fail(str(exc))
+    from ..steps.classify import write_unit_map
+    from ..units.store import current_shards
+
     with open_catalog() as cat:
         file_ids = _select(cat, where)
         overrides = {"model_version": net.version, "min_score": min_score, "hop_s": hop, "max_gap_s": max_gap}
-        summary = run_step_cli(cat, "tag", overrides, workers=workers, file_ids=file_ids,
-                               retry_failed=retry_failed)
-        err.print(summary.line())
-        raise typer.Exit(exit_code(summary))
+        # a segmented file's units are tagged too: one run per segmentation (its key is a parameter)
+        write_unit_map(cat, file_ids)
+        groups: dict = {}
+        segmented: set[int] = set()
+        for r in current_shards(cat, file_ids)[0]:
+            groups.setdefault(r.shard.stem.rsplit("-", 1)[-1], set()).add(r.file_id)
+            segmented.add(r.file_id)
+        rest = ({f.id for f in cat.files()} if file_ids is None else set(file_ids)) - segmented
+        runs = ([(None, rest)] if rest else []) + sorted(groups.items())
+        code = 0
+        for config, ids in runs:
+            summary = run_step_cli(cat, "tag", {**overrides, "units": config}, workers=workers, file_ids=ids,
+                                   retry_failed=retry_failed)
+            err.print(("with their units: " if config else "") + summary.line())
+            code = max(code, exit_code(summary))
+        raise typer.Exit(code)
 
 
 # --- classify ------------------------------------------------------------------------------------

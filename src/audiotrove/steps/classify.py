@@ -34,13 +34,13 @@ import numpy as np
 from ..errors import ItemError
 from ..models import ModelError
 from ..models.classifier import check_embedding, digest, load, predict_proba
+from ..units.labels import CLASSES_DIRNAME
 from .base import Item, Step
 
 VERSION = "2"
 DEFAULTS: dict = {"model_path": None, "model_digest": None, "min_confidence": 0.0, "units_query": None}
 WINDOW_S = 1.0
 LEVELS = ("file", "window", "unit")
-CLASSES_DIRNAME = "classes"
 
 
 def item_vectors(path: str, embedding: dict, *, level: str = "file", window_s: float = WINDOW_S,
@@ -131,7 +131,7 @@ def write_item_table(directory: str | os.PathLike, name: str, rows: list[dict]) 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows, columns=["unit", "start", "dur", "label", "confidence"])
+    df = pd.DataFrame(rows, columns=["unit", "start", "dur", "label", "confidence", "units"])
     final = directory / f"{name}.parquet"
     with atomic_path(final) as tmp:
         df.to_parquet(tmp, index=False)
@@ -168,6 +168,8 @@ def classify_file(path: str, params: dict, *, workdir: str | None = None, file_i
         items, vecs = [it for it, k in zip(items, mask) if k], vecs[mask]
     probs = predict_proba(model, vecs) if len(items) else np.zeros((0, len(model["classes"])))
     out, rows = summarize(model, items, probs, min_confidence=min_conf)
+    for r in rows:  # which segmentation the units are of (units/labels.py joins on it)
+        r["units"] = Path(units_path).name if level == "unit" else None
     if workdir:
         key = json.dumps([params["model_digest"] or digest(model), min_conf, params["units_query"]])
         name = f"{file_id}-{level}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"

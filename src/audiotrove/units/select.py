@@ -10,7 +10,9 @@ a per-file limit and a global limit. DuckDB runs it over the Parquet shards.
 - `query` (unit level) is the collection's query language (catalog/query.py) over the unit
   fields (units/schema.py UNIT_FIELDSET): power (dB), hz (Hz: `hz > 1kHz` works), note, octave,
   clarity, centroid / rolloff (Hz), flatness, zcr, dur / start (s: `dur < 300ms`), mfcc_1 ..
-  mfcc_13, unit, path, file_id.
+  mfcc_13, unit, path, file_id; map.* / grid.* (a unit map), tag, tag_score (`tag` on a
+  segmented file) and class.label, class.confidence (a unit-level `classify predict`), joined
+  from their tables (units/labels.py) and null where there are none.
 - `sort` "key[:asc|desc][:fraction],...": the keys apply in turn, each sorting the units still
   selected and keeping the first `fraction` of them (default 1); the order shown is the last
   key's, earlier keys only select. `power:desc:0.75,clarity:desc` = the loudest three quarters,

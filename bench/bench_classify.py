@@ -179,6 +179,14 @@ def main() -> None:
                   f"{ab['accuracy']:.3f} / {ab['macro_f1']:.3f} | {ba['accuracy']:.3f} / {ba['macro_f1']:.3f} |", flush=True)
             if cv.get("candidates") and len(cv["candidates"]) > 1:
                 print(f"{model} auto candidates: {cv['candidates']}", file=sys.stderr)
+            if classifier == "logreg":  # where generalizing to the other soundfont fails
+                tr = [i for i, f in enumerate(fi) if f == "fluidr3"]
+                te = [i for i, f in enumerate(fi) if f == "timgm6mb"]
+                m = clf.train(Xi[tr], [li[i] for i in tr], embedding={"model": "bench"})
+                pred = [m["classes"][j] for j in clf.predict_proba(m, Xi[te]).argmax(axis=1)]
+                ev = clf.evaluate([li[i] for i in te], pred, m["classes"])
+                print(f"{name} FluidR3 -> TimGM6mb per-class F1: " +
+                      ", ".join(f"{c} {v['f1']:.2f}" for c, v in ev["per_class"].items()), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -302,3 +302,21 @@ def test_unit_level_classes_from_unit_queries_label_units(tmp_path):
     assert [u["start"] for u in got] == [3.0, 4.0, 5.0]
     (rec_mixed,) = jsonl(run_cli("-C", root, "ls", 'path ~ "*mixed*"', "--format", "jsonl").stdout)
     assert rec_mixed["class"]["shares"] == {"noisy": 60.0, "tonal": 40.0} and rec_mixed["class"]["label"] == "noisy"
+
+
+def test_a_user_onnx_embedding_is_found_again_at_predict_time(tmp_path):
+    from test_embed_models import build_mean_logmel_model, write_sidecar
+
+    onnx_path = build_mean_logmel_model(tmp_path / "mean.onnx")
+    write_sidecar(onnx_path)
+    labels = _label_folder(tmp_path / "labels", n=3)
+    out = tmp_path / "o.json"
+    r = run_cli("classify", "train", labels, "-o", out, "--model", onnx_path, "--classifier", "logreg", "--folds", "3")
+    assert r.returncode == 0, r.stderr
+    fitted = json.loads(out.read_text())
+    assert fitted["embedding"]["source"] == str(onnx_path.resolve()) and fitted["dim"] == 64
+    from audiotrove.steps.classify import classify_file
+
+    write_audio(tmp_path / "new.wav", _noise(77, 2.0), SR)
+    got = classify_file(str(tmp_path / "new.wav"), {"model_path": str(out)})["class"]
+    assert got["label"] == "noise"

@@ -166,7 +166,8 @@ def classify_predict_cmd(
 
     try:
         fitted = clf.load(model)
-        clf.check_embedding(fitted, get_embedder(fitted["embedding"]["model"]).key, model)
+        emb = fitted["embedding"]
+        clf.check_embedding(fitted, get_embedder(emb.get("source") or emb["model"]).key, model)
     except ModelError as exc:
         raise fail(str(exc))
     level = fitted.get("level") or "file"

@@ -61,7 +61,8 @@ def item_vectors(path: str, embedding: dict, *, level: str = "file", window_s: f
             if not seg["units"]["count"]:
                 return [], np.zeros((0, 0), np.float32)
             units_path = os.path.join(tmp, seg["units"]["shard"])
-        out = embed_file(path, {"model": embedding["model"], "model_version": embedding.get("model_version"),
+        out = embed_file(path, {"model": embedding.get("source") or embedding["model"],
+                                "model_version": embedding.get("model_version"),
                                 "level": level, "window_s": float(window_s or WINDOW_S)},
                          shards_dir=tmp, units_path=units_path)
         table, vecs = read_vectors(f"{tmp}/{out['embed']['shard']}")
@@ -79,7 +80,8 @@ def _check_model(model: dict, path) -> None:
     from ..models.embedders import get_embedder
 
     try:
-        check_embedding(model, get_embedder(model["embedding"]["model"]).key, path)
+        emb = model["embedding"]
+        check_embedding(model, get_embedder(emb.get("source") or emb["model"]).key, path)
     except ModelError as exc:
         raise ItemError(str(exc)) from None
 

@@ -155,6 +155,8 @@ def gather(items: list[LabelItem], *, model: str = "yamnet", level: str = "file"
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     embedding = dict(get_embedder(model).key)  # ModelError when not available
+    if model not in ("yamnet", "descriptors"):  # PATH.onnx: where to find it again
+        embedding["source"] = str(Path(model).expanduser().resolve())
     vecs, labels, groups, folds, refs, skipped = [], [], [], [], [], []
     cache: dict[tuple[str, str | None], tuple] = {}
     for n, it in enumerate(items):

@@ -236,12 +236,16 @@ def test_window_level_training_and_predicted_shares(tmp_path):
 
 
 def test_csv_folds_are_used_as_given(tmp_path):
-    labels = _label_folder(tmp_path / "audio", n=3)
-    csv_path = tmp_path / "meta.csv"
-    rows = ["slice_file_name,fsID,class,fold"]
-    for name in ("tone", "noise", "clicks"):
+    # UrbanSound8K's layout: metadata/UrbanSound8K.csv, audio/fold<N>/<slice_file_name>
+    makers = {"tone": lambda k: _tones(200 + 90 * k), "noise": lambda k: _noise(k), "clicks": lambda k: _clicks(4 + 3 * k)}
+    rows = ["slice_file_name,fsID,start,end,salience,fold,classID,class"]
+    for c, (name, fn) in enumerate(makers.items()):
         for k in range(3):
-            rows.append(f"audio/{name}/{name}{k}.wav,{k},{name},{k + 1}")
+            (tmp_path / "audio" / f"fold{k + 1}").mkdir(parents=True, exist_ok=True)
+            write_audio(tmp_path / "audio" / f"fold{k + 1}" / f"{k}-{name}.wav", fn(k), SR)
+            rows.append(f"{k}-{name}.wav,{k},0,2,1,{k + 1},{c},{name}")
+    (tmp_path / "metadata").mkdir()
+    csv_path = tmp_path / "metadata" / "UrbanSound8K.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "m.json"
     r = run_cli("classify", "train", csv_path, "-o", out, "--model", "descriptors", "--classifier", "logreg")

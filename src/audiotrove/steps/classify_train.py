@@ -53,7 +53,9 @@ class Dataset:
 def read_labels(labels: str | Path) -> list[LabelItem]:
     """A folder of class subfolders (files anywhere below each), or a CSV with path,label[,fold]
     columns (UrbanSound8K's slice_file_name,class,fold too: relative paths are taken from the
-    CSV's folder, and from fold<N>/ below it when the file is there). ValueError when neither."""
+    CSV's folder, else from fold<N>/ beside it or in audio/ beside it or its parent, as in
+    UrbanSound8K/metadata/UrbanSound8K.csv + UrbanSound8K/audio/fold1/...). ValueError when
+    neither."""
     from ..catalog.sources import MEDIA_EXTENSIONS
 
     labels = Path(labels).expanduser()
@@ -79,8 +81,11 @@ def read_labels(labels: str | Path) -> list[LabelItem]:
                 p = Path(path).expanduser()
                 if not p.is_absolute():
                     p = labels.parent / path
-                    if not p.exists() and fold is not None and (labels.parent / f"fold{fold}" / path).exists():
-                        p = labels.parent / f"fold{fold}" / path  # UrbanSound8K: audio/fold1/...
+                    if not p.exists() and fold is not None:  # UrbanSound8K: metadata/ beside audio/fold1/...
+                        for base in (labels.parent, labels.parent / "audio", labels.parent.parent / "audio"):
+                            if (base / f"fold{fold}" / path).exists():
+                                p = base / f"fold{fold}" / path
+                                break
                 out.append(LabelItem(str(p), label.strip(), fold))
         if not out:
             raise ValueError(f"{labels}: no rows")

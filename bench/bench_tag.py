@@ -1,23 +1,31 @@
-"""Speed of the `tag` step (issue 15): CPU seconds of one process per second of audio.
+"""Speed of the `tag` and `classify predict` steps (issue 15): CPU seconds of one process per
+second of audio.
 
     python bench/bench_tag.py [--minutes 10]
 
 File: the demo recordings (speech, strings, whale, trumpet, noise) looped into one 44.1 kHz
 stereo WAV of --minutes. Baseline in the same run: decoding + mixing + resampling to 16 kHz
 only (what any tagger pays before the model). Prints x real time per core for hop 0.48 s
-(YAMNet's own, the default) and 0.96 s, peak memory growth of the process, and the top tags.
+(YAMNet's own, the default) and 0.96 s, and with the file's onset units tagged too; then
+`classify predict` (steps/classify.classify_file) with a classifier trained on the demo
+recordings' 1 s YAMNet windows (one class per recording), file and window level, each of
+logreg / svm / hgb.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-import soxr
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one thread per process, as the runner's workers run
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import soxr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -71,6 +79,42 @@ def main() -> None:
             print(f"tag, hop {hop} s: {seconds / used:.0f}x real time per core "
                   f"({used:.1f} s CPU; {seconds / used / (seconds / base) * 100:.0f}% of the baseline's speed); "
                   f"windows {tags['windows']}; top: {tags['top']}")
+        from audiotrove.steps.segment import segment_file
+
+        seg = segment_file(str(path), {}, units_dir=tmp)["units"]
+        t = cpu()
+        tags = tag_file(str(path), {}, units_path=str(Path(tmp) / seg["shard"]), tables_dir=tmp, table_name="u")["tags"]
+        used = cpu() - t
+        print(f"tag with its {seg['count']} onset units tagged too: {seconds / used:.0f}x real time per core")
+        predict_speed(Path(tmp), path, seconds)
+
+
+def predict_speed(tmp: Path, path: Path, seconds: float) -> None:
+    import json
+
+    from audiotrove.models import classifier as clf
+    from audiotrove.models.embedders import get_embedder
+    from audiotrove.steps.classify import classify_file, item_vectors
+
+    key = get_embedder("yamnet").key
+    X, labels = [], []
+    for f in sorted((ROOT / "demo" / "recordings").glob("*")):
+        if f.suffix in (".wav", ".ogg", ".flac"):
+            _, v = item_vectors(str(f), key, level="window")
+            X.append(v)
+            labels += [f.stem] * len(v)
+    X = np.concatenate(X)
+    for name in clf.CLASSIFIERS:
+        for level in ("file", "window"):
+            model = clf.train(X, labels, embedding=key, classifier=name, level=level,
+                              window_s=1.0 if level == "window" else None)
+            mpath = tmp / f"{name}-{level}.json"
+            mpath.write_text(json.dumps(model))
+            t = cpu()
+            out = classify_file(str(path), {"model_path": str(mpath)}, workdir=str(tmp), file_id=1)["class"]
+            used = cpu() - t
+            print(f"classify predict, {name}, {level} level: {seconds / used:.0f}x real time per core "
+                  f"({used:.1f} s CPU; label {out['label']})")
 
 
 if __name__ == "__main__":

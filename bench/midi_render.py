@@ -85,16 +85,17 @@ def write_midi(notes: list[tuple[float, float, int]], path: Path, *, program: in
 
 
 def render(notes: list[tuple[float, float, int]], *, program: int, path: Path, sample_rate: int = 44100,
-           velocity: int = 90) -> Path:
-    """Render the notes through fluidsynth to a mono-mixable WAV at `path` (cached)."""
+           velocity: int = 90, soundfont: Path = SOUNDFONT, channel: int = 0) -> Path:
+    """Render the notes through fluidsynth to a mono-mixable WAV at `path` (cached); channel 9
+    is General MIDI's drum kit (pitch = drum)."""
     path = Path(path)
     if path.exists():
         return path
     mid = path.with_suffix(".mid")
-    write_midi(notes, mid, program=program, velocity=velocity)
+    write_midi(notes, mid, program=program, velocity=velocity, channel=channel)
     tmp = path.with_name(path.stem + ".tmp.wav")
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(sample_rate), "-F", str(tmp),
-                    str(SOUNDFONT), str(mid)], check=True, stdout=subprocess.DEVNULL,
+                    str(soundfont), str(mid)], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     tmp.rename(path)
     return path

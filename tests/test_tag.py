@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from audiotrove.steps.tag import MAX_SECTIONS_PER_CLASS, TagAccumulator, class_field_name, patch_geometry
+from audiotrove.steps.tag import (MAX_SECTIONS_PER_CLASS, TagAccumulator, UnitTagger, class_field_name,
+                                  patch_geometry)
 
 from conftest import jsonl, run_cli, write_audio
 
@@ -252,3 +253,46 @@ def test_report_shows_what_is_in_it_and_the_problem_files_top_tags(tmp_path):
     card = page[page.index('<article class="problem"'):]
     card = card[:card.index("</article>")]
     assert "quiet.wav" in card and "what is in it: silence 100%" in card
+
+
+def test_units_take_the_top_class_of_the_cells_they_overlap():
+    # cells of 1 s: class a strong in 0-2 s, class b in 2-4 s; a unit inside one cell, a unit
+    # across the change (weighted by overlap), a zero-length unit, a unit over the last cell
+    cells = [(0.0, 1.0, [0.9, 0.1]), (1.0, 2.0, [0.8, 0.2]), (2.0, 3.0, [0.1, 0.7]), (3.0, 4.0, [0.2, 0.9])]
+    tagger = UnitTagger([0, 1, 2, 3], [0.2, 1.5, 2.5, 3.5], [0.3, 1.0, 0.0, 0.5], ["a", "b"])
+    acc = TagAccumulator(2, min_score=0.5, max_gap_s=0.0, on_cell=tagger.add)
+    acc.add(np.array([0.5, 1.5, 2.5, 3.5]), np.array([c[2] for c in cells]))
+    acc.finish(4.0)
+    rows = tagger.finish()
+    assert rows[0] == (0, "a", 0.9)
+    # unit 1 covers 1.5-2.5 s: half of cell 2 (a 0.8) and half of cell 3 (a 0.1, b 0.7)
+    assert rows[1][:2] == (1, "a") and rows[1][2] == pytest.approx(0.45)
+    assert rows[2] == (2, "b", 0.7)
+    assert rows[3] == (3, "b", 0.9)
+
+
+def test_units_of_a_segmented_file_get_tags_queryable_as_unit_fields(tmp_path, tagged):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    write_audio(rec / "talk_then_tune.wav", np.concatenate([_speech(), _music(8.0)]), SR)
+    boundary = len(_speech()) / SR
+    root = tmp_path / "coll"
+    assert run_cli("init", root).returncode == 0
+    assert run_cli("-C", root, "add", rec).returncode == 0
+    assert run_cli("-C", root, "segment", "--mode", "window:2", "--workers", "1").returncode == 0
+    r = run_cli("-C", root, "tag", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("-C", root, "units", 'tag = "Speech"', "--format", "json")
+    speech = json.loads(r.stdout)
+    r = run_cli("-C", root, "units", 'tag = "Music" and tag_score > 0.3', "--format", "json")
+    music = json.loads(r.stdout)
+    assert speech and music, r.stderr
+    assert all(u["start"] + u["dur"] <= boundary + 1.0 for u in speech)
+    assert all(u["start"] >= boundary - 1.0 for u in music)
+    assert len(speech) + len(music) >= 5
+    # re-segmented: the old table never labels the new units; tag again labels them
+    assert run_cli("-C", root, "segment", "--mode", "window:3", "--workers", "1").returncode == 0
+    assert json.loads(run_cli("-C", root, "units", "tag?", "--format", "json").stdout) == []
+    assert run_cli("-C", root, "tag", "--workers", "1").returncode == 0
+    units = json.loads(run_cli("-C", root, "units", "--format", "json").stdout)
+    assert units and all(u["tag"] in ("Speech", "Music") or u["start"] >= boundary - 3 for u in units)

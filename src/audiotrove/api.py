@@ -9,6 +9,9 @@
     c.similar("12:40", k=10)                     # after `embed`: nearest units, as a DataFrame
     ids, matrix = c.vectors(level="unit")        # the embedding vectors (see vectors/search.py)
     df, info = c.map()                           # after `map`: the map's rows and clusters
+    model, report = c.train_classifier(classes={"kick": 'path ~ "*kick*"', "snare": 'path ~ "*snare*"'},
+                                       output="kinds.json")   # or c.train_classifier("~/labelled")
+    df = c.predict("kinds.json")                 # class.label ... per file (or window / unit)
     audio, score = c.mosaic("song.wav", match="yamnet,hz=1")  # after `embed --units`: a mosaic
 
 Columns are the dotted field names (the same as `export` and the query language): path, status,
@@ -138,6 +141,50 @@ class Collection:
         from .maps.store import load_table
 
         return load_table(self.root, name, level)
+
+    def train_classifier(self, labels: str | os.PathLike | None = None, *, classes: dict[str, str] | None = None,
+                         output: str | os.PathLike | None = None, model: str = "yamnet", level: str = "file",
+                         classifier: str = "auto", folds: int = 5, window_s: float = 1.0) -> tuple[dict, dict]:
+        """`audiotrove classify train`: (the model dict, the cross-validation report). `labels` a
+        folder of class subfolders or a path,label[,fold] CSV, or `classes` {name: query} over
+        this collection (unit queries at level "unit"). With `output`, the model, its
+        .eval.json and .eval.html are written there. ValueError on bad input."""
+        from .steps import classify_train as ct
+
+        if (labels is None) == (classes is None):
+            raise ValueError("give labels (a folder or a CSV) or classes ({name: query}), not both")
+        if labels is not None:
+            items = ct.read_labels(labels)
+        else:
+            items, _ = ct.query_labels(self.catalog, dict(classes), level=level)
+        data = ct.gather(items, model=model, level=level, window_s=window_s)
+        fitted, report = ct.train_classifier(data, classifier=classifier, folds=folds)
+        if output is not None:
+            from .report.classify import write_outputs
+
+            write_outputs(fitted, report, output)
+        return fitted, report
+
+    def predict(self, model_path: str | os.PathLike, *, where: str | None = None, units: str | None = None,
+                min_confidence: float = 0.0, workers: int | None = None):
+        """`audiotrove classify predict`, then its predictions as a DataFrame: one row per file
+        (path, file_id, label, confidence, scores) or, for a window / unit model, per window or
+        unit (path, file_id, unit, start, dur, label, confidence). Files that failed are absent
+        (their errors: `records("status = error")`)."""
+        from pathlib import Path
+
+        from .models import classifier as clf
+        from .runner import run_step
+        from .steps.classify import predictions_frame, write_unit_map
+
+        fitted = clf.load(model_path)
+        file_ids = self.index.file_ids(where) if where else None
+        if (fitted.get("level") or "file") == "unit":
+            file_ids = write_unit_map(self.catalog, file_ids)
+        params = {"model_path": str(Path(model_path).resolve()), "model_digest": clf.digest(fitted),
+                  "min_confidence": min_confidence, "units_query": units}
+        run_step(self.catalog, "classify", params, workers=workers, file_ids=file_ids, show_progress=False)
+        return predictions_frame(self.catalog, file_ids)
 
     def report(self, output: str | os.PathLike, *, where: str | None = None, **options):
         """Write the HTML report (see `audiotrove report --help` for the options)."""

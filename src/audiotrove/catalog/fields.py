@@ -454,11 +454,16 @@ FIELDS: tuple[Field, ...] = (
     _f("tags.min_score", "number", None, "score (0-1) from which a class counts as present"),
     _f("tags.model", "text", None, "tagging model (yamnet)", discrete=True),
     _f("tags.model_version", "text", None, "version of the tagging model", discrete=True),
+    _f("tags.unit_table", "text", None, "a segmented file: the table of its units' tags (tag, tag_score)"),
     # --- class (classify step: your trained classifier; plus class.scores.<label>) ------------
     _f("class.label", "text", None, "the label your classifier gives (null below --min-confidence)",
        discrete=True, label="class"),
     _f("class.confidence", "number", None, "the classifier's probability of that label (0-1)"),
     _f("class.model", "text", None, "the classifier model file used", discrete=True),
+    _f("class.level", "text", None, "what the classifier labels: file, window or unit", discrete=True),
+    _f("class.count", "number", "count", "windows or units classified", integer=True),
+    _f("class.unlabelled", "number", "%", "share of the classified time below --min-confidence"),
+    _f("class.shard", "text", None, "window / unit level: the table of each item's label"),
     # --- remote sources: facts of the file (URL), not of its content (sources/, io/fetch.py) --
     _f("source.origin", "text", None, "how the URL was added: template (--ids) or ia (--ia-query)",
        discrete=True),
@@ -539,6 +544,7 @@ ALIASES: dict[str, str] = {
 DISCOVERED: dict[str, tuple[str, str]] = {
     "tags.": ("%", "share of the duration where YAMNet finds this AudioSet class (tag step)"),
     "class.scores.": (None, "your classifier's probability of this label (0-1)"),
+    "class.shares.": ("%", "share of the classified windows' or units' time given this label"),
 }
 
 

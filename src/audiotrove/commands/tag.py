@@ -1,15 +1,15 @@
 """CLI command for sound tags: what is in the recordings.
 
     audiotrove tag [--where Q] [--min-score 0.3] [--hop 0.48] [--max-gap 1]
-    audiotrove classify train LABELS -o model.json [--model yamnet|descriptors] [--folds 5]
-    audiotrove classify predict --model model.json [--where Q] [--min-confidence 0.5]
+    audiotrove classify train LABELS|--class NAME=QUERY... -o model.json [--model yamnet|descriptors]
+        [--level file|window|unit] [--classifier auto|logreg|svm|hgb] [--folds 5]
+    audiotrove classify predict --model model.json [--where Q] [--units Q] [--min-confidence 0.5]
 
 Stored per file: tags.<class> (% of the duration), tags.top, tags.classes, tags.sections
 (steps/tag.py); query them with `ls 'tags.applause > 5'`, `ls 'tags.dog?'`.
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Optional
@@ -58,147 +58,141 @@ def tag_cmd(
         net = load_yamnet()  # checks the model once here, before any work
     except ModelError as exc:
         raise fail(str(exc))
+    from ..steps.classify import write_unit_map
+    from ..units.store import current_shards
+
     with open_catalog() as cat:
         file_ids = _select(cat, where)
         overrides = {"model_version": net.version, "min_score": min_score, "hop_s": hop, "max_gap_s": max_gap}
-        summary = run_step_cli(cat, "tag", overrides, workers=workers, file_ids=file_ids,
-                               retry_failed=retry_failed)
-        err.print(summary.line())
-        raise typer.Exit(exit_code(summary))
+        # a segmented file's units are tagged too: one run per segmentation (its key is a parameter)
+        write_unit_map(cat, file_ids)
+        groups: dict = {}
+        segmented: set[int] = set()
+        for r in current_shards(cat, file_ids)[0]:
+            groups.setdefault(r.shard.stem.rsplit("-", 1)[-1], set()).add(r.file_id)
+            segmented.add(r.file_id)
+        rest = ({f.id for f in cat.files()} if file_ids is None else set(file_ids)) - segmented
+        runs = ([(None, rest)] if rest else []) + sorted(groups.items())
+        code = 0
+        for config, ids in runs:
+            summary = run_step_cli(cat, "tag", {**overrides, "units": config}, workers=workers, file_ids=ids,
+                                   retry_failed=retry_failed)
+            err.print(("with their units: " if config else "") + summary.line())
+            code = max(code, exit_code(summary))
+        raise typer.Exit(code)
 
 
 # --- classify ------------------------------------------------------------------------------------
 
-def read_labels(labels: Path) -> list[tuple[str, str, Optional[str]]]:
-    """(path, label, fold or None) from a folder of class subfolders or a CSV path,label[,fold]."""
-    from ..catalog.sources import MEDIA_EXTENSIONS
-
-    if labels.is_dir():
-        out = []
-        for sub in sorted(p for p in labels.iterdir() if p.is_dir()):
-            for f in sorted(sub.rglob("*")):
-                if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS:
-                    out.append((str(f), sub.name, None))
-        return out
-    if labels.suffix.lower() == ".csv" and labels.is_file():
-        out = []
-        with open(labels, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                path = row.get("path") or row.get("slice_file_name")
-                label = row.get("label") or row.get("class")
-                if not path or not label:
-                    raise fail(f"{labels}: every row needs path and label columns")
-                p = Path(path) if Path(path).is_absolute() else labels.parent / path
-                out.append((str(p), label, row.get("fold")))
-        return out
-    raise fail(f"{labels}: give a folder of class subfolders or a CSV with path,label[,fold] columns")
-
-
 def classify_train_cmd(
-    labels: Path = typer.Argument(..., help="A folder of class subfolders, or a CSV with path,label[,fold] columns."),
-    output: Path = typer.Option(..., "--output", "-o", help="The model file to write (JSON)."),
-    model: str = typer.Option("yamnet", "--model", "-m", help="Embedding the classifier works on: yamnet or descriptors."),
-    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds (grouped by file; a CSV fold column wins)."),
+    labels: Optional[Path] = typer.Argument(None, help="A folder of class subfolders, or a CSV with path,label[,fold] columns (or give --class)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The model file to write (JSON); OUTPUT.eval.json and .eval.html go beside it."),
+    model: str = typer.Option("yamnet", "--model", "-m", help="Embedding the classifier works on: yamnet or descriptors (or PATH.onnx)."),
+    level: str = typer.Option("file", "--level", "-l", help="What one example is: file (its windows averaged), window (every --window s of a file) or unit (onset units, or the collection's units with --class)."),
+    classifier: str = typer.Option("auto", "--classifier", help="logreg, svm, hgb, or auto (the best grouped cross-validated macro F1)."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds, grouped by source file (a CSV fold column is used as given)."),
+    window: float = typer.Option(1.0, "--window", min=0.1, help="s, the window length at --level window."),
+    class_: list[str] = typer.Option([], "--class", help="NAME=QUERY: the collection's files (or units, at --level unit) matching QUERY are examples of NAME; repeat for each class."),
 ):
-    """Train a classifier on labelled files: cross-validated accuracy, macro F1, per-class scores.
+    """Train a classifier on labelled audio, with grouped cross-validation.
 
-    Each file becomes one vector (its 1 s window embeddings averaged); a multinomial logistic
-    regression is fitted on standardized vectors. Written: the model (plain JSON: classes,
-    coefficients, the embedding model and version it needs) and OUTPUT.eval.json beside it.
+    LABELS is a folder of class subfolders, a CSV of path,label[,fold] (UrbanSound8K's
+    metadata CSV works as it is, its folds used as given), or, instead, one --class
+    NAME=QUERY per class over the collection (-C). Written: the model (plain JSON: no pickle),
+    OUTPUT.eval.json and OUTPUT.eval.html (accuracy, macro F1, per-class precision / recall /
+    F1, confusion matrix, the worst mistakes with players).
     """
-    import numpy as np
-
-    from ..errors import ItemError
     from ..models import ModelError
-    from ..models import classifier as clf
-    from ..models.embedders import get_embedder
-    from ..steps.classify import file_vector
-    from ..vectors.store import write_text_atomic
+    from ..report.classify import write_outputs
+    from ..steps import classify_train as ct
 
-    items = read_labels(labels)
+    if level not in ct.LEVELS:
+        raise fail(f"--level must be file, window or unit, not {level!r}")
+    if classifier not in ("auto", "logreg", "svm", "hgb"):
+        raise fail(f"--classifier must be auto, logreg, svm or hgb, not {classifier!r}")
+    if (labels is None) == (not class_):
+        raise fail("give LABELS (a folder or a CSV) or --class NAME=QUERY options, not both")
+    notes: list[str] = []
     try:
-        embedder = get_embedder(model)
-    except ModelError as exc:
-        raise fail(str(exc))
-    embedding = dict(embedder.key)
-    vectors, kept, failed = [], [], 0
-    for path, label, fold in items:
-        try:
-            vectors.append(file_vector(path, embedding))
-            kept.append((path, label, fold))
-        except (ItemError, ValueError, OSError) as exc:  # a bad file: said, the others go on
-            failed += 1
-            err.print(f"[red]skipped[/] {path}: {exc}")
-    if len({lab for _, lab, _ in kept}) < 2:
-        raise fail("at least two classes with readable files are needed")
-    X = np.stack(vectors)
-    names = [lab for _, lab, _ in kept]
-    has_folds = all(f for _, _, f in kept)
-    groups = [f"fold{f}" if has_folds else p for p, _, f in kept]
-    try:
-        if has_folds:
-            report = _cv_given_folds(X, names, [f for _, _, f in kept], embedding)
+        if labels is not None:
+            items = ct.read_labels(labels)
         else:
-            report = clf.cross_validate(X, names, groups, folds=folds, embedding=embedding)
-    except ValueError as exc:
+            classes = ct.parse_class_options(class_)
+            from ..catalog.query import QueryError
+
+            with open_catalog() as cat:
+                try:
+                    items, notes = ct.query_labels(cat, classes, level=level)
+                except QueryError as exc:
+                    raise fail(f"--class: {exc}")
+        for n in notes:
+            err.print(f"[yellow]note:[/] {n}")
+        data = ct.gather(items, model=model, level=level, window_s=window)
+        fitted, report = ct.train_classifier(data, classifier=classifier, folds=folds)
+    except (ValueError, ModelError) as exc:
         raise fail(str(exc))
-    report["mistakes"] = [{**m, "path": kept[m.pop("item")][0]} for m in report["mistakes"]]
-    fitted = clf.train(X, names, embedding=embedding)
-    fitted["evaluation"] = {k: report[k] for k in ("accuracy", "macro_f1", "folds")}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output, json.dumps(fitted))
-    eval_path = output.with_name(output.stem + ".eval.json")
-    write_text_atomic(eval_path, json.dumps(report, indent=1))
-    print(f"{len(kept)} files, {len(fitted['classes'])} classes; {report['folds']}-fold cross-validation "
-          f"(grouped by {'the CSV folds' if has_folds else 'file'}): accuracy {report['accuracy']:.3f}, "
-          f"macro F1 {report['macro_f1']:.3f}")
+    for s in data.skipped:
+        err.print(f"[red]skipped[/] {s}")
+    paths = write_outputs(fitted, report, output)
+    print(f"{report['items']} {level}s from {report['files']} files, {len(fitted['classes'])} classes; "
+          f"{report['folds']}-fold cross-validation grouped by {report['grouped_by']}: "
+          f"{report['classifier']} accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}")
+    if len(report["candidates"]) > 1:
+        print("  compared: " + ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in report["candidates"].items()))
     for c, m in report["per_class"].items():
-        print(f"  {c}: precision {m['precision']:.2f} recall {m['recall']:.2f} F1 {m['f1']:.2f} ({m['support']} files)")
-    err.print(f"model -> {output}; evaluation -> {eval_path}" + (f"; {failed} file(s) skipped" if failed else ""))
-    raise typer.Exit(1 if failed else 0)
-
-
-def _cv_given_folds(X, names, folds, embedding) -> dict:
-    """Cross-validation over the folds a CSV gives (UrbanSound8K's way)."""
-    from ..models import classifier as clf
-
-    order = sorted(set(folds))
-    pred = [None] * len(names)
-    for k in order:
-        test = [i for i, f in enumerate(folds) if f == k]
-        train = [i for i, f in enumerate(folds) if f != k]
-        if len({names[i] for i in train}) < 2:
-            continue
-        m = clf.train(X[train], [names[i] for i in train], embedding=embedding)
-        for i, j in zip(test, clf.predict_proba(m, X[test]).argmax(axis=1)):
-            pred[i] = m["classes"][j]
-    done = [i for i, p in enumerate(pred) if p is not None]
-    out = clf.evaluate([names[i] for i in done], [pred[i] for i in done], sorted(set(names)))
-    out["folds"] = len(order)
-    out["mistakes"] = [{"item": i, "truth": names[i], "predicted": pred[i]} for i in done if pred[i] != names[i]]
-    return out
+        print(f"  {c}: precision {m['precision']:.2f} recall {m['recall']:.2f} F1 {m['f1']:.2f} ({m['support']})")
+    err.print(f"model -> {paths['model']}; evaluation -> {paths['html']}, {paths['json']}"
+              + (f"; {len(data.skipped)} file(s) skipped" if data.skipped else ""))
+    raise typer.Exit(1 if data.skipped else 0)
 
 
 def classify_predict_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="A model written by `classify train`."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="Only the files matching this query."),
-    min_confidence: float = typer.Option(0.0, "--min-confidence", min=0.0, max=1.0, help="Below this probability the label stays empty (null)."),
+    units: Optional[str] = typer.Option(None, "--units", help="Unit-level model: only the units matching this unit query."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence", min=0.0, max=1.0, help="Below this probability an item's label stays empty (null)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),
 ):
-    """Apply a trained classifier to every file: class.label, class.confidence, class.scores."""
+    """Apply a trained classifier to every file (or its windows or units, as it was trained).
+
+    Stored per file: class.label, class.confidence, class.scores.<label>; for a window or unit
+    model also class.shares.<label> (% of the time) and class.unlabelled, and every item's
+    label in a table (`audiotrove classify items`, Collection.predictions()).
+    """
     from ..models import ModelError
     from ..models import classifier as clf
+    from ..models.embedders import get_embedder
 
     try:
         fitted = clf.load(model)
+        emb = fitted["embedding"]
+        clf.check_embedding(fitted, get_embedder(emb.get("source") or emb["model"]).key, model)
     except ModelError as exc:
         raise fail(str(exc))
+    level = fitted.get("level") or "file"
+    if units and level != "unit":
+        raise fail(f"--units applies to a unit-level model; {model} classifies {level}s")
     with open_catalog() as cat:
         file_ids = _select(cat, where)
+        if level == "unit":
+            file_ids = _with_units(cat, file_ids)
         overrides = {"model_path": str(model.resolve()), "model_digest": clf.digest(fitted),
-                     "min_confidence": min_confidence}
+                     "min_confidence": min_confidence, "units_query": units}
         summary = run_step_cli(cat, "classify", overrides, workers=workers, file_ids=file_ids,
                                retry_failed=retry_failed)
         err.print(summary.line())
         raise typer.Exit(exit_code(summary))
+
+
+def _with_units(cat, file_ids):
+    """The chosen files with a current segmentation (the unit map the step reads written now)."""
+    from ..steps.classify import write_unit_map
+
+    problems: list[str] = []
+    ids = write_unit_map(cat, file_ids, problems)
+    for p in problems:
+        err.print(f"[yellow]warning:[/] {p}")
+    if not ids:
+        raise fail("no units yet: run `audiotrove segment` first", code=0)
+    return ids

@@ -19,13 +19,24 @@ Per file (JSON under "tags"; every number rounded):
     sections   [[start_s, end_s, class], ...] where each class is present, merged across gaps
                of at most `max_gap_s`, sorted by start (at most MAX_SECTIONS_PER_CLASS each)
     windows    patches scored; model, model_version, min_score: what the tags depend on
+    unit_table (a segmented file) the table of its units' tags (below)
+
+Per unit (a file with units, `audiotrove segment`): `tag`, the AudioSet class (display name,
+e.g. "Speech") with the highest mean score over the unit, and `tag_score`, that mean (0-1):
+the scores of the patch cells the unit overlaps, weighted by the overlap (a unit shorter than
+a cell takes its cell's scores). No extra model run: the file's patches are scored once. Stored
+as a small Parquet table (unit, tag, tag_score, units: the unit shard's name) in
+<collection>/.audiotrove/tags/, joined to the units' fields (units/labels.py): `audiotrove
+units 'tag = "Speech"'`.
 
 Parameters (all part of the result's key): model_version (YAMNet's export), min_score,
-hop_s (s between patch starts, a multiple of 10 ms), max_gap_s.
+hop_s (s between patch starts, a multiple of 10 ms), max_gap_s, units (the segmentation's
+config key for a segmented file, set by the command, so re-segmenting re-tags the units).
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -37,11 +48,13 @@ from ..models.yamnet import MODEL_NAME, MODEL_VERSION, SAMPLE_RATE_HZ
 from .base import Item, Step
 
 VERSION = "1"
-DEFAULTS: dict = {"model_version": MODEL_VERSION, "min_score": 0.3, "hop_s": 0.48, "max_gap_s": 1.0}
+DEFAULTS: dict = {"model_version": MODEL_VERSION, "min_score": 0.3, "hop_s": 0.48, "max_gap_s": 1.0,
+                  "units": None}
 TOP_N = 5
 BATCH_PATCHES = 128  # patches per model call (about a minute of audio at the 0.48 s hop)
 MAX_SECTIONS_PER_CLASS = 200
-META_KEYS = frozenset(("top", "classes", "sections", "windows", "model", "model_version", "min_score"))
+META_KEYS = frozenset(("top", "classes", "sections", "windows", "model", "model_version", "min_score",
+                       "unit_table"))
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
@@ -58,7 +71,8 @@ class TagAccumulator:
     its sections (capped), never the patches' scores.
     """
 
-    def __init__(self, n_classes: int, *, min_score: float, max_gap_s: float):
+    def __init__(self, n_classes: int, *, min_score: float, max_gap_s: float, on_cell=None):
+        self.on_cell = on_cell  # called with (start_s, end_s, scores) for every settled cell
         self.min_score = float(min_score)
         self.max_gap_s = float(max_gap_s)
         self.seconds = np.zeros(n_classes, np.float64)
@@ -86,6 +100,8 @@ class TagAccumulator:
         self._cell_start = end_s
         if length <= 0:
             return
+        if self.on_cell is not None:
+            self.on_cell(start, end_s, row)
         self.score_sum += row * length
         for c in np.flatnonzero(row >= self.min_score):
             self.seconds[c] += length
@@ -111,6 +127,74 @@ class TagAccumulator:
         return out
 
 
+class UnitTagger:
+    """Each unit's top class over the patch cells it overlaps, fed cell by cell (rising).
+
+    units, starts_s, durs_s: the units sorted by start. Memory: the sums of the units
+    overlapping the current cell, and one (unit, class, score) row per finished unit."""
+
+    def __init__(self, units, starts_s, durs_s, class_names: list[str]):
+        self.units = np.asarray(units)
+        self.starts = np.asarray(starts_s, np.float64)
+        self.ends = self.starts + np.asarray(durs_s, np.float64)
+        self.class_names = class_names
+        self._next = 0
+        self._open: dict[int, list] = {}  # index -> [score sum, weight]
+        self.rows: list[tuple[int, str | None, float | None]] = []
+
+    def add(self, start: float, end: float, scores: np.ndarray) -> None:
+        while self._next < len(self.starts) and self.starts[self._next] < end:
+            self._open[self._next] = [np.zeros(len(scores), np.float64), 0.0]
+            self._next += 1
+        for i in list(self._open):
+            overlap = min(end, self.ends[i]) - max(start, self.starts[i])
+            acc = self._open[i]
+            if overlap > 0:
+                acc[0] += scores * overlap
+                acc[1] += overlap
+            elif acc[1] == 0 and self.ends[i] <= self.starts[i] and start <= self.starts[i] < end:
+                acc[0] += scores  # a zero-length unit takes its cell
+                acc[1] = 1.0
+            if self.ends[i] <= end:
+                self._close(i)
+
+    def finish(self) -> list[tuple[int, str | None, float | None]]:
+        for i in list(self._open):
+            self._close(i)
+        for i in range(self._next, len(self.starts)):  # after the last cell (none normally)
+            self.rows.append((int(self.units[i]), None, None))
+        self._next = len(self.starts)
+        return sorted(self.rows)
+
+    def _close(self, i: int) -> None:
+        total, weight = self._open.pop(i)
+        if weight <= 0:
+            self.rows.append((int(self.units[i]), None, None))
+            return
+        mean = total / weight
+        c = int(mean.argmax())
+        self.rows.append((int(self.units[i]), self.class_names[c], round(float(mean[c]), 4)))
+
+
+def write_unit_tags(directory, name: str, rows, units_name: str) -> str:
+    """The units' tags as <directory>/<name>.parquet (atomically); the file's name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io.write import atomic_path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"unit": pa.array([r[0] for r in rows], pa.int32()),
+                      "tag": pa.array([r[1] for r in rows], pa.string()),
+                      "tag_score": pa.array([r[2] for r in rows], pa.float32()),
+                      "units": pa.array([units_name] * len(rows), pa.string())})
+    final = directory / f"{name}.parquet"
+    with atomic_path(final) as tmp:
+        pq.write_table(table, tmp)
+    return final.name
+
+
 def patch_geometry(hop_s: float) -> tuple[int, int, int]:
     """(hop frames, hop samples, patch samples) at 16 kHz for patches every hop_s."""
     hop_frames = int(round(float(hop_s) / YAMNET.hop_s))
@@ -126,8 +210,10 @@ def _patches(x: np.ndarray, count: int, hop_frames: int) -> np.ndarray:
     return np.stack([logmel[k * hop_frames:k * hop_frames + YAMNET.patch_frames] for k in range(count)])
 
 
-def tag_file(path: str, params: dict, *, net=None) -> dict:
-    """Tag `path`; return {"tags": {...}} (see the module's docstring)."""
+def tag_file(path: str, params: dict, *, net=None, units_path: str | None = None,
+             tables_dir: str | None = None, table_name: str | None = None) -> dict:
+    """Tag `path`; return {"tags": {...}} (see the module's docstring). With `units_path` (its
+    unit shard), its units are tagged too, into tables_dir/table_name.parquet."""
     import soxr
 
     params = {**DEFAULTS, **params}
@@ -143,7 +229,13 @@ def tag_file(path: str, params: dict, *, net=None) -> dict:
     fields = [class_field_name(n) for n in net.class_names]
     hop_frames, hop, size = patch_geometry(params["hop_s"])
     rate = SAMPLE_RATE_HZ
-    acc = TagAccumulator(len(fields), min_score=params["min_score"], max_gap_s=params["max_gap_s"])
+    unit_tagger = None
+    if units_path is not None:
+        from .embed import unit_spans
+
+        unit_tagger = UnitTagger(*unit_spans(units_path), net.class_names)
+    acc = TagAccumulator(len(fields), min_score=params["min_score"], max_gap_s=params["max_gap_s"],
+                         on_cell=unit_tagger.add if unit_tagger is not None else None)
     buf = np.zeros(0, np.float32)
     history = np.zeros(0, np.float32)  # the last `size` samples before buf (for the end patch)
     next_k = 0  # index of the patch that starts at buf[0]
@@ -192,11 +284,32 @@ def tag_file(path: str, params: dict, *, net=None) -> dict:
     acc.finish(duration_s)
     tags = acc.result(fields, duration_s)
     tags.update({"model": MODEL_NAME, "model_version": net.version, "min_score": float(params["min_score"])})
+    if unit_tagger is not None and tables_dir is not None:
+        tags["unit_table"] = write_unit_tags(tables_dir, table_name or Path(units_path).stem,
+                                             unit_tagger.finish(), Path(units_path).name)
     return {"tags": tags}
 
 
 def _run(item: Item) -> dict:
-    return tag_file(item.path, item.params)
+    units_path = tables_dir = name = None
+    if item.params.get("units") and item.workdir:
+        import hashlib
+        import json
+        import os
+
+        from ..units.labels import TAGS_DIRNAME
+        from ..units.store import UNITS_DIRNAME
+        from .embed import read_unit_map
+
+        shard = read_unit_map(item.workdir).get(str(item.file_id))
+        if shard:
+            units_path = os.path.join(item.workdir, UNITS_DIRNAME, shard)
+            if not os.path.exists(units_path):
+                raise ItemError(f"its unit shard {shard} is missing: run `audiotrove segment` again")
+            tables_dir = os.path.join(item.workdir, TAGS_DIRNAME)
+            key = json.dumps({k: item.params.get(k) for k in sorted(DEFAULTS)}, sort_keys=True)
+            name = f"{Path(shard).stem}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+    return tag_file(item.path, item.params, units_path=units_path, tables_dir=tables_dir, table_name=name)
 
 
 STEP = Step(

@@ -61,6 +61,12 @@ UNIT_FIELDSET = FieldSet([
     Field("map.cluster", "number", None, "k-means cluster of the unit map", integer=True, discrete=True),
     Field("grid.col", "number", None, "column of the unit's grid cell", integer=True),
     Field("grid.row", "number", None, "row of the unit's grid cell", integer=True),
+    # labels other steps give units (units/labels.py): null until `tag` / `classify predict` ran
+    Field("tag", "text", None, "the unit's top YAMNet (AudioSet) class, e.g. Speech (`tag`)", discrete=True),
+    Field("tag_score", "number", None, "YAMNet's mean score (0-1) of that class over the unit"),
+    Field("class.label", "text", None, "the label of a unit-level classifier (`classify predict`)",
+          discrete=True),
+    Field("class.confidence", "number", None, "that classifier's probability of the label (0-1)"),
 ], aliases={"duration": "dur", "pitch": "hz", "level": "power", "loudness": "power"})
 
 __all__ = ["N_MFCC", "UNIT_FIELDS", "UNIT_COLUMNS", "SCHEMA", "UNIT_FIELDSET"]

@@ -10,7 +10,9 @@ a per-file limit and a global limit. DuckDB runs it over the Parquet shards.
 - `query` (unit level) is the collection's query language (catalog/query.py) over the unit
   fields (units/schema.py UNIT_FIELDSET): power (dB), hz (Hz: `hz > 1kHz` works), note, octave,
   clarity, centroid / rolloff (Hz), flatness, zcr, dur / start (s: `dur < 300ms`), mfcc_1 ..
-  mfcc_13, unit, path, file_id.
+  mfcc_13, unit, path, file_id; map.* / grid.* (a unit map), tag, tag_score (`tag` on a
+  segmented file) and class.label, class.confidence (a unit-level `classify predict`), joined
+  from their tables (units/labels.py) and null where there are none.
 - `sort` "key[:asc|desc][:fraction],...": the keys apply in turn, each sorting the units still
   selected and keeping the first `fraction` of them (default 1); the order shown is the last
   key's, earlier keys only select. `power:desc:0.75,clarity:desc` = the loudest three quarters,
@@ -27,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -40,6 +43,9 @@ _COLUMN.update({f"mfcc_{k}": f'u."mfcc"[{k}]' for k in range(1, N_MFCC + 1)})
 MAP_COLUMNS = ("map.x", "map.y", "map.order", "map.cluster", "grid.col", "grid.row")
 _COLUMN.update({name: "CAST(NULL AS DOUBLE)" for name in MAP_COLUMNS})  # no unit map yet
 _MAP_COLUMN = {name: f'm."{name}"' for name in MAP_COLUMNS}
+# labels other steps give units (units/labels.py): null until a table is joined
+_COLUMN.update({"tag": "CAST(NULL AS VARCHAR)", "tag_score": "CAST(NULL AS DOUBLE)",
+                "class.label": "CAST(NULL AS VARCHAR)", "class.confidence": "CAST(NULL AS DOUBLE)"})
 
 
 @dataclass
@@ -95,12 +101,19 @@ def parse_sort(text: str | None) -> list[SortKey]:
     return keys
 
 
-def unit_filter_sql(query: str | None, *, with_map: bool = False) -> tuple[str, list]:
+def _label_columns(kinds) -> dict[str, str]:
+    from .labels import LABELS
+
+    return {field: f'l_{kind}."{col}"' for kind in kinds for field, col in LABELS[kind][1].items()}
+
+
+def unit_filter_sql(query: str | None, *, with_map: bool = False, labels=()) -> tuple[str, list]:
     """The unit-level query as a DuckDB boolean expression over u (units) and f (files)
-    (and m, the unit map, `with_map`)."""
+    (and m, the unit map, `with_map`; l_tag / l_class, the `labels` tables joined)."""
     if query is None or not query.strip():
         return "TRUE", []
-    columns = {**_COLUMN, **_MAP_COLUMN} if with_map else _COLUMN
+    columns = {**_COLUMN, **_MAP_COLUMN} if with_map else dict(_COLUMN)
+    columns.update(_label_columns(labels))
     return to_sql(parse(query, UNIT_FIELDSET), lambda field: columns[field.name], dialect="duckdb")
 
 
@@ -111,20 +124,34 @@ def _order(key: SortKey) -> str:
 
 
 def build_sql(shards: list[str], query: str | None, sort: list[SortKey], limits: Limits, *,
-              unit_map: str | None = None) -> tuple[str, list]:
-    """The DuckDB statement listing the units (files table `files(file_id, path, shard)`);
-    `unit_map`: the Parquet table of the unit map, whose columns join the units'."""
-    where, params = unit_filter_sql(query, with_map=unit_map is not None)
+              unit_map: str | None = None, labels: dict[str, list[str]] | None = None) -> tuple[str, list]:
+    """The DuckDB statement listing the units (files table `files(file_id, path, shard,
+    shard_name, <kind>_table)`); `unit_map`: the Parquet table of the unit map, whose columns
+    join the units'; `labels`: {kind: the per-file label tables} (units/labels.py)."""
+    labels = labels or {}
+    where, params = unit_filter_sql(query, with_map=unit_map is not None, labels=list(labels))
     cols = ", ".join(f'u."{c}"' for c in UNIT_COLUMNS)
     join = ""
     if unit_map is not None:
         cols += ", " + ", ".join(f'{_MAP_COLUMN[c]} AS "{c}"' for c in MAP_COLUMNS)
         join = " LEFT JOIN read_parquet(?) AS m ON m.file_id = f.file_id AND m.unit = u.unit"
+    label_params = []
+    from .labels import LABELS
+
+    for kind, (_, fields) in LABELS.items():  # a sort by a label no table gives: nulls
+        if kind not in labels and any(k.field in fields for k in sort):
+            cols += ", " + ", ".join(f'{_COLUMN[name]} AS "{name}"' for name in fields)
+    for kind, tables in labels.items():
+        cols += ", " + ", ".join(f'{expr} AS "{name}"' for name, expr in _label_columns([kind]).items())
+        join += (f" LEFT JOIN read_parquet(?, filename = true) AS l_{kind} ON l_{kind}.filename = f.{kind}_table"
+                 f" AND l_{kind}.unit = u.unit AND l_{kind}.units = f.shard_name")
+        label_params.append(tables)
     ctes = [
         "s0 AS (SELECT f.path AS path, f.file_id AS file_id, " + cols +
         " FROM read_parquet(?, filename = true) AS u JOIN files AS f ON u.filename = f.shard"
         f"{join} WHERE {where})"
     ]
+    params = label_params + params
     if unit_map is not None:
         params = [unit_map] + params
     params = [shards] + params
@@ -151,9 +178,10 @@ def build_sql(shards: list[str], query: str | None, sort: list[SortKey], limits:
 
 def select_units(refs: list[ShardRef], query: str | None = None,
                  sort: str | list[SortKey] | None = None, limits: Limits | None = None, *,
-                 unit_map: str | None = None) -> pd.DataFrame:
+                 unit_map: str | None = None, labels: dict[str, dict[int, str]] | None = None) -> pd.DataFrame:
     """The selected units of these shards as a DataFrame (see the module docstring); `unit_map`:
-    the unit map's Parquet table, joined when given. Raises QueryError (also when nothing is
+    the unit map's Parquet table, joined when given; `labels`: {kind: {file_id: table}} of
+    units/labels.py, joined as the tag / class fields. Raises QueryError (also when nothing is
     segmented yet, so a typo is never silent)."""
     import duckdb
 
@@ -164,9 +192,15 @@ def select_units(refs: list[ShardRef], query: str | None = None,
     if not refs:
         return empty
     files = pd.DataFrame({"file_id": [r.file_id for r in refs], "path": [r.path for r in refs],
-                          "shard": [str(r.shard) for r in refs]})
+                          "shard": [str(r.shard) for r in refs],
+                          "shard_name": [Path(r.shard).name for r in refs]})
+    joined: dict[str, list[str]] = {}
+    for kind, tables in (labels or {}).items():
+        files[f"{kind}_table"] = [tables.get(r.file_id) for r in refs]
+        if files[f"{kind}_table"].notna().any():
+            joined[kind] = sorted(set(files[f"{kind}_table"].dropna()))
     shards = sorted(set(files["shard"]))
-    sql, params = build_sql(shards, query, keys, limits, unit_map=unit_map)
+    sql, params = build_sql(shards, query, keys, limits, unit_map=unit_map, labels=joined)
     con = duckdb.connect()
     try:
         con.register("files", files)
@@ -226,9 +260,11 @@ def list_units(catalog, query: str | None = None, sort: str | list[SortKey] | No
         if f.raw_format:
             declare_raw(f.path, f.raw_format)
     from ..maps.store import table_path
+    from .labels import current_label_tables
 
     unit_map = table_path(catalog.root, "map", "unit")
-    return select_units(refs, query, sort, limits, unit_map=str(unit_map) if unit_map.exists() else None)
+    return select_units(refs, query, sort, limits, unit_map=str(unit_map) if unit_map.exists() else None,
+                        labels=current_label_tables(catalog, {r.file_id for r in refs}))
 
 
 def sort_rows(rows: list[dict], keys: list[SortKey]) -> list[dict]:

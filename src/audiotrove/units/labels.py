@@ -1,0 +1,50 @@
+"""Labels other steps give units, joined to the units when they are listed or queried.
+
+Two steps write, per file, a small Parquet table with one row per unit of the file's current
+segmentation (`unit`, and `units`: the name of the unit shard it was computed from, so a table
+from an older segmentation never labels the new units):
+    tag       (steps/tag.py, a segmented file)     -> tag (AudioSet display name), tag_score (0-1)
+    classify  (steps/classify.py, unit-level model) -> label, confidence (0-1)
+The step's current result names its table (tags.unit_table, class.shard with class.level
+"unit"); list_units (units/select.py) joins them as the unit fields tag, tag_score,
+class.label and class.confidence (units/schema.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..catalog.db import CATALOG_DIR, Catalog
+
+# kind -> (step, {unit field: table column})
+LABELS = {
+    "tag": ("tag", {"tag": "tag", "tag_score": "tag_score"}),
+    "class": ("classify", {"class.label": "label", "class.confidence": "confidence"}),
+}
+TAGS_DIRNAME = "tags"
+CLASSES_DIRNAME = "classes"
+
+
+def _table_name(kind: str, data: dict) -> str | None:
+    if kind == "tag":
+        return (data.get("tags") or {}).get("unit_table")
+    c = data.get("class") or {}
+    return c.get("shard") if c.get("level") == "unit" else None
+
+
+def current_label_tables(catalog: Catalog, file_ids: set[int] | None = None) -> dict[str, dict[int, str]]:
+    """{kind: {file_id: the table's path}} of the files' current results (existing tables only)."""
+    base = Path(catalog.root) / CATALOG_DIR
+    folder = {"tag": base / TAGS_DIRNAME, "class": base / CLASSES_DIRNAME}
+    out: dict[str, dict[int, str]] = {}
+    for kind, (step, _) in LABELS.items():
+        found: dict[int, str] = {}
+        for f, results in catalog.iter_current(step):
+            res = results.get(step)
+            if (file_ids is not None and f.id not in file_ids) or res is None or res.status != "ok" or not res.data:
+                continue
+            name = _table_name(kind, res.data)
+            if name and (folder[kind] / name).exists():
+                found[f.id] = str(folder[kind] / name)
+        if found:
+            out[kind] = found
+    return out

@@ -61,7 +61,7 @@ def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_unit
 
     from .choose import build_lattice, choose_path, jumps
     from .corpus import CollectionCorpus
-    from .synth import choose_layers, render, request
+    from .synth import LAYER_CANDIDATES, choose_layers, render, request
     from .target import TargetAudio, cut_units, embed_units, load_target
 
     spec = match if isinstance(match, MatchSpec) else parse_match(match)
@@ -124,7 +124,7 @@ def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_unit
         if layers > 1:
             others = [j for j in np.argsort(lat.cost[ti], kind="stable")
                       if j != choice[ti] and np.isfinite(lat.cost[ti, j])]
-            order += [int(j) for j in others[:LAYER_POOL - 1]]
+            order += [int(j) for j in others[:LAYER_CANDIDATES - 1]]
         picks.append(order)
     reqs = [[request(table.loc[lat.rows[ti, j]], target_dur_s=r["dur"], shift=lat.shift[ti, j], tail_s=tail_s)
              for j in picks[ti]] for ti, r in enumerate(rows)]
@@ -150,9 +150,6 @@ def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_unit
                           silent_units=int(silent.sum()), jumps=jumps(np.array(src), main["unit"].to_numpy()),
                           sources=int(main["path"].nunique()), skipped=skipped, timings=timings)
     return result
-
-
-LAYER_POOL = 8  # candidates the layer search looks at per target unit (the chosen one included)
 
 
 def _score(rows, lat, chosen, gains) -> pd.DataFrame:

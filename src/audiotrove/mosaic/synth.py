@@ -34,7 +34,7 @@ from ..dsp.mosaic import (
 from ..io.decode import DecodeError
 from ..units.render import SegmentReader, _Request, _to_channels
 
-LAYER_CANDIDATES = 8  # the cheapest candidates the layer search considers per target unit
+LAYER_CANDIDATES = 8  # the cheapest candidates the layer search considers per target unit (the chosen one included)
 
 
 def mel_power(x: np.ndarray, sample_rate: int) -> np.ndarray:

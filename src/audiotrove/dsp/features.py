@@ -10,7 +10,7 @@ Everything here works on one analysis grid so a file is decoded and transformed 
     batch = analyzer.analyze(framer.finish())
 
 A FrameBatch holds, per frame: level (dBFS of the hop around the frame centre), the power
-spectrum, mel-band levels for onset detection, MFCC, pitch (hz, clarity), and on request the
+spectrum, log-frequency band levels for onset detection, MFCC, pitch (hz, clarity), and on request the
 frame's mean square, zero-crossing rate, centroid, rolloff, flatness, contrast and chroma.
 
 Definitions follow librosa's defaults for the same frame (n_fft, periodic Hann, centred,
@@ -59,7 +59,10 @@ MFCC_MELS = 128  # librosa: 128 Slaney-normalised mel bands from 0 Hz to Nyquist
 # frame's MFCC do not depend on the rest of the file (a unit's MFCC are the same in any file);
 # equal to librosa.feature.mfcc(S=librosa.power_to_db(melspectrogram, top_db=None)).
 MFCC_AMIN = 1e-10
-ONSET_MELS = 64
+# onset bands: triangular filters on a log-frequency axis, 24 per octave (SuperFlux's
+# resolution: a semitone change of a low note moves its partials to other bands, which 64 mel
+# bands do not resolve below ~1 kHz); below ~700 Hz a band is one FFT bin
+ONSET_BANDS_PER_OCTAVE = 24
 ONSET_FMIN_HZ = 30.0
 ONSET_FMAX_HZ = 16000.0
 LEVEL_FLOOR_DB = -120.0
@@ -191,6 +194,28 @@ def mel_filterbank(*, sample_rate_hz: float, n_fft: int, n_mels: int, fmin_hz: f
     if slaney_norm:
         weights *= 2.0 / (upper - lower)
     return scipy.sparse.csr_matrix(weights.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=16)
+def onset_filterbank(*, sample_rate_hz: float, n_fft: int) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """The onset bands: (n_bins, n_bands) sparse triangular filters (peak 1) and their centre
+    frequencies in Hz. Centres ONSET_BANDS_PER_OCTAVE per octave from ONSET_FMIN_HZ to
+    ONSET_FMAX_HZ (or Nyquist), each rounded to its FFT bin, duplicates merged (as madmom's
+    log filterbank for SuperFlux); each filter spans from the previous centre to the next."""
+    bin_hz = sample_rate_hz / n_fft
+    fmax_hz = min(ONSET_FMAX_HZ, sample_rate_hz / 2)
+    n = int(math.floor(ONSET_BANDS_PER_OCTAVE * math.log2(fmax_hz / ONSET_FMIN_HZ)))
+    centres = ONSET_FMIN_HZ * 2.0 ** (np.arange(-1, n + 1) / ONSET_BANDS_PER_OCTAVE)
+    bins = np.unique(np.round(centres / bin_hz).astype(int))
+    bins = bins[(bins > 0) & (bins < n_fft // 2)]
+    weights = np.zeros((n_fft // 2 + 1, len(bins) - 2), np.float32)
+    for i in range(len(bins) - 2):
+        lo, mid, hi = bins[i], bins[i + 1], bins[i + 2]
+        weights[lo:mid + 1, i] = np.linspace(0.0, 1.0, mid - lo + 1)
+        weights[mid:hi + 1, i] = np.linspace(1.0, 0.0, hi - mid + 1)
+    centre_hz = bins[1:-1] * bin_hz
+    centre_hz.setflags(write=False)
+    return scipy.sparse.csr_matrix(weights), centre_hz
 
 
 def chroma_filterbank(*, sample_rate_hz: float, n_fft: int, tuning: float = 0.0,
@@ -354,7 +379,7 @@ class FrameBatch:
     start: int
     level_db: np.ndarray            # (m,) dBFS of the hop around each frame centre
     power: np.ndarray               # (m, n_bins) one-sided power spectrum (float32)
-    onset_db: np.ndarray            # (m, ONSET_MELS) mel-band levels, dB, floored at MEL_FLOOR_DB
+    onset_db: np.ndarray            # (m, n_bands) onset band levels (onset_filterbank), dB, floored at MEL_FLOOR_DB
     mfcc: np.ndarray                # (m, N_MFCC)
     hz: np.ndarray                  # (m,) NaN when unpitched
     clarity: np.ndarray             # (m,)
@@ -397,8 +422,7 @@ def _grid_constants(sample_rate_hz: float, n_fft: int) -> tuple:
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
     # a sine of amplitude A gives A^2 / 2 (its mean square) in its peak bin
     scale = np.float32(2.0 / window.sum() ** 2)
-    onset_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=ONSET_MELS,
-                              fmin_hz=ONSET_FMIN_HZ, fmax_hz=ONSET_FMAX_HZ)
+    onset_fb, _ = onset_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
     # MFCC as librosa: Slaney-normalised filters on |STFT|^2 (our power / scale)
     mfcc_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=MFCC_MELS,
                              fmin_hz=0.0, fmax_hz=None, slaney_norm=True)
@@ -448,7 +472,7 @@ class FrameAnalyzer:
             nb = len(self.freqs)
             z = np.zeros((0,), np.float64)
             return FrameBatch(
-                start, z, np.zeros((0, nb), np.float32), np.zeros((0, ONSET_MELS), np.float32),
+                start, z, np.zeros((0, nb), np.float32), np.zeros((0, self.onset_fb.shape[1]), np.float32),
                 np.zeros((0, N_MFCC), np.float32), z.copy(), z.copy(),
                 contrast=np.zeros((0, len(self.contrast_bands))) if self.want_contrast else None,
                 **({k: z.copy() for k in ("frame_ms", "zcr", "centroid", "rolloff", "flatness")}
@@ -487,7 +511,7 @@ class FrameAnalyzer:
 
 
 def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-    """Onset novelty per frame: mean over mel bands of the rise in dB from the previous frame.
+    """Onset novelty per frame: mean over onset bands of the rise in dB from the previous frame.
 
     The previous frame is max-filtered across 3 neighbouring bands first (as in SuperFlux),
     so vibrato does not read as onsets. `previous` is the frame before the first row (None:

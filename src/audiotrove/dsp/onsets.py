@@ -13,8 +13,8 @@ seconds of per-frame numbers).
     units += seg.finish(total_samples)
 
 Onset mode: two cues.
-- Spectral-flux novelty (mean rise in dB over mel bands, SuperFlux-style: the previous frame
-  max-filtered across bands so vibrato does not count), peak-picked against a local mean
+- Spectral-flux novelty (mean rise in dB over the onset bands, 24 per octave, SuperFlux-style:
+  the previous frame max-filtered across bands so vibrato does not count), peak-picked against a local mean
   (librosa-style pre/post max and average windows, a minimum gap), gated by level; each such
   onset is moved back to the preceding level minimum (backtracking), then to the middle of
   the quiet hop there (frames are a hop apart: the rise starts after it).
@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from .features import MEL_FLOOR_DB, ONSET_FMAX_HZ, ONSET_FMIN_HZ, hz_to_mel, mel_to_hz, spectral_flux
+from .features import MEL_FLOOR_DB, analysis_frame, onset_filterbank, spectral_flux
 
 ONSET_DEFAULTS = {"min_dur_s": 0.08, "max_dur_s": 1.0}
 SPEECH_DEFAULTS = {"min_dur_s": 0.2, "max_dur_s": 10.0}
@@ -120,7 +120,7 @@ class OnsetSegmenter:
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
                  pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
                  pitch_skip_octaves: bool = True,
-                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
+                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -136,6 +136,7 @@ class OnsetSegmenter:
         self.skip_octaves, self.octave_tol = pitch_skip_octaves, 0.5
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
+        self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
         self.max_frames = int(math.ceil(self.max_len / self.hop))
@@ -152,7 +153,8 @@ class OnsetSegmenter:
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
         # frames needed after a frame before deciding it: the flux peak picking, and the pitch
         # window plus the merge distance (a flux onset just after a pitch change wins)
-        self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max)
+        self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max,
+                             self.retrigger + 1)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
         self._track = _Track(("level", "flux", "noise", "semi", "mel"))
         self._track.data["mel"] = np.zeros((0, 0))
@@ -188,10 +190,8 @@ class OnsetSegmenter:
                 semi[ok] = 69.0 + 12.0 * np.log2(hz[ok] / 440.0)
             onset_db = np.asarray(onset_db, dtype=np.float32)
             if self._mel_centres is None:
-                n_mels = onset_db.shape[1]
-                fmax = min(ONSET_FMAX_HZ, self.sr / 2)
-                self._mel_centres = mel_to_hz(np.linspace(hz_to_mel(ONSET_FMIN_HZ), hz_to_mel(fmax), n_mels + 2))[1:-1]
-                self._track.data["mel"] = np.zeros((0, n_mels), np.float32)
+                self._mel_centres = self._band_centres(onset_db.shape[1])
+                self._track.data["mel"] = np.zeros((0, onset_db.shape[1]), np.float32)
             self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)),
                                semi=semi)
             self._track.data["mel"] = np.concatenate([self._track.data["mel"], onset_db])
@@ -199,6 +199,14 @@ class OnsetSegmenter:
         units = self._resolve(final=False, total_samples=None)
         self._trim()
         return units
+
+    def _band_centres(self, n_bands: int) -> np.ndarray:
+        """Centre frequencies (Hz) of the onset bands of audiotrove.dsp.features on this grid."""
+        n_fft, hop = analysis_frame(self.sr)
+        centres = onset_filterbank(sample_rate_hz=self.sr, n_fft=n_fft)[1]
+        if hop != self.hop or len(centres) != n_bands:
+            raise ValueError("onset_db must hold the onset bands of FrameAnalyzer on the analysis_frame grid")
+        return centres
 
     def finish(self, total_samples: int) -> list[tuple[int, int]]:
         self._decide(final=True)
@@ -221,6 +229,8 @@ class OnsetSegmenter:
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
                 continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
+                continue
+            if not by_pitch and self._ending(frame):
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
                 continue
@@ -378,10 +388,31 @@ class OnsetSegmenter:
         near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
         return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
 
+    def _ending(self, frame: int) -> bool:
+        """A flux peak where a sound stops: the level from two hops after it to retrigger_s
+        stays ending_drop_db below the level just before it (the splatter of a fast fade-out rises
+        in the sparse high bands; a real attack, even one after a breath, restores the level)."""
+        t = self._track
+        before = t.get("level", frame - 2, frame)
+        after = t.get("level", frame + 2, frame + self.retrigger + 1)  # from the hop after the next
+        if not len(before) or len(after) < self.retrigger - 1:
+            return False
+        return bool(after.max() < before.max() - self.ending_drop_db)
+
     def _same_attack(self, last: int, frame: int) -> bool:
-        """An onset less than min_dur_s after the previous one while the level has not dipped
-        since: the same attack seen twice (a double-peaked flux), not a new hit. Hits faster
-        than min_dur_s each dip before the next, and stay units of their own."""
+        """The same note seen twice, not a new one:
+        - an onset less than min_dur_s after the previous one while the level has not dipped
+          since (a double-peaked flux). Hits faster than min_dur_s each dip before the next,
+          and stay units of their own;
+        - an onset less than retrigger_s after the previous one, when the level stayed below
+          its value just before the previous onset all the way between: the previous onset
+          was the old note stopping (a breath, a bow change: a burst of noise as the level
+          falls) and this is the new note's tone arriving. A real attack raises the level."""
+        if frame - last <= self.retrigger:
+            lvl = self._track.get("level", last - 2, frame + 1)
+            between = lvl[3:frame - last + 2]  # after the previous onset frame, before this one
+            if len(lvl) == frame - last + 3 and len(between) and between.max() < lvl[:2].max():
+                return True
         if (frame - last) * self.hop >= self.min_len:
             return False
         lvl = self._track.get("level", last, frame + 1)

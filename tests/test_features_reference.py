@@ -195,3 +195,62 @@ def test_chroma_matches_librosa_default_tuning_on_tuned_notes():
     ref = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=n_fft, hop_length=hop)  # tuning estimated
     got = np.array([t[f"chroma_{n}"] for n in NOTE_NAMES])
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] >= 0.99
+
+
+# --- 3. librosa's default MFCC (top_db=80) as a named option -------------------------------
+
+def fading_notes(sr=SR):
+    """Notes then a fade into near silence: the bands of the quiet end fall more than 80 dB
+    below the file's top, where librosa's default clip and our unclipped MFCC part."""
+    x = np.concatenate([harmonic_note(m, seconds=0.4, sr=sr, seed=m) for m in (45, 52, 57, 64)])
+    fade = np.exp(-np.arange(int(1.5 * sr)) / sr * 12).astype(np.float32)
+    tail = harmonic_note(57, seconds=1.5, sr=sr, seed=1) * fade
+    rng = np.random.default_rng(2)
+    return np.concatenate([x, tail, (1e-7 * rng.standard_normal(int(0.3 * sr))).astype(np.float32)])
+
+
+def test_mfcc_floor_is_a_floor_under_the_mel_levels():
+    from audiotrove.dsp.features import mfcc_top_level_db
+
+    y = fading_notes()
+    n_fft, hop = analysis_frame(SR)
+    top = mfcc_top_level_db([y[i:i + 5000] for i in range(0, len(y), 5000)], sample_rate_hz=SR)
+    assert np.isfinite(top)
+    free = series(y, hop_s=hop / SR, features=("mfcc",))
+    s = FeatureSeries(sample_rate_hz=SR, hop_s=hop / SR, features=("mfcc",), mfcc_floor_db=top - 80)
+    parts = [s.update(y), s.finish()]
+    clipped = {c: np.concatenate([p[c] for p in parts]) for c in s.columns}
+    # the floor only lifts band levels: mfcc_1 (their scaled sum) never drops, and lifts most
+    # in the quiet end
+    assert (clipped["mfcc_1"] >= free["mfcc_1"] - 1e-3).all()
+    assert clipped["mfcc_1"][-5] - free["mfcc_1"][-5] > clipped["mfcc_1"][10] - free["mfcc_1"][10] + 50
+    # a floor above everything makes every frame the same flat spectrum
+    s = FeatureSeries(sample_rate_hz=SR, hop_s=hop / SR, features=("mfcc",), mfcc_floor_db=top + 10)
+    parts = [s.update(y), s.finish()]
+    flat = {c: np.concatenate([p[c] for p in parts]) for c in s.columns}
+    assert np.ptp(flat["mfcc_1"]) < 1e-3 and np.abs(flat["mfcc_2"]).max() < 1e-3
+
+
+@pytest.mark.skipif(not HAVE_LIBROSA, reason="librosa not installed (pip install librosa)")
+@pytest.mark.parametrize("sr", [22050, 44100])
+def test_mfcc_top_db_option_is_librosas_default_mfcc(tmp_path, sr):
+    import librosa
+    import soundfile as sf
+
+    from audiotrove.units.series import file_series
+
+    y = fading_notes(sr=sr)
+    path = tmp_path / "fade.wav"
+    sf.write(path, y, sr, subtype="FLOAT")
+    n_fft, hop = analysis_frame(sr)
+    ref = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, n_fft=n_fft, hop_length=hop)  # top_db=80
+    got, _ = file_series(str(path), features=["mfcc"], hop_s=hop / sr, mfcc_top_db=80.0)
+    free, _ = file_series(str(path), features=["mfcc"], hop_s=hop / sr)
+    assert len(got["time"]) == ref.shape[1]
+    for i in range(13):
+        want = ref[i]
+        scale = max(np.std(want), 1e-9)
+        assert np.corrcoef(got[f"mfcc_{i + 1}"], want)[0, 1] >= 0.999, i
+        assert np.median(np.abs(got[f"mfcc_{i + 1}"] - want)) <= 0.01 * scale, i
+    # without the option the quiet end differs (the file is built so that it does)
+    assert np.abs(free["mfcc_1"] - ref[0]).max() > 50

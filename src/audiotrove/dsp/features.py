@@ -446,13 +446,19 @@ class FrameAnalyzer:
     """Compute a FrameBatch from frames of a Framer (same n_fft and hop).
 
     pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness), chroma: which of
-    the optional features to compute.
+    the optional features to compute. mfcc_floor_db: floor of the mel band levels (dB) under
+    the MFCC, librosa's top_db clip (the file's top mel band level minus top_db, see
+    mfcc_top_level_db); None: no floor but MFCC_AMIN. `top_mel_db` keeps the highest mel band
+    level seen so far (the first pass of that mode).
     """
 
     def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int, pitch: bool = True,
                  contrast: bool = False, shape: bool = False, chroma: bool = False,
-                 fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ):
+                 fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ,
+                 mfcc_floor_db: float | None = None):
         self.sample_rate_hz, self.n_fft, self.hop = float(sample_rate_hz), n_fft, hop
+        self.mfcc_floor_db = mfcc_floor_db
+        self.top_mel_db = -np.inf
         self.want_pitch, self.want_contrast = pitch, contrast
         self.want_shape, self.want_chroma = shape, chroma
         self.fmin_hz = max(fmin_hz, sample_rate_hz / (n_fft // 2) * 1.01)
@@ -489,6 +495,9 @@ class FrameAnalyzer:
         # librosa.feature.mfcc: power_to_db(melspectrogram), amin 1e-10 (see MFCC_AMIN)
         mel_db = 10.0 * np.log10(np.maximum(np.asarray(self._mfcc_fbT @ power.T).T, MFCC_AMIN))
         mel_db = mel_db.astype(np.float32, copy=False)
+        self.top_mel_db = max(self.top_mel_db, float(mel_db.max()))
+        if self.mfcc_floor_db is not None:
+            mel_db = np.maximum(mel_db, np.float32(self.mfcc_floor_db))
         mfcc = mel_db @ self.dct
         if self.want_pitch:
             hz, clarity = _pitch.frame_pitch(frames, sample_rate_hz=self.sample_rate_hz,
@@ -525,6 +534,21 @@ def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarr
     widened[:, 1:] = np.maximum(widened[:, 1:], prev[:, :-1])
     widened[:, :-1] = np.maximum(widened[:, :-1], prev[:, 1:])
     return np.maximum(onset_db - widened, 0.0).mean(axis=1).astype(np.float64)
+
+
+def mfcc_top_level_db(blocks, *, sample_rate_hz: float, hop_s: float | None = None) -> float:
+    """The highest mel band level (dB, MFCC scale) over a whole signal given as mono or
+    (frames, channels) blocks, on the frames of FeatureSeries(hop_s=...): the reference of
+    librosa's top_db clip (-inf when silent)."""
+    n_fft, hop = analysis_frame(sample_rate_hz)
+    if hop_s is not None:
+        hop = max(1, min(hop, int(round(hop_s * sample_rate_hz))))
+    framer = Framer(n_fft=n_fft, hop=hop)
+    analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop, pitch=False)
+    for block in blocks:
+        analyzer.analyze(framer.push(_mono(block)))
+    analyzer.analyze(framer.finish())
+    return analyzer.top_mel_db
 
 
 # --- tempo ------------------------------------------------------------------------------------
@@ -660,11 +684,15 @@ class FeatureSeries:
         series = FeatureSeries(sample_rate_hz=sr, hop_s=0.1, features=("rms", "mfcc"))
         for block in blocks: rows = series.update(block)   # dict of column arrays (maybe empty)
         rows = series.finish()
+
+    mfcc_floor_db: librosa's default MFCC (power_to_db with top_db=80) floors every mel band
+    80 dB below the loudest band of the whole file: pass mfcc_top_level_db(blocks) - 80
+    (a first pass over the file) to get exactly that; None (default) does not clip.
     """
 
     def __init__(self, *, sample_rate_hz: float, hop_s: float = 0.1,
                  features: tuple[str, ...] | list[str] = ALL_FEATURES,
-                 tempo_window_s: float = TEMPO_WINDOW_S):
+                 tempo_window_s: float = TEMPO_WINDOW_S, mfcc_floor_db: float | None = None):
         if hop_s <= 0:
             raise ValueError("hop_s must be > 0")
         self.features = tuple(dict.fromkeys(features))
@@ -680,7 +708,7 @@ class FeatureSeries:
         self.analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop,
                                       pitch="pitch" in want, contrast="contrast" in want,
                                       shape=bool(want & {"rms", "zcr", "centroid", "rolloff", "flatness"}),
-                                      chroma="chroma" in want)
+                                      chroma="chroma" in want, mfcc_floor_db=mfcc_floor_db)
         self.tempo_half = int(round(tempo_window_s * self.frame_rate_hz / 2))
         self.tempo_tracker = TempoTracker() if "tempo" in want else None
         self._frames: list[FrameBatch] = []

@@ -150,3 +150,26 @@ def test_rendered_melody(tmp_path, name, f_min):
     f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
     assert f >= f_min, f
     assert p >= 0.9, p
+
+
+def test_a_swell_before_a_legato_change_is_not_backtracked_into():
+    # each note swells 8 dB over its last 100 ms (as a horn leaning into the next note); the
+    # next note starts at that level with no rise of its own: its unit starts at the change,
+    # not back where the old note's swell began
+    rng = np.random.default_rng(3)
+    t, notes = 0.3, []
+    for _ in range(14):
+        notes.append((t, int(rng.integers(45, 70))))
+        t += float(rng.uniform(0.4, 0.6))
+    x = np.zeros(int((t + 0.3) * SR))
+    for i, (onset, pitch) in enumerate(notes):
+        end = notes[i + 1][0] if i + 1 < len(notes) else t
+        a, b = int(onset * SR), int(end * SR)
+        k = np.arange(b - a) / SR
+        swell = 10 ** (8 / 20 * np.clip((k - (k[-1] - 0.1)) / 0.1, 0, 1))  # +8 dB at the end
+        start = 10 ** (8 / 20 * np.clip(1 - k / 0.1, 0, 1)) if i else np.minimum(1.0, k / 0.01)
+        x[a:b] += 0.05 * tone(np.full(b - a, float(pitch)), partials=8) * swell * start
+    rows = units(x.astype(np.float32))
+    starts = np.array([r["start"] for r in rows])
+    f, p = scores(rows, notes, tol_s=0.03)
+    assert f >= 0.95, (f, np.round(starts, 3))

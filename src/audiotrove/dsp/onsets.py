@@ -339,7 +339,10 @@ class OnsetSegmenter:
     def _backtracked(self, frame: int) -> int:
         """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
         before the onset (and after the previous onset): where the rise starts (plain argmin
-        would land anywhere in a stretch of noise)."""
+        would land anywhere in a stretch of noise). Unless the level does not rise at the
+        onset (its attack_s after it stays within backtrack_tol_db of the highest level since
+        that minimum): a change of timbre or pitch with no attack (a legato horn, a violin's
+        bow change) starts at its frame; the rise before it belonged to the old note."""
         t = self._track
         floor = max(t.start, frame - self.backtrack)
         if self._pending:
@@ -350,7 +353,12 @@ class OnsetSegmenter:
         if not len(seg):
             return frame
         near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
-        return floor + int(near_min[-1])
+        b = floor + int(near_min[-1])
+        after = t.get("level", frame, frame + self.attack + 1)
+        before = t.get("level", b, frame)
+        if len(before) and len(after) and after.max() <= before.max() + self.backtrack_tol_db:
+            return max(b, frame - 1)
+        return b
 
     def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
         """Where the new note's partials start to rise, before a pitch onset at `frame`: the

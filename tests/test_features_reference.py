@@ -52,17 +52,17 @@ def test_flatness_and_contrast_are_invariant_to_gain():
 
 # --- 2. chroma names the pitch class of single notes, bass included -----------------------
 
-def test_chroma_top_bin_is_the_pitch_class_from_c2_to_c7():
-    # C1..B1 are out of reach of a 46 ms frame (21.5 Hz bins span 9 semitones at C1): with
-    # librosa's chroma (and ours, the same) a note whose fundamental is its strongest partial
-    # names a neighbour there; see README "Feature definitions"
-    right = 0
-    notes = range(36, 97)  # C2 .. C7
-    for midi in notes:
-        t = series(harmonic_note(midi, seed=midi), features=("chroma",), hop_s=0.2)
-        chroma = np.array([t[f"chroma_{n}"][1] for n in NOTE_NAMES])
-        right += int(np.argmax(chroma) == midi % 12)
-    assert right / len(notes) >= 0.95, f"{right} of {len(notes)}"
+def test_chroma_top_bin_is_the_pitch_class_from_c1_to_c7():
+    # C1..B1 need the chroma's longer frames (ChromaFrames): at 46 ms, 3 of the 12 were right
+    for sr in (22050, 44100):
+        right = {}
+        for midi in range(24, 97):  # C1 .. C7
+            t = series(harmonic_note(midi, sr=sr, seed=midi), sr=sr, features=("chroma",), hop_s=0.2)
+            chroma = np.array([t[f"chroma_{n}"][1] for n in NOTE_NAMES])
+            right[midi] = int(np.argmax(chroma) == midi % 12)
+        assert sum(right.values()) / len(right) >= 0.95, f"{sr} Hz: {sum(right.values())} of {len(right)}"
+        bass = sum(right[m] for m in range(24, 36))
+        assert bass >= 11, f"{sr} Hz: C1..B1 {bass} of 12"
 
 
 # --- 4. the local tempo keeps its octave on steady music and follows a real change ----------
@@ -165,7 +165,9 @@ def test_frame_features_match_librosa(sr):
     }
     for i, row in enumerate(librosa.feature.spectral_contrast(y=y, sr=sr, **kw)):
         ref[f"contrast_{i + 1}"] = row
-    for name, row in zip(NOTE_NAMES, librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, **kw)):
+    # chroma on frames twice as long (ChromaFrames), centred on the same hops
+    for name, row in zip(NOTE_NAMES, librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, n_fft=2 * n_fft,
+                                                                   hop_length=hop)):
         ref[f"chroma_{name}"] = row
     mel = librosa.feature.melspectrogram(y=y, sr=sr, **kw)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=13)
@@ -192,7 +194,7 @@ def test_chroma_matches_librosa_default_tuning_on_tuned_notes():
     y = np.concatenate([harmonic_note(m, seconds=0.5, seed=m) for m in (40, 47, 55, 62, 69, 76)])
     n_fft, hop = analysis_frame(SR)
     t = series(y, hop_s=hop / SR, features=("chroma",))
-    ref = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=n_fft, hop_length=hop)  # tuning estimated
+    ref = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=2 * n_fft, hop_length=hop)  # tuning estimated
     got = np.array([t[f"chroma_{n}"] for n in NOTE_NAMES])
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] >= 0.99
 

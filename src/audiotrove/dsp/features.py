@@ -22,7 +22,8 @@ checks it where librosa is installed; README "Feature definitions" gives the tol
     rolloff    lowest bin holding 85 % of the magnitude         = librosa.feature.spectral_rolloff
     flatness   geometric / arithmetic mean of power             = librosa.feature.spectral_flatness
     contrast   dB of magnitude, peak - valley, 200 Hz octaves   = librosa.feature.spectral_contrast
-    chroma     Ellis' chroma filters (tuning 0), max 1 per frame = librosa.feature.chroma_stft(tuning=0)
+    chroma     Ellis' chroma filters (tuning 0), max 1 per frame, on frames twice as long (bass notes)
+                                                                = librosa.feature.chroma_stft(tuning=0, n_fft=2 n_fft)
     mfcc       128 Slaney mel bands 0-Nyquist, dB, DCT-II ortho = librosa.feature.mfcc (first 13),
                without librosa's whole-file top_db clip (see MFCC_AMIN)
 The floors are relative (flatness, contrast) so a gain change moves none of
@@ -77,6 +78,7 @@ CONTRAST_TOP_DB = 80.0  # peak and valley floored 80 dB (of magnitude) below the
 FLATNESS_FLOOR_DB = 120.0
 CHROMA_CENTRE_OCTAVE = 5.0  # librosa.filters.chroma: octave weighting centred on C5...
 CHROMA_OCTAVE_WIDTH = 2.0  # ... a Gaussian 2 octaves wide
+CHROMA_FRAME_FACTOR = 2  # chroma frames are twice the analysis frame (see ChromaFrames)
 TEMPO_WINDOW_S = 8.0
 TEMPO_MIN_BPM = 30.0
 TEMPO_MAX_BPM = 300.0
@@ -389,10 +391,9 @@ class FrameBatch:
     centroid: np.ndarray | None = None  # (m,) Hz, NaN when silent
     rolloff: np.ndarray | None = None   # (m,) Hz, NaN when silent
     flatness: np.ndarray | None = None  # (m,) 0-1, NaN when silent
-    chroma: np.ndarray | None = None    # (m, 12) C..B, max 1 per frame (0 when silent)
 
     _ARRAYS = ("level_db", "power", "onset_db", "mfcc", "hz", "clarity", "contrast", "frame_ms",
-               "zcr", "centroid", "rolloff", "flatness", "chroma")
+               "zcr", "centroid", "rolloff", "flatness")
 
     def __len__(self) -> int:
         return len(self.level_db)
@@ -445,27 +446,26 @@ def _cached_chroma(sample_rate_hz: float, n_fft: int) -> np.ndarray:
 class FrameAnalyzer:
     """Compute a FrameBatch from frames of a Framer (same n_fft and hop).
 
-    pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness), chroma: which of
-    the optional features to compute. mfcc_floor_db: floor of the mel band levels (dB) under
+    pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness): which of the
+    optional features to compute (chroma: ChromaFrames, on longer frames). mfcc_floor_db: floor of the mel band levels (dB) under
     the MFCC, librosa's top_db clip (the file's top mel band level minus top_db, see
     mfcc_top_level_db); None: no floor but MFCC_AMIN. `top_mel_db` keeps the highest mel band
     level seen so far (the first pass of that mode).
     """
 
     def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int, pitch: bool = True,
-                 contrast: bool = False, shape: bool = False, chroma: bool = False,
+                 contrast: bool = False, shape: bool = False,
                  fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ,
                  mfcc_floor_db: float | None = None):
         self.sample_rate_hz, self.n_fft, self.hop = float(sample_rate_hz), n_fft, hop
         self.mfcc_floor_db = mfcc_floor_db
         self.top_mel_db = -np.inf
         self.want_pitch, self.want_contrast = pitch, contrast
-        self.want_shape, self.want_chroma = shape, chroma
+        self.want_shape = shape
         self.fmin_hz = max(fmin_hz, sample_rate_hz / (n_fft // 2) * 1.01)
         self.fmax_hz = min(fmax_hz, sample_rate_hz / 4)
         (self.freqs, self.window, self._scale, self.onset_fb, self.mfcc_fb, self._onset_fbT,
          self._mfcc_fbT, self.dct, self.contrast_bands) = _grid_constants(float(sample_rate_hz), n_fft)
-        self.chroma_fb = _cached_chroma(float(sample_rate_hz), n_fft) if chroma else None
         self.next_index = 0
         lo = n_fft // 2 - hop // 2
         self._hop_slice = slice(lo, lo + hop)
@@ -482,8 +482,7 @@ class FrameAnalyzer:
                 np.zeros((0, N_MFCC), np.float32), z.copy(), z.copy(),
                 contrast=np.zeros((0, len(self.contrast_bands))) if self.want_contrast else None,
                 **({k: z.copy() for k in ("frame_ms", "zcr", "centroid", "rolloff", "flatness")}
-                   if self.want_shape else {}),
-                chroma=np.zeros((0, 12)) if self.want_chroma else None)
+                   if self.want_shape else {}))
         centre = frames[:, self._hop_slice]
         ms = np.mean(centre.astype(np.float64) ** 2, axis=1)
         level_db = np.maximum(LEVEL_FLOOR_DB, 10.0 * np.log10(ms + 1e-30))
@@ -512,11 +511,44 @@ class FrameAnalyzer:
             signs = np.signbit(frames)
             batch.zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / self.n_fft
             batch.centroid, batch.rolloff, batch.flatness = spectral_shape_rows(power, self.freqs)
-        if self.want_chroma:
-            raw = (power @ self.chroma_fb).astype(np.float64)
-            top = raw.max(axis=1, keepdims=True)
-            batch.chroma = np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
         return batch
+
+
+class ChromaFrames:
+    """Chroma of frames CHROMA_FRAME_FACTOR times the analysis frame (about 93 ms), centred
+    on the same k * hop: librosa.feature.chroma_stft(tuning=0, n_fft=that, hop_length=hop).
+
+    A 46 ms frame (21.5 Hz bins) cannot name a bass note below C2: the partials of a C1 note,
+    32.7 Hz apart, are not resolved, and its chroma names a neighbour (3 of C1..B1 right,
+    librosa at the same frame 4); at twice the length every note C1..C7 is named (librosa's
+    own default, n_fft 2048 at 22.05 kHz, is that length too).
+
+        chroma = ChromaFrames(sample_rate_hz=sr, n_fft=n_fft, hop=hop)
+        rows = chroma.push(mono_block)   # (m, 12), C..B, each frame's maximum 1 (0 when silent)
+        rows = chroma.finish()
+    """
+
+    def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int):
+        self.n_fft = CHROMA_FRAME_FACTOR * n_fft
+        self.framer = Framer(n_fft=self.n_fft, hop=hop)
+        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)).astype(np.float32)
+        self.fb = _cached_chroma(float(sample_rate_hz), self.n_fft)
+        self.next_index = 0  # frames emitted so far
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        return self._chroma(self.framer.push(samples))
+
+    def finish(self) -> np.ndarray:
+        return self._chroma(self.framer.finish())
+
+    def _chroma(self, frames: np.ndarray) -> np.ndarray:
+        self.next_index += len(frames)
+        if not len(frames):
+            return np.zeros((0, 12))
+        spec = scipy.fft.rfft(frames * self.window, axis=1)
+        raw = ((spec.real ** 2 + spec.imag ** 2) @ self.fb).astype(np.float64)
+        top = raw.max(axis=1, keepdims=True)
+        return np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
 
 
 def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
@@ -708,7 +740,10 @@ class FeatureSeries:
         self.analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop,
                                       pitch="pitch" in want, contrast="contrast" in want,
                                       shape=bool(want & {"rms", "zcr", "centroid", "rolloff", "flatness"}),
-                                      chroma="chroma" in want, mfcc_floor_db=mfcc_floor_db)
+                                      mfcc_floor_db=mfcc_floor_db)
+        self.chroma = ChromaFrames(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop) if "chroma" in want else None
+        self._chroma_rows = np.zeros((0, 12))  # chroma of kept frames, from frame _chroma_start
+        self._chroma_start = 0
         self.tempo_half = int(round(tempo_window_s * self.frame_rate_hz / 2))
         self.tempo_tracker = TempoTracker() if "tempo" in want else None
         self._frames: list[FrameBatch] = []
@@ -727,11 +762,15 @@ class FeatureSeries:
         self._samples += len(mono)
         batch = self.analyzer.analyze(self.framer.push(mono))
         self._add_frames(batch)
+        if self.chroma is not None:
+            self._chroma_rows = np.concatenate([self._chroma_rows, self.chroma.push(mono)])
         return self._emit(final=False)
 
     def finish(self) -> dict[str, np.ndarray]:
         batch = self.analyzer.analyze(self.framer.finish())
         self._add_frames(batch)
+        if self.chroma is not None:
+            self._chroma_rows = np.concatenate([self._chroma_rows, self.chroma.finish()])
         return self._emit(final=True)
 
     def _add_frames(self, batch: FrameBatch) -> None:
@@ -745,6 +784,8 @@ class FeatureSeries:
 
     def _emit(self, *, final: bool) -> dict[str, np.ndarray]:
         frames_have = self.analyzer.next_index
+        if self.chroma is not None:  # its longer frames complete later
+            frames_have = min(frames_have, self.chroma.next_index)
         rows: list[dict] = []
         while True:
             i = self._win
@@ -789,7 +830,11 @@ class FeatureSeries:
                 for j, v in enumerate(vals):
                     row[f"contrast_{j + 1}"] = float(v)
             elif name == "chroma":
-                ch = fb.chroma.mean(axis=0) if fb is not None else np.zeros(12)
+                a = max(f_lo - self._chroma_start, 0)
+                rows = self._chroma_rows[a:max(f_hi - self._chroma_start, a)]
+                if not len(rows):  # as above: the last frame
+                    rows = self._chroma_rows[max(f_lo - 1 - self._chroma_start, 0):][:1]
+                ch = rows.mean(axis=0) if len(rows) else np.zeros(12)
                 for n, v in zip(_pitch.NOTE_NAMES, ch):
                     row[f"chroma_{n}"] = float(v)
             elif name == "mfcc":
@@ -822,6 +867,10 @@ class FeatureSeries:
             if b.start + len(b) > keep_from:
                 kept.append(b.slice(keep_from, b.start + len(b)) if b.start < keep_from else b)
         self._frames = kept
+        if self.chroma is not None and keep_from > self._chroma_start:
+            cut = min(keep_from - self._chroma_start, len(self._chroma_rows))
+            self._chroma_rows = self._chroma_rows[cut:]
+            self._chroma_start += cut
         if "tempo" in self.features and keep_from > self._flux_start:
             cut = min(keep_from - self._flux_start, len(self._flux))
             self._flux = self._flux[cut:]

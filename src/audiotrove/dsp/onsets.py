@@ -118,7 +118,7 @@ class OnsetSegmenter:
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
-                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.15,
                  pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
                  min_unit_s: float = 0.01):

@@ -191,6 +191,7 @@ class OnsetSegmenter:
             onset_db = np.asarray(onset_db, dtype=np.float32)
             if self._mel_centres is None:
                 self._mel_centres = self._band_centres(onset_db.shape[1])
+                self._log_centres = np.log(self._mel_centres)
                 self._track.data["mel"] = np.zeros((0, onset_db.shape[1]), np.float32)
             self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)),
                                semi=semi)
@@ -368,20 +369,13 @@ class OnsetSegmenter:
         it to pitch_window_s after the onset)."""
         if self._mel_centres is None or not np.isfinite(new_semi):
             return frame, 0.0
-        centres = self._mel_centres
+        top = self._mel_centres[-1]
         f_new = 440.0 * 2 ** ((new_semi - 69) / 12)
-        f_old = 440.0 * 2 ** ((old_semi - 69) / 12) if np.isfinite(old_semi) else None
-        bands = set()
-        for h in range(1, 5):
-            if h * f_new >= centres[-1]:
-                break
-            k = int(np.argmin(np.abs(np.log(centres / (h * f_new)))))
-            if f_old is not None:
-                olds = [int(np.argmin(np.abs(np.log(centres / (g * f_old))))) for g in range(1, 9)
-                        if g * f_old < centres[-1]]
-                if any(abs(k - o) <= 0 for o in olds):
-                    continue
-            bands.add(k)
+        partials = f_new * np.arange(1, 5)
+        bands = set(self._nearest_band(partials[partials < top]).tolist())
+        if np.isfinite(old_semi):  # not the bands of the old note's first 8 partials
+            olds = 440.0 * 2 ** ((old_semi - 69) / 12) * np.arange(1, 9)
+            bands -= set(self._nearest_band(olds[olds < top]).tolist())
         if not bands:
             return frame, 0.0
         t = self._track
@@ -395,6 +389,13 @@ class OnsetSegmenter:
         before = e[:frame - lo + 1]
         near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
         return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
+
+    def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
+        """Index of the onset band whose centre is nearest (in log frequency) to each hz."""
+        lc = self._log_centres
+        x = np.log(hz)
+        i = np.clip(np.searchsorted(lc, x), 1, len(lc) - 1)
+        return np.where(x - lc[i - 1] <= lc[i] - x, i - 1, i)
 
     def _ending(self, frame: int) -> bool:
         """A flux peak where a sound stops: the level from two hops after it to retrigger_s

@@ -256,3 +256,27 @@ def test_mfcc_top_db_option_is_librosas_default_mfcc(tmp_path, sr):
         assert np.median(np.abs(got[f"mfcc_{i + 1}"] - want)) <= 0.01 * scale, i
     # without the option the quiet end differs (the file is built so that it does)
     assert np.abs(free["mfcc_1"] - ref[0]).max() > 50
+
+
+def test_cli_features_mfcc_top_db(tmp_path):
+    import pandas as pd
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from audiotrove.cli import app
+    from audiotrove.units.series import file_series
+
+    y = fading_notes()
+    path = tmp_path / "fade.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    runner = CliRunner()
+    out = {}
+    for label, extra in (("clip", ["--mfcc-top-db", "80"]), ("free", [])):
+        csv = tmp_path / f"{label}.csv"
+        r = runner.invoke(app, ["features", str(path), "--set", "mfcc", "--hop", "0.1", "-o", str(csv), "-j", "1", *extra])
+        assert r.exit_code == 0, r.output
+        out[label] = pd.read_csv(csv)
+    want, _ = file_series(str(path), features=["mfcc"], hop_s=0.1, mfcc_top_db=80.0)
+    assert np.allclose(out["clip"]["mfcc_1"], want["mfcc_1"], atol=1e-3)
+    # the quiet end: the clip lifts the floor of every band there
+    assert out["clip"]["mfcc_1"].iloc[-2] > out["free"]["mfcc_1"].iloc[-2] + 50

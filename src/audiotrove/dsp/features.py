@@ -10,8 +10,9 @@ Everything here works on one analysis grid so a file is decoded and transformed 
     batch = analyzer.analyze(framer.finish())
 
 A FrameBatch holds, per frame: level (dBFS of the hop around the frame centre), the power
-spectrum, log-frequency band levels for onset detection, MFCC, pitch (hz, clarity), and on request the
-frame's mean square, zero-crossing rate, centroid, rolloff, flatness, contrast and chroma.
+spectrum, log-frequency band levels for onset detection, MFCC, pitch (hz, clarity), and on
+request the frame's mean square, zero-crossing rate, centroid, rolloff, flatness and contrast.
+Chroma comes from ChromaFrames, on frames twice as long centred on the same hops.
 
 Definitions follow librosa's defaults for the same frame (n_fft, periodic Hann, centred,
 zero-padded) and hop, so numbers compare with librosa-based work (tests/test_features_librosa.py

@@ -121,6 +121,7 @@ class OnsetSegmenter:
                  pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.15,
                  pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
+                 breath_s: float = 0.25,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -136,6 +137,7 @@ class OnsetSegmenter:
         self.skip_octaves, self.octave_tol = pitch_skip_octaves, 0.5
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
+        self.breath = _frames(breath_s, fr)
         self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -413,11 +415,11 @@ class OnsetSegmenter:
         - an onset less than min_dur_s after the previous one while the level has not dipped
           since (a double-peaked flux). Hits faster than min_dur_s each dip before the next,
           and stay units of their own;
-        - an onset less than retrigger_s after the previous one, when the level stayed below
+        - an onset less than breath_s after the previous one, when the level stayed below
           its value just before the previous onset all the way between: the previous onset
           was the old note stopping (a breath, a bow change: a burst of noise as the level
           falls) and this is the new note's tone arriving. A real attack raises the level."""
-        if frame - last <= self.retrigger:
+        if frame - last <= self.breath:
             lvl = self._track.get("level", last - 2, frame + 1)
             between = lvl[3:frame - last + 2]  # after the previous onset frame, before this one
             if len(lvl) == frame - last + 3 and len(between) and between.max() < lvl[:2].max():
@@ -517,7 +519,7 @@ class OnsetSegmenter:
         # history the next decisions read: the flux windows (norm), backtracking and the
         # partials' rise, the pitch windows and the same-note checks
         keep = self._decided - max(self.pre_max, self.pre_avg, self.norm) \
-            - max(self.backtrack, self.rise_back, self.retrigger) - 3 * self.pitch_win - self.pitch_merge - 4
+            - max(self.backtrack, self.rise_back, self.retrigger, self.breath) - 3 * self.pitch_win - self.pitch_merge - 4
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)

@@ -77,7 +77,7 @@ def speed(F, clips, features) -> float:
     return total / best
 
 
-def librosa_reference(y, sr, n_fft, hop):
+def librosa_reference(y, sr, n_fft, hop, chroma_n_fft):
     import librosa
 
     kw = dict(n_fft=n_fft, hop_length=hop)
@@ -87,7 +87,7 @@ def librosa_reference(y, sr, n_fft, hop):
            "rolloff": librosa.feature.spectral_rolloff(y=y, sr=sr, **kw)[0],
            "flatness": librosa.feature.spectral_flatness(y=y, **kw)[0],
            "contrast": librosa.feature.spectral_contrast(y=y, sr=sr, **kw),
-           "chroma": librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, **kw),
+           "chroma": librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, n_fft=chroma_n_fft, hop_length=hop),
            "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13, **kw)}
     mel = librosa.feature.melspectrogram(y=y, sr=sr, **kw)
     ref["mfcc (top_db=None)"] = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=13)
@@ -98,7 +98,8 @@ def agreement(F, y, sr) -> dict[str, float]:
     n_fft, hop = F.analysis_frame(sr)
     t = series(F, y, sr, hop_s=hop / sr, features=("rms", "zcr", "centroid", "rolloff", "flatness",
                                                     "contrast", "chroma", "mfcc"))
-    ref = librosa_reference(y, sr, n_fft, hop)
+    # chroma on frames CHROMA_FRAME_FACTOR times as long, where the version has them
+    ref = librosa_reference(y, sr, n_fft, hop, getattr(F, "CHROMA_FRAME_FACTOR", 1) * n_fft)
     out = {}
 
     def corr(a, b):
@@ -113,6 +114,13 @@ def agreement(F, y, sr) -> dict[str, float]:
     out["chroma"] = np.nanmin([corr(t[f"chroma_{n}"], ref["chroma"][i]) for i, n in enumerate(NOTES)])
     out["mfcc"] = min(corr(t[f"mfcc_{i + 1}"], ref["mfcc"][i]) for i in range(13))
     out["mfcc (top_db=None)"] = min(corr(t[f"mfcc_{i + 1}"], ref["mfcc (top_db=None)"][i]) for i in range(13))
+    out["mfcc-top-db 80"] = float("nan")
+    if hasattr(F, "mfcc_top_level_db"):  # the option `features --mfcc-top-db 80`
+        top = F.mfcc_top_level_db([y], sample_rate_hz=sr, hop_s=hop / sr)
+        s = F.FeatureSeries(sample_rate_hz=sr, hop_s=hop / sr, features=("mfcc",), mfcc_floor_db=top - 80)
+        parts = [s.update(y), s.finish()]
+        m = {c: np.concatenate([p[c] for p in parts]) for c in s.columns}
+        out["mfcc-top-db 80"] = min(corr(m[f"mfcc_{i + 1}"], ref["mfcc"][i]) for i in range(13))
     return out
 
 
@@ -146,8 +154,11 @@ def main() -> None:
         except ImportError:
             lines.append("\n(librosa not installed: no agreement table)")
         else:
-            names = ["rms", "zcr", "centroid", "rolloff", "flatness", "contrast", "chroma", "mfcc", "mfcc (top_db=None)"]
-            lines += ["", "Correlation with librosa over frames (lowest of the bands for contrast, chroma, mfcc):", "",
+            names = ["rms", "zcr", "centroid", "rolloff", "flatness", "contrast", "chroma", "mfcc", "mfcc (top_db=None)",
+                     "mfcc-top-db 80"]
+            lines += ["", "Correlation with librosa over frames (lowest of the bands for contrast, chroma, mfcc; "
+                      "chroma against chroma_stft(n_fft=2 n_fft) where the version uses such frames; mfcc and "
+                      "mfcc-top-db 80 against librosa's default mfcc, mfcc (top_db=None) against its unclipped one):", "",
                       "| file | version | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
             for (y, sr), rel in zip(clips, [m for m in MUSIC if (DATA / m).exists()]):
                 for label, F in (("before", BASE), ("after", NEW)):

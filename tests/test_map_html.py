@@ -21,12 +21,13 @@ def invoke(root, *args, code=0):
     return r
 
 
-def tones(f_hz: float) -> np.ndarray:
-    """Four 0.4 s notes of f_hz separated by silence (four units)."""
+def tones(f_hz: float, amp: float = 0.3) -> np.ndarray:
+    """Four 0.4 s notes of f_hz separated by silence (four units), each 1.5 dB softer than
+    the one before (so every unit has its own power)."""
     t = np.arange(int(0.4 * SR)) / SR
-    note = 0.3 * np.sin(2 * np.pi * f_hz * t) * np.minimum(1, t * 100) * np.exp(-t * 3)
+    note = amp * np.sin(2 * np.pi * f_hz * t) * np.minimum(1, t * 100) * np.exp(-t * 3)
     gap = np.zeros(int(0.3 * SR))
-    return np.concatenate([np.concatenate([note, gap]) for _ in range(4)]).astype(np.float32)
+    return np.concatenate([np.concatenate([note * 10 ** (-1.5 * i / 20), gap]) for i in range(4)]).astype(np.float32)
 
 
 def noises(seed: int) -> np.ndarray:
@@ -42,7 +43,7 @@ def coll(tmp_path_factory):
     folder = root / "audio"
     folder.mkdir()
     for k, f in enumerate((220.0, 330.0, 440.0)):
-        sf.write(folder / f"tone{k}.wav", tones(f), SR)
+        sf.write(folder / f"tone{k}.wav", tones(f, amp=0.3 - 0.05 * k), SR)
     for k in range(3):
         sf.write(folder / f"noise{k}.wav", noises(k), SR)
     invoke(root, "init", root)

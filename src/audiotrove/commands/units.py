@@ -333,6 +333,10 @@ def features_cmd(
     summary: bool = typer.Option(False, "--summary", help="One row per file: mean, std, p10, p50, p90 of each column."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help=".parquet or .csv (default: CSV on stdout)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
+    mfcc_top_db: Optional[float] = typer.Option(
+        None, "--mfcc-top-db", min=0.0,
+        help="librosa's default MFCC: floor every mel band this many dB below the file's loudest "
+        "(librosa: 80; reads each file twice). Default: no clip, a sound's MFCC do not depend on the rest of the file."),
 ):
     """Time-series features: one row per window and file (time in s), tidy, ready to join.
 
@@ -370,7 +374,7 @@ def features_cmd(
 
     executor = LocalPoolExecutor(min(workers or default_workers(), len(jobs)))
     failed = run_feature_jobs(jobs, features=names, hop_s=hop, summary=summary, output=output,
-                              executor=executor, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
+                              executor=executor, mfcc_top_db=mfcc_top_db, on_error=lambda p, e: err.print(f"[red]error[/] {p}: {e}"))
     if output is not None and output.exists():
         rows, cols = _table_shape(output)
         err.print(f"wrote {rows} row(s) x {cols} column(s) to {output}")

@@ -10,8 +10,9 @@ Everything here works on one analysis grid so a file is decoded and transformed 
     batch = analyzer.analyze(framer.finish())
 
 A FrameBatch holds, per frame: level (dBFS of the hop around the frame centre), the power
-spectrum, mel-band levels for onset detection, MFCC, pitch (hz, clarity), and on request the
-frame's mean square, zero-crossing rate, centroid, rolloff, flatness, contrast and chroma.
+spectrum, log-frequency band levels for onset detection, MFCC, pitch (hz, clarity), and on
+request the frame's mean square, zero-crossing rate, centroid, rolloff, flatness and contrast.
+Chroma comes from ChromaFrames, on frames twice as long centred on the same hops.
 
 Definitions follow librosa's defaults for the same frame (n_fft, periodic Hann, centred,
 zero-padded) and hop, so numbers compare with librosa-based work (tests/test_features_librosa.py
@@ -22,7 +23,8 @@ checks it where librosa is installed; README "Feature definitions" gives the tol
     rolloff    lowest bin holding 85 % of the magnitude         = librosa.feature.spectral_rolloff
     flatness   geometric / arithmetic mean of power             = librosa.feature.spectral_flatness
     contrast   dB of magnitude, peak - valley, 200 Hz octaves   = librosa.feature.spectral_contrast
-    chroma     Ellis' chroma filters (tuning 0), max 1 per frame = librosa.feature.chroma_stft(tuning=0)
+    chroma     Ellis' chroma filters (tuning 0), max 1 per frame, on frames twice as long (bass notes)
+                                                                = librosa.feature.chroma_stft(tuning=0, n_fft=2 n_fft)
     mfcc       128 Slaney mel bands 0-Nyquist, dB, DCT-II ortho = librosa.feature.mfcc (first 13),
                without librosa's whole-file top_db clip (see MFCC_AMIN)
 The floors are relative (flatness, contrast) so a gain change moves none of
@@ -59,7 +61,10 @@ MFCC_MELS = 128  # librosa: 128 Slaney-normalised mel bands from 0 Hz to Nyquist
 # frame's MFCC do not depend on the rest of the file (a unit's MFCC are the same in any file);
 # equal to librosa.feature.mfcc(S=librosa.power_to_db(melspectrogram, top_db=None)).
 MFCC_AMIN = 1e-10
-ONSET_MELS = 64
+# onset bands: triangular filters on a log-frequency axis, 24 per octave (SuperFlux's
+# resolution: a semitone change of a low note moves its partials to other bands, which 64 mel
+# bands do not resolve below ~1 kHz); below ~700 Hz a band is one FFT bin
+ONSET_BANDS_PER_OCTAVE = 24
 ONSET_FMIN_HZ = 30.0
 ONSET_FMAX_HZ = 16000.0
 LEVEL_FLOOR_DB = -120.0
@@ -74,6 +79,7 @@ CONTRAST_TOP_DB = 80.0  # peak and valley floored 80 dB (of magnitude) below the
 FLATNESS_FLOOR_DB = 120.0
 CHROMA_CENTRE_OCTAVE = 5.0  # librosa.filters.chroma: octave weighting centred on C5...
 CHROMA_OCTAVE_WIDTH = 2.0  # ... a Gaussian 2 octaves wide
+CHROMA_FRAME_FACTOR = 2  # chroma frames are twice the analysis frame (see ChromaFrames)
 TEMPO_WINDOW_S = 8.0
 TEMPO_MIN_BPM = 30.0
 TEMPO_MAX_BPM = 300.0
@@ -191,6 +197,28 @@ def mel_filterbank(*, sample_rate_hz: float, n_fft: int, n_mels: int, fmin_hz: f
     if slaney_norm:
         weights *= 2.0 / (upper - lower)
     return scipy.sparse.csr_matrix(weights.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=16)
+def onset_filterbank(*, sample_rate_hz: float, n_fft: int) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """The onset bands: (n_bins, n_bands) sparse triangular filters (peak 1) and their centre
+    frequencies in Hz. Centres ONSET_BANDS_PER_OCTAVE per octave from ONSET_FMIN_HZ to
+    ONSET_FMAX_HZ (or Nyquist), each rounded to its FFT bin, duplicates merged (as madmom's
+    log filterbank for SuperFlux); each filter spans from the previous centre to the next."""
+    bin_hz = sample_rate_hz / n_fft
+    fmax_hz = min(ONSET_FMAX_HZ, sample_rate_hz / 2)
+    n = int(math.floor(ONSET_BANDS_PER_OCTAVE * math.log2(fmax_hz / ONSET_FMIN_HZ)))
+    centres = ONSET_FMIN_HZ * 2.0 ** (np.arange(-1, n + 1) / ONSET_BANDS_PER_OCTAVE)
+    bins = np.unique(np.round(centres / bin_hz).astype(int))
+    bins = bins[(bins > 0) & (bins < n_fft // 2)]
+    weights = np.zeros((n_fft // 2 + 1, len(bins) - 2), np.float32)
+    for i in range(len(bins) - 2):
+        lo, mid, hi = bins[i], bins[i + 1], bins[i + 2]
+        weights[lo:mid + 1, i] = np.linspace(0.0, 1.0, mid - lo + 1)
+        weights[mid:hi + 1, i] = np.linspace(1.0, 0.0, hi - mid + 1)
+    centre_hz = bins[1:-1] * bin_hz
+    centre_hz.setflags(write=False)
+    return scipy.sparse.csr_matrix(weights), centre_hz
 
 
 def chroma_filterbank(*, sample_rate_hz: float, n_fft: int, tuning: float = 0.0,
@@ -354,7 +382,7 @@ class FrameBatch:
     start: int
     level_db: np.ndarray            # (m,) dBFS of the hop around each frame centre
     power: np.ndarray               # (m, n_bins) one-sided power spectrum (float32)
-    onset_db: np.ndarray            # (m, ONSET_MELS) mel-band levels, dB, floored at MEL_FLOOR_DB
+    onset_db: np.ndarray            # (m, n_bands) onset band levels (onset_filterbank), dB, floored at MEL_FLOOR_DB
     mfcc: np.ndarray                # (m, N_MFCC)
     hz: np.ndarray                  # (m,) NaN when unpitched
     clarity: np.ndarray             # (m,)
@@ -364,10 +392,9 @@ class FrameBatch:
     centroid: np.ndarray | None = None  # (m,) Hz, NaN when silent
     rolloff: np.ndarray | None = None   # (m,) Hz, NaN when silent
     flatness: np.ndarray | None = None  # (m,) 0-1, NaN when silent
-    chroma: np.ndarray | None = None    # (m, 12) C..B, max 1 per frame (0 when silent)
 
     _ARRAYS = ("level_db", "power", "onset_db", "mfcc", "hz", "clarity", "contrast", "frame_ms",
-               "zcr", "centroid", "rolloff", "flatness", "chroma")
+               "zcr", "centroid", "rolloff", "flatness")
 
     def __len__(self) -> int:
         return len(self.level_db)
@@ -397,8 +424,7 @@ def _grid_constants(sample_rate_hz: float, n_fft: int) -> tuple:
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
     # a sine of amplitude A gives A^2 / 2 (its mean square) in its peak bin
     scale = np.float32(2.0 / window.sum() ** 2)
-    onset_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=ONSET_MELS,
-                              fmin_hz=ONSET_FMIN_HZ, fmax_hz=ONSET_FMAX_HZ)
+    onset_fb, _ = onset_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
     # MFCC as librosa: Slaney-normalised filters on |STFT|^2 (our power / scale)
     mfcc_fb = mel_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft, n_mels=MFCC_MELS,
                              fmin_hz=0.0, fmax_hz=None, slaney_norm=True)
@@ -421,21 +447,26 @@ def _cached_chroma(sample_rate_hz: float, n_fft: int) -> np.ndarray:
 class FrameAnalyzer:
     """Compute a FrameBatch from frames of a Framer (same n_fft and hop).
 
-    pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness), chroma: which of
-    the optional features to compute.
+    pitch, contrast, shape (frame_ms, zcr, centroid, rolloff, flatness): which of the
+    optional features to compute (chroma: ChromaFrames, on longer frames). mfcc_floor_db: floor of the mel band levels (dB) under
+    the MFCC, librosa's top_db clip (the file's top mel band level minus top_db, see
+    mfcc_top_level_db); None: no floor but MFCC_AMIN. `top_mel_db` keeps the highest mel band
+    level seen so far (the first pass of that mode).
     """
 
     def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int, pitch: bool = True,
-                 contrast: bool = False, shape: bool = False, chroma: bool = False,
-                 fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ):
+                 contrast: bool = False, shape: bool = False,
+                 fmin_hz: float = _pitch.DEFAULT_FMIN_HZ, fmax_hz: float = _pitch.DEFAULT_FMAX_HZ,
+                 mfcc_floor_db: float | None = None):
         self.sample_rate_hz, self.n_fft, self.hop = float(sample_rate_hz), n_fft, hop
+        self.mfcc_floor_db = mfcc_floor_db
+        self.top_mel_db = -np.inf
         self.want_pitch, self.want_contrast = pitch, contrast
-        self.want_shape, self.want_chroma = shape, chroma
+        self.want_shape = shape
         self.fmin_hz = max(fmin_hz, sample_rate_hz / (n_fft // 2) * 1.01)
         self.fmax_hz = min(fmax_hz, sample_rate_hz / 4)
         (self.freqs, self.window, self._scale, self.onset_fb, self.mfcc_fb, self._onset_fbT,
          self._mfcc_fbT, self.dct, self.contrast_bands) = _grid_constants(float(sample_rate_hz), n_fft)
-        self.chroma_fb = _cached_chroma(float(sample_rate_hz), n_fft) if chroma else None
         self.next_index = 0
         lo = n_fft // 2 - hop // 2
         self._hop_slice = slice(lo, lo + hop)
@@ -448,12 +479,11 @@ class FrameAnalyzer:
             nb = len(self.freqs)
             z = np.zeros((0,), np.float64)
             return FrameBatch(
-                start, z, np.zeros((0, nb), np.float32), np.zeros((0, ONSET_MELS), np.float32),
+                start, z, np.zeros((0, nb), np.float32), np.zeros((0, self.onset_fb.shape[1]), np.float32),
                 np.zeros((0, N_MFCC), np.float32), z.copy(), z.copy(),
                 contrast=np.zeros((0, len(self.contrast_bands))) if self.want_contrast else None,
                 **({k: z.copy() for k in ("frame_ms", "zcr", "centroid", "rolloff", "flatness")}
-                   if self.want_shape else {}),
-                chroma=np.zeros((0, 12)) if self.want_chroma else None)
+                   if self.want_shape else {}))
         centre = frames[:, self._hop_slice]
         ms = np.mean(centre.astype(np.float64) ** 2, axis=1)
         level_db = np.maximum(LEVEL_FLOOR_DB, 10.0 * np.log10(ms + 1e-30))
@@ -465,6 +495,9 @@ class FrameAnalyzer:
         # librosa.feature.mfcc: power_to_db(melspectrogram), amin 1e-10 (see MFCC_AMIN)
         mel_db = 10.0 * np.log10(np.maximum(np.asarray(self._mfcc_fbT @ power.T).T, MFCC_AMIN))
         mel_db = mel_db.astype(np.float32, copy=False)
+        self.top_mel_db = max(self.top_mel_db, float(mel_db.max()))
+        if self.mfcc_floor_db is not None:
+            mel_db = np.maximum(mel_db, np.float32(self.mfcc_floor_db))
         mfcc = mel_db @ self.dct
         if self.want_pitch:
             hz, clarity = _pitch.frame_pitch(frames, sample_rate_hz=self.sample_rate_hz,
@@ -479,15 +512,48 @@ class FrameAnalyzer:
             signs = np.signbit(frames)
             batch.zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / self.n_fft
             batch.centroid, batch.rolloff, batch.flatness = spectral_shape_rows(power, self.freqs)
-        if self.want_chroma:
-            raw = (power @ self.chroma_fb).astype(np.float64)
-            top = raw.max(axis=1, keepdims=True)
-            batch.chroma = np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
         return batch
 
 
+class ChromaFrames:
+    """Chroma of frames CHROMA_FRAME_FACTOR times the analysis frame (about 93 ms), centred
+    on the same k * hop: librosa.feature.chroma_stft(tuning=0, n_fft=that, hop_length=hop).
+
+    A 46 ms frame (21.5 Hz bins) cannot name a bass note below C2: the partials of a C1 note,
+    32.7 Hz apart, are not resolved, and its chroma names a neighbour (3 of C1..B1 right,
+    librosa at the same frame 4); at twice the length every note C1..C7 is named (librosa's
+    own default, n_fft 2048 at 22.05 kHz, is that length too).
+
+        chroma = ChromaFrames(sample_rate_hz=sr, n_fft=n_fft, hop=hop)
+        rows = chroma.push(mono_block)   # (m, 12), C..B, each frame's maximum 1 (0 when silent)
+        rows = chroma.finish()
+    """
+
+    def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int):
+        self.n_fft = CHROMA_FRAME_FACTOR * n_fft
+        self.framer = Framer(n_fft=self.n_fft, hop=hop)
+        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)).astype(np.float32)
+        self.fb = _cached_chroma(float(sample_rate_hz), self.n_fft)
+        self.next_index = 0  # frames emitted so far
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        return self._chroma(self.framer.push(samples))
+
+    def finish(self) -> np.ndarray:
+        return self._chroma(self.framer.finish())
+
+    def _chroma(self, frames: np.ndarray) -> np.ndarray:
+        self.next_index += len(frames)
+        if not len(frames):
+            return np.zeros((0, 12))
+        spec = scipy.fft.rfft(frames * self.window, axis=1)
+        raw = ((spec.real ** 2 + spec.imag ** 2) @ self.fb).astype(np.float64)
+        top = raw.max(axis=1, keepdims=True)
+        return np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
+
+
 def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-    """Onset novelty per frame: mean over mel bands of the rise in dB from the previous frame.
+    """Onset novelty per frame: mean over onset bands of the rise in dB from the previous frame.
 
     The previous frame is max-filtered across 3 neighbouring bands first (as in SuperFlux),
     so vibrato does not read as onsets. `previous` is the frame before the first row (None:
@@ -501,6 +567,21 @@ def spectral_flux(onset_db: np.ndarray, previous: np.ndarray | None) -> np.ndarr
     widened[:, 1:] = np.maximum(widened[:, 1:], prev[:, :-1])
     widened[:, :-1] = np.maximum(widened[:, :-1], prev[:, 1:])
     return np.maximum(onset_db - widened, 0.0).mean(axis=1).astype(np.float64)
+
+
+def mfcc_top_level_db(blocks, *, sample_rate_hz: float, hop_s: float | None = None) -> float:
+    """The highest mel band level (dB, MFCC scale) over a whole signal given as mono or
+    (frames, channels) blocks, on the frames of FeatureSeries(hop_s=...): the reference of
+    librosa's top_db clip (-inf when silent)."""
+    n_fft, hop = analysis_frame(sample_rate_hz)
+    if hop_s is not None:
+        hop = max(1, min(hop, int(round(hop_s * sample_rate_hz))))
+    framer = Framer(n_fft=n_fft, hop=hop)
+    analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop, pitch=False)
+    for block in blocks:
+        analyzer.analyze(framer.push(_mono(block)))
+    analyzer.analyze(framer.finish())
+    return analyzer.top_mel_db
 
 
 # --- tempo ------------------------------------------------------------------------------------
@@ -636,11 +717,15 @@ class FeatureSeries:
         series = FeatureSeries(sample_rate_hz=sr, hop_s=0.1, features=("rms", "mfcc"))
         for block in blocks: rows = series.update(block)   # dict of column arrays (maybe empty)
         rows = series.finish()
+
+    mfcc_floor_db: librosa's default MFCC (power_to_db with top_db=80) floors every mel band
+    80 dB below the loudest band of the whole file: pass mfcc_top_level_db(blocks) - 80
+    (a first pass over the file) to get exactly that; None (default) does not clip.
     """
 
     def __init__(self, *, sample_rate_hz: float, hop_s: float = 0.1,
                  features: tuple[str, ...] | list[str] = ALL_FEATURES,
-                 tempo_window_s: float = TEMPO_WINDOW_S):
+                 tempo_window_s: float = TEMPO_WINDOW_S, mfcc_floor_db: float | None = None):
         if hop_s <= 0:
             raise ValueError("hop_s must be > 0")
         self.features = tuple(dict.fromkeys(features))
@@ -656,7 +741,10 @@ class FeatureSeries:
         self.analyzer = FrameAnalyzer(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop,
                                       pitch="pitch" in want, contrast="contrast" in want,
                                       shape=bool(want & {"rms", "zcr", "centroid", "rolloff", "flatness"}),
-                                      chroma="chroma" in want)
+                                      mfcc_floor_db=mfcc_floor_db)
+        self.chroma = ChromaFrames(sample_rate_hz=sample_rate_hz, n_fft=n_fft, hop=hop) if "chroma" in want else None
+        self._chroma_rows = np.zeros((0, 12))  # chroma of kept frames, from frame _chroma_start
+        self._chroma_start = 0
         self.tempo_half = int(round(tempo_window_s * self.frame_rate_hz / 2))
         self.tempo_tracker = TempoTracker() if "tempo" in want else None
         self._frames: list[FrameBatch] = []
@@ -675,11 +763,15 @@ class FeatureSeries:
         self._samples += len(mono)
         batch = self.analyzer.analyze(self.framer.push(mono))
         self._add_frames(batch)
+        if self.chroma is not None:
+            self._chroma_rows = np.concatenate([self._chroma_rows, self.chroma.push(mono)])
         return self._emit(final=False)
 
     def finish(self) -> dict[str, np.ndarray]:
         batch = self.analyzer.analyze(self.framer.finish())
         self._add_frames(batch)
+        if self.chroma is not None:
+            self._chroma_rows = np.concatenate([self._chroma_rows, self.chroma.finish()])
         return self._emit(final=True)
 
     def _add_frames(self, batch: FrameBatch) -> None:
@@ -693,6 +785,8 @@ class FeatureSeries:
 
     def _emit(self, *, final: bool) -> dict[str, np.ndarray]:
         frames_have = self.analyzer.next_index
+        if self.chroma is not None:  # its longer frames complete later
+            frames_have = min(frames_have, self.chroma.next_index)
         rows: list[dict] = []
         while True:
             i = self._win
@@ -737,7 +831,11 @@ class FeatureSeries:
                 for j, v in enumerate(vals):
                     row[f"contrast_{j + 1}"] = float(v)
             elif name == "chroma":
-                ch = fb.chroma.mean(axis=0) if fb is not None else np.zeros(12)
+                a = max(f_lo - self._chroma_start, 0)
+                rows = self._chroma_rows[a:max(f_hi - self._chroma_start, a)]
+                if not len(rows):  # as above: the last frame
+                    rows = self._chroma_rows[max(f_lo - 1 - self._chroma_start, 0):][:1]
+                ch = rows.mean(axis=0) if len(rows) else np.zeros(12)
                 for n, v in zip(_pitch.NOTE_NAMES, ch):
                     row[f"chroma_{n}"] = float(v)
             elif name == "mfcc":
@@ -770,6 +868,10 @@ class FeatureSeries:
             if b.start + len(b) > keep_from:
                 kept.append(b.slice(keep_from, b.start + len(b)) if b.start < keep_from else b)
         self._frames = kept
+        if self.chroma is not None and keep_from > self._chroma_start:
+            cut = min(keep_from - self._chroma_start, len(self._chroma_rows))
+            self._chroma_rows = self._chroma_rows[cut:]
+            self._chroma_start += cut
         if "tempo" in self.features and keep_from > self._flux_start:
             cut = min(keep_from - self._flux_start, len(self._flux))
             self._flux = self._flux[cut:]

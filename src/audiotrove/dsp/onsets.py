@@ -13,8 +13,8 @@ seconds of per-frame numbers).
     units += seg.finish(total_samples)
 
 Onset mode: two cues.
-- Spectral-flux novelty (mean rise in dB over mel bands, SuperFlux-style: the previous frame
-  max-filtered across bands so vibrato does not count), peak-picked against a local mean
+- Spectral-flux novelty (mean rise in dB over the onset bands, 24 per octave, SuperFlux-style:
+  the previous frame max-filtered across bands so vibrato does not count), peak-picked against a local mean
   (librosa-style pre/post max and average windows, a minimum gap), gated by level; each such
   onset is moved back to the preceding level minimum (backtracking), then to the middle of
   the quiet hop there (frames are a hop apart: the rise starts after it).
@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from .features import MEL_FLOOR_DB, ONSET_FMAX_HZ, ONSET_FMIN_HZ, hz_to_mel, mel_to_hz, spectral_flux
+from .features import MEL_FLOOR_DB, analysis_frame, onset_filterbank, spectral_flux
 
 ONSET_DEFAULTS = {"min_dur_s": 0.08, "max_dur_s": 1.0}
 SPEECH_DEFAULTS = {"min_dur_s": 0.2, "max_dur_s": 10.0}
@@ -118,9 +118,10 @@ class OnsetSegmenter:
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
-                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.1,
+                 pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.15,
                  pitch_skip_octaves: bool = True,
-                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0,
+                 retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
+                 breath_s: float = 0.25,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -136,6 +137,8 @@ class OnsetSegmenter:
         self.skip_octaves, self.octave_tol = pitch_skip_octaves, 0.5
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
+        self.breath = _frames(breath_s, fr)
+        self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
         self.max_frames = int(math.ceil(self.max_len / self.hop))
@@ -152,7 +155,8 @@ class OnsetSegmenter:
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
         # frames needed after a frame before deciding it: the flux peak picking, and the pitch
         # window plus the merge distance (a flux onset just after a pitch change wins)
-        self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max)
+        self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max,
+                             self.retrigger + 1)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
         self._track = _Track(("level", "flux", "noise", "semi", "mel"))
         self._track.data["mel"] = np.zeros((0, 0))
@@ -188,10 +192,9 @@ class OnsetSegmenter:
                 semi[ok] = 69.0 + 12.0 * np.log2(hz[ok] / 440.0)
             onset_db = np.asarray(onset_db, dtype=np.float32)
             if self._mel_centres is None:
-                n_mels = onset_db.shape[1]
-                fmax = min(ONSET_FMAX_HZ, self.sr / 2)
-                self._mel_centres = mel_to_hz(np.linspace(hz_to_mel(ONSET_FMIN_HZ), hz_to_mel(fmax), n_mels + 2))[1:-1]
-                self._track.data["mel"] = np.zeros((0, n_mels), np.float32)
+                self._mel_centres = self._band_centres(onset_db.shape[1])
+                self._log_centres = np.log(self._mel_centres)
+                self._track.data["mel"] = np.zeros((0, onset_db.shape[1]), np.float32)
             self._track.append(level=level_db, flux=flux, noise=self._floor.update(np.asarray(level_db, float)),
                                semi=semi)
             self._track.data["mel"] = np.concatenate([self._track.data["mel"], onset_db])
@@ -199,6 +202,14 @@ class OnsetSegmenter:
         units = self._resolve(final=False, total_samples=None)
         self._trim()
         return units
+
+    def _band_centres(self, n_bands: int) -> np.ndarray:
+        """Centre frequencies (Hz) of the onset bands of audiotrove.dsp.features on this grid."""
+        n_fft, hop = analysis_frame(self.sr)
+        centres = onset_filterbank(sample_rate_hz=self.sr, n_fft=n_fft)[1]
+        if hop != self.hop or len(centres) != n_bands:
+            raise ValueError("onset_db must hold the onset bands of FrameAnalyzer on the analysis_frame grid")
+        return centres
 
     def finish(self, total_samples: int) -> list[tuple[int, int]]:
         self._decide(final=True)
@@ -221,6 +232,8 @@ class OnsetSegmenter:
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
                 continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
+                continue
+            if not by_pitch and self._ending(frame):
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
                 continue
@@ -329,7 +342,10 @@ class OnsetSegmenter:
     def _backtracked(self, frame: int) -> int:
         """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
         before the onset (and after the previous onset): where the rise starts (plain argmin
-        would land anywhere in a stretch of noise)."""
+        would land anywhere in a stretch of noise). Unless the level does not rise at the
+        onset (its attack_s after it stays within backtrack_tol_db of the highest level since
+        that minimum): a change of timbre or pitch with no attack (a legato horn, a violin's
+        bow change) starts at its frame; the rise before it belonged to the old note."""
         t = self._track
         floor = max(t.start, frame - self.backtrack)
         if self._pending:
@@ -340,7 +356,12 @@ class OnsetSegmenter:
         if not len(seg):
             return frame
         near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
-        return floor + int(near_min[-1])
+        b = floor + int(near_min[-1])
+        after = t.get("level", frame, frame + self.attack + 1)
+        before = t.get("level", b, frame)
+        if len(before) and len(after) and after.max() <= before.max() + self.backtrack_tol_db:
+            return max(b, frame - 1)
+        return b
 
     def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
         """Where the new note's partials start to rise, before a pitch onset at `frame`: the
@@ -350,20 +371,13 @@ class OnsetSegmenter:
         it to pitch_window_s after the onset)."""
         if self._mel_centres is None or not np.isfinite(new_semi):
             return frame, 0.0
-        centres = self._mel_centres
+        top = self._mel_centres[-1]
         f_new = 440.0 * 2 ** ((new_semi - 69) / 12)
-        f_old = 440.0 * 2 ** ((old_semi - 69) / 12) if np.isfinite(old_semi) else None
-        bands = set()
-        for h in range(1, 5):
-            if h * f_new >= centres[-1]:
-                break
-            k = int(np.argmin(np.abs(np.log(centres / (h * f_new)))))
-            if f_old is not None:
-                olds = [int(np.argmin(np.abs(np.log(centres / (g * f_old))))) for g in range(1, 9)
-                        if g * f_old < centres[-1]]
-                if any(abs(k - o) <= 0 for o in olds):
-                    continue
-            bands.add(k)
+        partials = f_new * np.arange(1, 5)
+        bands = set(self._nearest_band(partials[partials < top]).tolist())
+        if np.isfinite(old_semi):  # not the bands of the old note's first 8 partials
+            olds = 440.0 * 2 ** ((old_semi - 69) / 12) * np.arange(1, 9)
+            bands -= set(self._nearest_band(olds[olds < top]).tolist())
         if not bands:
             return frame, 0.0
         t = self._track
@@ -378,10 +392,38 @@ class OnsetSegmenter:
         near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
         return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
 
+    def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
+        """Index of the onset band whose centre is nearest (in log frequency) to each hz."""
+        lc = self._log_centres
+        x = np.log(hz)
+        i = np.clip(np.searchsorted(lc, x), 1, len(lc) - 1)
+        return np.where(x - lc[i - 1] <= lc[i] - x, i - 1, i)
+
+    def _ending(self, frame: int) -> bool:
+        """A flux peak where a sound stops: the level from two hops after it to retrigger_s
+        stays ending_drop_db below the level just before it (the splatter of a fast fade-out rises
+        in the sparse high bands; a real attack, even one after a breath, restores the level)."""
+        t = self._track
+        before = t.get("level", frame - 2, frame)
+        after = t.get("level", frame + 2, frame + self.retrigger + 1)  # from the hop after the next
+        if not len(before) or len(after) < self.retrigger - 1:
+            return False
+        return bool(after.max() < before.max() - self.ending_drop_db)
+
     def _same_attack(self, last: int, frame: int) -> bool:
-        """An onset less than min_dur_s after the previous one while the level has not dipped
-        since: the same attack seen twice (a double-peaked flux), not a new hit. Hits faster
-        than min_dur_s each dip before the next, and stay units of their own."""
+        """The same note seen twice, not a new one:
+        - an onset less than min_dur_s after the previous one while the level has not dipped
+          since (a double-peaked flux). Hits faster than min_dur_s each dip before the next,
+          and stay units of their own;
+        - an onset less than breath_s after the previous one, when the level stayed below
+          its value just before the previous onset all the way between: the previous onset
+          was the old note stopping (a breath, a bow change: a burst of noise as the level
+          falls) and this is the new note's tone arriving. A real attack raises the level."""
+        if frame - last <= self.breath:
+            lvl = self._track.get("level", last - 2, frame + 1)
+            between = lvl[3:frame - last + 2]  # after the previous onset frame, before this one
+            if len(lvl) == frame - last + 3 and len(between) and between.max() < lvl[:2].max():
+                return True
         if (frame - last) * self.hop >= self.min_len:
             return False
         lvl = self._track.get("level", last, frame + 1)
@@ -477,7 +519,7 @@ class OnsetSegmenter:
         # history the next decisions read: the flux windows (norm), backtracking and the
         # partials' rise, the pitch windows and the same-note checks
         keep = self._decided - max(self.pre_max, self.pre_avg, self.norm) \
-            - max(self.backtrack, self.rise_back, self.retrigger) - 3 * self.pitch_win - self.pitch_merge - 4
+            - max(self.backtrack, self.rise_back, self.retrigger, self.breath) - 3 * self.pitch_win - self.pitch_merge - 4
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)

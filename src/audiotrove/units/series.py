@@ -28,13 +28,23 @@ class FeatureJob:
     raw_format: str | None = None  # headerless PCM: RATE:CHANNELS:FORMAT (io/raw.py)
 
 
-def file_series(path: str, *, features: list[str], hop_s: float) -> tuple[dict[str, np.ndarray], float]:
-    """The time series of one file (columns -> arrays) and its duration in s."""
-    from ..dsp.features import FeatureSeries
+def file_series(path: str, *, features: list[str], hop_s: float,
+                mfcc_top_db: float | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """The time series of one file (columns -> arrays) and its duration in s.
+
+    mfcc_top_db: librosa's default MFCC, every mel band floored this many dB below the
+    file's loudest band (a first pass over the file finds it); None: no such clip."""
+    from ..dsp.features import FeatureSeries, mfcc_top_level_db
     from ..io.decode import open_audio
 
+    floor_db = None
+    if mfcc_top_db is not None and "mfcc" in features:
+        first = open_audio(path)
+        top_db = mfcc_top_level_db(first.blocks(), sample_rate_hz=first.sample_rate, hop_s=hop_s)
+        floor_db = top_db - mfcc_top_db if np.isfinite(top_db) else None  # silent: nothing to clip
     reader = open_audio(path)
-    series = FeatureSeries(sample_rate_hz=reader.sample_rate, hop_s=hop_s, features=features)
+    series = FeatureSeries(sample_rate_hz=reader.sample_rate, hop_s=hop_s, features=features,
+                           mfcc_floor_db=floor_db)
     parts = []
     for block in reader.blocks():
         bad = ~np.isfinite(block)
@@ -46,7 +56,7 @@ def file_series(path: str, *, features: list[str], hop_s: float) -> tuple[dict[s
     return table, reader.decoded_frames / reader.sample_rate
 
 
-def _work(job: FeatureJob, features: list[str], hop_s: float, summary: bool):
+def _work(job: FeatureJob, features: list[str], hop_s: float, summary: bool, mfcc_top_db: float | None = None):
     """Runs in a worker: ('ok', job, payload) or ('error', job, message)."""
     from ..dsp.features import series_summary
     from ..io.decode import DecodeError
@@ -54,7 +64,7 @@ def _work(job: FeatureJob, features: list[str], hop_s: float, summary: bool):
 
     try:
         declare_raw(job.path, job.raw_format)  # headerless PCM is read as its stated format
-        table, duration = file_series(job.path, features=features, hop_s=hop_s)
+        table, duration = file_series(job.path, features=features, hop_s=hop_s, mfcc_top_db=mfcc_top_db)
     except DecodeError as exc:
         return "error", job, str(exc)
     except MemoryError:
@@ -124,7 +134,7 @@ def _missing(v) -> bool:
 
 
 def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: float, summary: bool,
-                     output: Path | None, executor=None,
+                     output: Path | None, executor=None, mfcc_top_db: float | None = None,
                      on_error: Callable[[str, str], None] | None = None) -> int:
     """Compute every job and write the output: on `executor` (runner.executor's interface, e.g.
     a LocalPoolExecutor; results arrive as they finish, this process alone writes), or in this
@@ -162,9 +172,10 @@ def run_feature_jobs(jobs: list[FeatureJob], *, features: list[str], hop_s: floa
     try:
         if executor is None or len(jobs) < 2:
             for job in jobs:
-                handle(_work(job, features, hop_s, summary))
+                handle(_work(job, features, hop_s, summary, mfcc_top_db))
         else:
-            executor.run(partial(_work, features=features, hop_s=hop_s, summary=summary), jobs, on_outcome)
+            executor.run(partial(_work, features=features, hop_s=hop_s, summary=summary, mfcc_top_db=mfcc_top_db),
+                         jobs, on_outcome)
         if summary and summaries:
             keys: list[str] = []
             for s in summaries:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import pytest
 
 from audiotrove.dsp.content import CLASSES, FRAME_S, ContentMeter
@@ -392,6 +393,18 @@ def test_pauses_between_phrases_are_speech_not_music():
     res = analyse(x)
     assert share(res, "music", t0 + 0.2, t0 + 1.0, dur) == 0.0
     assert share(res, "music", t2 + 0.4, t2 + 2.1, dur) >= 0.8
+
+
+def test_a_word_shorter_than_the_pause_edge_is_speech():
+    # audiomnist's 0.44 s digits crashed analyze: np.convolve(..., "same") returned the kernel's
+    # length when the file was shorter than it (operands (14,) (17,))
+    import soxr
+    x, sr = sf.read(Path(__file__).resolve().parents[1] / "demo" / "recordings" / "sms_speech-female.wav",
+                    dtype="float32")
+    x = soxr.resample(x if x.ndim == 1 else x.mean(axis=1), sr, SR)
+    for seconds in (0.3, 0.45):
+        res = analyse(x[SR:SR + int(seconds * SR)])
+        assert res["speech"]["percentage"] == 100.0
 
 
 # --- speech quality -----------------------------------------------------------------------

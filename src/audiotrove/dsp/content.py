@@ -699,7 +699,8 @@ class ContentMeter:
             loud = level_db > float(np.median(level_db[speech])) - PAUSE_DROP_DB
             # the last syllable's decay, where the VAD has already let go, does not count
             edge = self._frames_for(PAUSE_EDGE_S)
-            near = np.convolve(speech.astype(np.int32), np.ones(2 * edge + 1, np.int32), "same") > 0
+            # ("full", then the centre n: "same" returns the kernel's length when the file is shorter)
+            near = np.convolve(speech.astype(np.int32), np.ones(2 * edge + 1, np.int32), "full")[edge:edge + n] > 0
             speech = fill_short_gaps(speech, max_gap_frames=self._frames_for(PHRASE_PAUSE_S),
                                      barrier=loud & ~near)
 

@@ -296,3 +296,11 @@ def test_units_of_a_segmented_file_get_tags_queryable_as_unit_fields(tmp_path, t
     assert run_cli("-C", root, "tag", "--workers", "1").returncode == 0
     units = json.loads(run_cli("-C", root, "units", "--format", "json").stdout)
     assert units and all(u["tag"] in ("Speech", "Music") or u["start"] >= boundary - 3 for u in units)
+    # gc removes a table no tag result names and keeps the ones that are named
+    tables = root / ".audiotrove" / "tags"
+    named = sorted(p.name for p in tables.glob("*.parquet"))
+    (tables / "left-by-a-lost-result.parquet").write_bytes((tables / named[0]).read_bytes())
+    out = run_cli("-C", root, "gc")
+    assert out.returncode == 0 and "1 unit shard(s)" in out.stdout, out.stdout
+    assert sorted(p.name for p in tables.glob("*.parquet")) == named
+    assert json.loads(run_cli("-C", root, "units", "--format", "json").stdout) == units

@@ -404,7 +404,8 @@ def gc_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Say what would be removed, remove nothing."),
 ):
     """Remove what nothing uses any more: results of content no registered file has (a file that
-    changed or was replaced) and unit shards no remaining result points to. Says what it frees."""
+    changed or was replaced), then unit shards and tag / class tables no remaining result points
+    to. Says what it frees."""
     from ..report.format import size
     from ..views import collect_garbage
 
@@ -412,4 +413,4 @@ def gc_cmd(
         found = collect_garbage(cat, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     print(f"{verb} {found.results} result(s) of content no file has and {len(found.shards)} unit "
-          f"shard(s) ({size(found.shard_bytes)})")
+          f"shard(s) or label table(s) ({size(found.shard_bytes)})")

@@ -11,6 +11,8 @@ class.label and class.confidence (units/schema.py).
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..catalog.db import CATALOG_DIR, Catalog
@@ -47,4 +49,28 @@ def current_label_tables(catalog: Catalog, file_ids: set[int] | None = None) -> 
                 found[f.id] = str(folder[kind] / name)
         if found:
             out[kind] = found
+    return out
+
+
+def orphan_label_tables(catalog: Catalog, *, used_data: Iterable[str] | None = None) -> list[Path]:
+    """Tag and class tables no stored result of their step names (`used_data`: the result JSON
+    texts to count as stored, default all); `gc` removes them, as it does unit shards."""
+    base = Path(catalog.root) / CATALOG_DIR
+    out: list[Path] = []
+    for kind, (step, _) in LABELS.items():
+        folder = base / (TAGS_DIRNAME if kind == "tag" else CLASSES_DIRNAME)
+        if not folder.exists():
+            continue
+        texts = used_data if used_data is not None else (r[0] for r in catalog.conn.execute(
+            "SELECT data FROM results WHERE step = ? AND status = 'ok'", (step,)))
+        used = set()
+        for text in texts:
+            try:
+                data = json.loads(text) or {}
+            except (TypeError, ValueError):
+                continue
+            name = (data.get("tags") or {}).get("unit_table") if kind == "tag" else (data.get("class") or {}).get("shard")
+            if name:
+                used.add(name)
+        out += sorted(p for p in folder.glob("*.parquet") if p.name not in used)
     return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..catalog.db import Catalog
 from ..units.select import Limits, SortKey
 from ..units.select import list_units as select_list_units
+from ..units.labels import orphan_label_tables
 from ..units.store import SEGMENT_STEP, orphan_shards, units_dir
 
 
@@ -36,7 +37,7 @@ def list_units(catalog: Catalog, query: str | None = None, *, where: str | None 
 @dataclass
 class GarbageReport:
     """What `gc` found (and removed unless dry_run): results of content that no registered
-    file has any more, and unit shards that no remaining result points to."""
+    file has any more, and unit shards and tag / class tables that no remaining result points to."""
 
     results: int = 0
     shards: list[str] = field(default_factory=list)
@@ -57,10 +58,14 @@ def collect_garbage(catalog: Catalog, *, dry_run: bool = False) -> GarbageReport
             "SELECT data FROM results WHERE step = ? AND status = 'ok' AND id NOT IN "
             f"({orphan_results})", (SEGMENT_STEP,)).fetchall()
         shards = orphan_shards(catalog, used_data=[r[0] for r in kept])
+        kept = catalog.conn.execute(
+            "SELECT data FROM results WHERE step IN ('tag', 'classify') AND status = 'ok' AND id NOT IN "
+            f"({orphan_results})").fetchall()
+        shards += orphan_label_tables(catalog, used_data=[r[0] for r in kept])
     else:
         with catalog.transaction() as conn:
             report.results = conn.execute(f"DELETE FROM results WHERE id IN ({orphan_results})").rowcount
-        shards = orphan_shards(catalog)
+        shards = orphan_shards(catalog) + orphan_label_tables(catalog)
     for path in shards:
         try:
             report.shard_bytes += path.stat().st_size

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -250,6 +251,12 @@ def shared_data(*parts: str) -> Path:
 
 
 # --- processes ----------------------------------------------------------------------------
+
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn for a child the test sends Ctrl-C (SIGINT): a shell starts a background job
+    with SIGINT ignored and children inherit that, so Python would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group, from /proc."""

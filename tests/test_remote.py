@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUDIOTROVE, catalog_db, cli_env, jsonl, tone, write_audio
+from conftest import AUDIOTROVE, catalog_db, cli_env, jsonl, sigint_as_from_a_terminal, tone, write_audio
 from remote_server import RemoteServer
 
 from audiotrove.catalog.db import Catalog
@@ -233,7 +233,7 @@ def test_fetch_killed_mid_file_resumes_from_the_bytes_on_disk(server, tmp_path, 
     log = open(tmp_path / "fetch.log", "w")
     proc = subprocess.Popen([*AUDIOTROVE, "-C", str(collection), "fetch", "--connections", "2"],
                             env=cli_env({"NETRC": "/nonexistent"}), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_as_from_a_terminal)
     try:
         assert server.blocked.wait(60), "the server never reached the blocking point"
         cache = collection / ".audiotrove" / "cache"

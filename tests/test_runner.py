@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     group_members,
+    sigint_as_from_a_terminal,
     AUDIOTROVE,
     catalog_db,
     cli_env,
@@ -291,7 +292,8 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
         cat.add_files([(str(p), "file", str(src)) for p in paths])
     with open(tmp_path / "run.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-c", CTRL_C_RUN, str(coll)], env=cli_env(),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=sigint_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not all(Path(f"{p}.started").exists() for p in paths[free:free + 2]):

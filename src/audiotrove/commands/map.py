@@ -34,7 +34,7 @@ def map_cmd(
     grid: Optional[str] = typer.Option(None, "--grid", help="WxH grid for grid.col/grid.row (default: the smallest near-square that fits)."),
     clusters: str = typer.Option("auto", "--clusters", "-k", help="Number of k-means clusters, or auto (best silhouette, 2-12)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same map."),
-    sample: int = typer.Option(20000, "--sample", min=100, help="t-SNE/UMAP: fit on at most this many items, place the rest by their nearest fitted neighbours."),
+    sample: int = typer.Option(10000, "--sample", min=100, help="t-SNE/UMAP: fit on at most this many items, place the rest by their nearest fitted neighbours."),
     name: str = typer.Option("map", "--name", help="Map name: other names keep their own fields (map.NAME.x...)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Write a picture of the map."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive map: one self-contained HTML file (hover to hear a unit, box to select)."),

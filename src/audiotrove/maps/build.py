@@ -26,7 +26,7 @@ from .layout import fit_layout, similarity_order
 from .store import DEFAULT_NAME, save_file_fields, save_table
 
 AUTO_GRID_MAX = 128 * 128  # above, a grid only when --grid asks for one
-SAMPLE = 20_000  # t-SNE / UMAP fitted on this many items at most, the rest placed (layout.place)
+SAMPLE = 10_000  # t-SNE / UMAP fitted on this many items at most, the rest placed (layout.place)
 UNIT_MEDIANS = ("power", "hz", "clarity", "centroid", "flatness", "dur")
 
 

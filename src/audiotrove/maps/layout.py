@@ -2,7 +2,7 @@
 (umap-learn, an optional extra) or PCA (numpy). Deterministic for a given seed.
 
     xy = layout(matrix, method="tsne", dims=2, seed=0)          # (n, 2) float64
-    xy, fitted = fit_layout(matrix, method="tsne", sample=20000)  # fit a sample, place the rest
+    xy, fitted = fit_layout(matrix, method="tsne", sample=10000)  # fit a sample, place the rest
     rank = similarity_order(layout(matrix, dims=1)[:, 0], labels=k_means_labels)
 """
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import sys
 from contextlib import contextmanager
 from typing import Iterator, List, Optional
 
@@ -164,14 +163,16 @@ def local_cmd(
 
 
 def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (both end the cluster cleanly). SIGINT is handled even when
+    the shell started this in the background with it ignored."""
     import signal
-    import time
+    import threading
 
-    if hasattr(signal, "pause") and sys.platform != "win32":
-        while True:
-            signal.pause()
-    while True:
-        time.sleep(3600)
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    threading.Event().wait()
 
 
 __all__ = ["add_executor_options", "chosen_executor", "register",

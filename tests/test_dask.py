@@ -1,0 +1,331 @@
+"""The Dask executor on real processes: a `dask scheduler` and two `dask worker` processes on
+127.0.0.1, started here and stopped (their whole process groups) at the end.
+
+Items are stopped at known moments by tests/dask_preload.py (loaded into the workers): a
+sidecar "<file>.hold-<step>" makes the first attempt at that item write "<file>.started-<step>"
+(the worker's pid) and wait; the test then kills that worker, presses Ctrl-C or stops the
+scheduler. No sleep races the machine's speed: every wait is for a file or an exit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from audiotrove.errors import UsageError
+from audiotrove.runner.dask_executor import PathMap
+from audiotrove.steps import Item
+
+from conftest import (AUDIOTROVE, TESTS_DIR, cli_env, db_rows, group_members, noise, run_cli, speech_like,
+                      tone, write_audio)
+
+distributed = pytest.importorskip("distributed")
+
+DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
+START_S = 120  # a generous bound for a process to come up on a loaded machine (not a race)
+
+
+# --- pure: the path map, the option checks ------------------------------------------------------
+
+def test_path_map_translates_items_and_results_back():
+    pm = PathMap.parse(["/data/audio=/mnt/nfs/audio", "/data/audio/special/=/srv/special", "/home/me/coll=/mnt/coll"])
+    item = Item(3, "/data/audio/a/b.wav", {"out_dir": "/data/audio/out", "gain_db": 2.0, "mode": "onset"},
+                {"analyze": {"x": ["/data/audio/a/b.wav"]}}, "/home/me/coll/.audiotrove")
+    remote = pm.to_remote(item)
+    assert remote.path == "/mnt/nfs/audio/a/b.wav"
+    assert remote.workdir == "/mnt/coll/.audiotrove"
+    assert remote.params == {"out_dir": "/mnt/nfs/audio/out", "gain_db": 2.0, "mode": "onset"}
+    assert remote.inputs["analyze"]["x"] == ["/mnt/nfs/audio/a/b.wav"]
+    assert remote.file_id == 3 and item.path == "/data/audio/a/b.wav"  # the original is untouched
+    # the longest prefix wins; a prefix matches whole folder names only
+    assert pm.path_to_remote("/data/audio/special/x.wav") == "/srv/special/x.wav"
+    assert pm.path_to_remote("/data/audiobooks/x.wav") == "/data/audiobooks/x.wav"
+    assert pm.path_to_remote("/data/audio") == "/mnt/nfs/audio"
+    # results come back in the coordinator's paths, messages included
+    assert pm.to_local({"output": "/mnt/nfs/audio/out/b.enhanced.wav", "n": 1}) == \
+        {"output": "/data/audio/out/b.enhanced.wav", "n": 1}
+    assert pm.to_local("cannot write the unit shard into /mnt/coll/.audiotrove/units: full") == \
+        "cannot write the unit shard into /home/me/coll/.audiotrove/units: full"
+    assert pm.to_local(pm.to_remote(item)) == item
+    assert PathMap().to_remote(item) is item
+    for bad in ("/data", "=/mnt", "/data=", "data=/mnt", "/data=mnt"):
+        with pytest.raises(UsageError, match="--path-map"):
+            PathMap.parse([bad])
+
+
+def test_option_checks_and_missing_extra(monkeypatch):
+    from audiotrove.commands.cluster import chosen_executor
+    from audiotrove.commands.common import State
+    from audiotrove.runner import dask_executor
+
+    monkeypatch.setattr(State, "executor", None)
+    monkeypatch.setattr(State, "scheduler", None)
+    monkeypatch.setattr(State, "path_map", [])
+    monkeypatch.delenv("AUDIOTROVE_SCHEDULER", raising=False)
+    with chosen_executor() as ex:
+        assert ex is None  # the local pool by default
+    monkeypatch.setattr(State, "path_map", ["/a=/b"])
+    with pytest.raises(UsageError, match="--path-map applies to --executor dask"):
+        with chosen_executor():
+            pass
+    monkeypatch.setattr(State, "path_map", [])
+    monkeypatch.setattr(State, "executor", "dask")
+    with pytest.raises(UsageError, match="needs a scheduler"):
+        with chosen_executor():
+            pass
+    monkeypatch.setenv("AUDIOTROVE_SCHEDULER", "tcp://127.0.0.1:1")
+    with pytest.raises(UsageError, match="--item-timeout applies to the local executor"):
+        with chosen_executor(item_timeout_s=5):
+            pass
+    monkeypatch.setitem(sys.modules, "distributed", None)  # the dask extra not installed
+    with pytest.raises(UsageError, match=r"pip install 'audiotrove\[dask\]'"):
+        dask_executor.DaskExecutor.connect("tcp://127.0.0.1:1")
+    monkeypatch.setattr(State, "executor", "spark")
+    with pytest.raises(UsageError, match="unknown executor"):
+        with chosen_executor():
+            pass
+
+
+# --- a real cluster ---------------------------------------------------------------------------------
+
+class Cluster:
+    def __init__(self, root: Path, workers: int = 2):
+        self.root = root
+        self.file = root / "scheduler.json"
+        self.env = cli_env({"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+                            "DASK_DISTRIBUTED__WORKER__DAEMON": "False"})
+        self.procs: list[subprocess.Popen] = []
+        self.scheduler = self._start([*DASK, "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                      "--scheduler-file", str(self.file)], "scheduler")
+        deadline = time.monotonic() + START_S
+        while not self.file.exists():
+            assert self.scheduler.poll() is None and time.monotonic() < deadline, self.log("scheduler")
+            time.sleep(0.05)
+        self.address = json.loads(self.file.read_text())["address"]
+        for k in range(workers):
+            self._start([*WORKER, "--scheduler-file", str(self.file), "--nthreads", "1", "--nworkers", "1",
+                         "--memory-limit", "0", "--no-dashboard", "--name", f"w{k}", "--host", "127.0.0.1",
+                         "--preload", str(TESTS_DIR / "dask_preload.py")], f"worker{k}")
+        self.wait_for_workers(workers)
+
+    def _start(self, cmd: list[str], name: str) -> subprocess.Popen:
+        log = open(self.root / f"{name}.log", "w")
+        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text()
+
+    def client(self):
+        return distributed.Client(self.address, timeout=START_S, set_as_default=False)
+
+    def wait_for_workers(self, n: int) -> None:
+        with self.client() as c:
+            c.wait_for_workers(n, timeout=START_S)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            p.wait(timeout=30)
+        for p in self.procs:
+            assert group_members(p.pid) == [], "a Dask process outlived the test"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = None
+    try:
+        c = Cluster(tmp_path_factory.mktemp("dask"))
+        yield c
+    finally:
+        if c is not None:
+            c.stop()
+
+
+def _files(folder: Path) -> list[Path]:
+    folder.mkdir()
+    sr = 22050
+    signals = {"a_tone.wav": tone(freq_hz=330, seconds=3.0, sample_rate=sr),
+               "b_speech.wav": speech_like(seconds=3.0, sample_rate=16000, seed=5),
+               "c_hold.wav": tone(freq_hz=550, seconds=2.5, sample_rate=sr, channels=2),
+               "d_noise.flac": noise(seconds=2.0, sample_rate=sr, seed=7),
+               "e_speech.ogg": speech_like(seconds=2.5, sample_rate=16000, seed=8),
+               "f_tone.wav": tone(freq_hz=990, seconds=1.5, sample_rate=sr)}
+    return [write_audio(folder / name, audio, 16000 if "speech" in name else sr)
+            for name, audio in signals.items()]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen | None = None) -> str:
+    deadline = time.monotonic() + START_S
+    while not (path.exists() and path.read_text()):
+        assert proc is None or proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def _popen_cli(*args, extra_env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([*AUDIOTROVE, *map(str, args)], env=cli_env(extra_env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _ls(coll: Path) -> list[dict]:
+    out = run_cli("-C", coll, "ls", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _one_result_each(coll: Path, step: str, files: int, per_file: int = 1) -> None:
+    rows = db_rows(coll, "SELECT status, count(*) FROM results WHERE step = ? GROUP BY status", (step,))
+    assert rows == [("ok", files * per_file)], (step, rows)
+
+
+def test_analyze_segment_embed_on_dask_equal_local_with_a_worker_killed(cluster, tmp_path):
+    audio = _files(tmp_path / "audio")
+    link = tmp_path / "mnt"
+    link.symlink_to(tmp_path / "audio")  # the workers' view of the same folder under another name
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    for coll in (local, remote):
+        assert run_cli("init", coll).returncode == 0
+        assert run_cli("-C", coll, "add", tmp_path / "audio").returncode == 0
+
+    for cmd in (["analyze"], ["segment"], ["embed", "--model", "descriptors"]):
+        out = run_cli("-C", local, *cmd, "-j", "2")
+        assert out.returncode == 0, out.stderr
+
+    out = run_cli("-C", remote, "analyze", "--executor", "dask", "--scheduler", cluster.address,
+                  "--path-map", f"{tmp_path / 'audio'}={link}")
+    assert out.returncode == 0, out.stderr
+    assert "analyze: 6 ok, 0 failed" in out.stderr
+
+    # segment: the worker running c_hold.wav is SIGKILLed in the middle of it
+    held = audio[2]
+    Path(f"{held}.hold-segment").touch()
+    run = _popen_cli("-C", remote, "segment", extra_env={"AUDIOTROVE_SCHEDULER": cluster.address})
+    pid = int(_wait_for(Path(f"{held}.started-segment"), run))
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = run.communicate(timeout=START_S)
+    assert run.returncode == 0, stderr
+    assert "segment: 6 ok, 0 failed" in stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+    out = run_cli("-C", remote, "--scheduler", cluster.address, "embed", "--model", "descriptors")
+    assert out.returncode == 0, out.stderr
+
+    # nothing lost, nothing twice: one result per file and step, one shard per file
+    _one_result_each(remote, "analyze", 6)
+    _one_result_each(remote, "segment", 6)
+    _one_result_each(remote, "embed", 6, per_file=3)  # file, window and unit vectors
+    for coll in (local, remote):
+        shards = sorted(p.name for p in (coll / ".audiotrove" / "units").iterdir())
+        assert len(shards) == 6 and all(s.endswith(".parquet") for s in shards), shards
+    assert sorted(p.name for p in (remote / ".audiotrove" / "units").iterdir()) == \
+        sorted(p.name for p in (local / ".audiotrove" / "units").iterdir())
+    assert _ls(remote) == _ls(local)
+    units = [run_cli("-C", c, "units", "--format", "json") for c in (local, remote)]
+    assert units[0].returncode == 0 and units[0].stdout == units[1].stdout
+    cluster.wait_for_workers(2)  # the nanny restarts the killed worker
+
+
+def test_an_item_that_kills_two_workers_fails_with_a_message(cluster, tmp_path, monkeypatch):
+    from audiotrove.catalog.db import Catalog
+    from audiotrove.runner import run_step
+    from audiotrove.runner.dask_executor import DaskExecutor
+    from audiotrove.steps import register
+
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+    register("toy", "toystep")
+    audio = _files(tmp_path / "audio")
+    crash = audio[1].rename(audio[1].with_name("b_crash.wav"))
+    cat = Catalog.create(tmp_path / "coll")
+    cat.add_files([(str(p), "file", None) for p in [*audio[:1], crash, *audio[2:]]])
+    with DaskExecutor.connect(cluster.address) as executor:
+        summary = run_step(cat, "toy", {"crash_if_name": "crash"}, executor=executor, show_progress=False)
+    assert (summary.ok, summary.failed) == (5, 1)
+    rows = db_rows(tmp_path / "coll", "SELECT f.path, r.status, r.error FROM results r JOIN files f "
+                                      "ON f.content_hash = r.content_hash WHERE r.step = 'toy'")
+    failed = [(p, e) for p, s, e in rows if s == "error"]
+    assert len(failed) == 1 and failed[0][0] == str(crash)
+    assert "worker process died while processing this item, on 2 Dask workers" in failed[0][1]
+    cat.close()
+    cluster.wait_for_workers(2)
+
+
+def test_ctrl_c_cancels_and_the_next_run_resumes(cluster, tmp_path):
+    audio = _files(tmp_path / "audio")
+    coll = tmp_path / "coll"
+    run_cli("init", coll)
+    run_cli("-C", coll, "add", tmp_path / "audio")
+    held = audio[0]
+    Path(f"{held}.hold-analyze").touch()
+    run = _popen_cli("-C", coll, "analyze", "--scheduler", cluster.address)
+    _wait_for(Path(f"{held}.started-analyze"), run)
+    # the other worker goes on alone: wait until it has committed the 5 other files
+    deadline = time.monotonic() + START_S
+    while db_rows(coll, "SELECT count(*) FROM results WHERE step = 'analyze'")[0][0] < 5:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=START_S)
+    assert run.returncode == 130, stderr
+    assert "run again to resume" in stderr
+    Path(f"{held}.go").touch()  # the worker thread still holding the cancelled item may go
+    out = run_cli("-C", coll, "analyze", "--scheduler", cluster.address)
+    assert out.returncode == 0, out.stderr
+    assert "analyze: 1 ok, 0 failed, 5 already up to date" in out.stderr
+    _one_result_each(coll, "analyze", 6)
+
+
+def test_path_map_reaches_the_workers(cluster, tmp_path):
+    from audiotrove.runner.dask_executor import DaskExecutor
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.wav").write_bytes(b"x")
+    seen = []
+    for mapping, expected in (([f"/nowhere/{tmp_path.name}={real}"], True), ([], False)):
+        with DaskExecutor.connect(cluster.address, path_map=PathMap.parse(mapping)) as ex:
+            ex.run(os.path.isfile, [f"/nowhere/{tmp_path.name}/a.wav"], seen.append)
+        assert seen[-1].error is None and seen[-1].value is expected
+        assert seen[-1].item == f"/nowhere/{tmp_path.name}/a.wav"  # outcomes name the item as given
+
+
+def test_scheduler_gone_stops_the_run_with_what_finished_saved(tmp_path):
+    """Last: its own scheduler and worker, as it kills the scheduler."""
+    (tmp_path / "cl").mkdir()
+    c = Cluster(tmp_path / "cl", workers=1)
+    try:
+        audio = _files(tmp_path / "audio")
+        coll = tmp_path / "coll"
+        run_cli("init", coll)
+        run_cli("-C", coll, "add", tmp_path / "audio")
+        held = audio[3]
+        Path(f"{held}.hold-analyze").touch()
+        run = _popen_cli("-C", coll, "analyze", "--scheduler", c.address)
+        _wait_for(Path(f"{held}.started-analyze"), run)
+        deadline = time.monotonic() + START_S  # the files before it are committed (one worker, in order)
+        while db_rows(coll, "SELECT count(*) FROM results WHERE step = 'analyze'")[0][0] < 3:
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(c.scheduler.pid, signal.SIGKILL)
+        _, stderr = run.communicate(timeout=START_S)
+        assert run.returncode == 2, stderr
+        assert "went away during the run" in stderr and "run the same command again" in stderr
+        done = db_rows(coll, "SELECT count(*) FROM results WHERE step = 'analyze' AND status = 'ok'")[0][0]
+        assert done == 3  # the files before the held one, one at a time on the single worker
+        assert "analyze: 3 ok, 0 failed" in stderr
+    finally:
+        c.stop()

@@ -311,6 +311,29 @@ def test_path_map_reaches_the_workers(cluster, tmp_path):
         assert seen[-1].item == f"/nowhere/{tmp_path.name}/a.wav"  # outcomes name the item as given
 
 
+def test_cluster_local_prints_its_address_and_stops_on_ctrl_c(tmp_path):
+    proc = subprocess.Popen([*AUDIOTROVE, "cluster", "local", "--workers", "1", "--port", "0", "--memory-limit", "0"],
+                            env=cli_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        address = proc.stdout.readline().strip()
+        assert address.startswith("tcp://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else address
+        with distributed.Client(address, timeout=START_S, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=START_S)
+            assert client.submit(sum, [1, 2, 3]).result(timeout=START_S) == 6
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=START_S)
+        assert proc.returncode == 0 and "cluster stopped" in stderr
+        deadline = time.monotonic() + 30
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert group_members(proc.pid) == []  # its scheduler and workers went with it
+    finally:
+        if proc.poll() is None or group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_scheduler_gone_stops_the_run_with_what_finished_saved(cluster, tmp_path):
     """The last test of the module: it kills the module's scheduler."""
     audio = _files(tmp_path / "audio")

@@ -80,10 +80,8 @@ def test_option_checks_and_missing_extra(monkeypatch):
     with pytest.raises(UsageError, match="needs a scheduler"):
         with chosen_executor():
             pass
-    monkeypatch.setenv("AUDIOTROVE_SCHEDULER", "tcp://127.0.0.1:1")
-    with pytest.raises(UsageError, match="--item-timeout applies to the local executor"):
-        with chosen_executor(item_timeout_s=5):
-            pass
+    with pytest.raises(UsageError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        dask_executor.DaskExecutor.connect("tcp://127.0.0.1:1", timeout_s=0.5)
     monkeypatch.setitem(sys.modules, "distributed", None)  # the dask extra not installed
     with pytest.raises(UsageError, match=r"pip install 'audiotrove\[dask\]'"):
         dask_executor.DaskExecutor.connect("tcp://127.0.0.1:1")
@@ -273,6 +271,32 @@ def test_an_item_that_kills_two_workers_fails_with_a_message(cluster, tmp_path, 
     assert "worker process died while processing this item, on 2 Dask workers" in failed[0][1]
     cat.close()
     cluster.wait_for_workers(2)
+
+
+def test_an_item_past_its_time_limit_fails_and_the_worker_goes_on(cluster, tmp_path, monkeypatch):
+    from audiotrove.catalog.db import Catalog
+    from audiotrove.runner import run_step
+    from audiotrove.runner.dask_executor import DaskExecutor
+    from audiotrove.runner.executor import TimeLimit
+    from audiotrove.steps import register
+
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+    register("toy", "toystep")
+    stuck = write_audio(tmp_path / "stuck.wav", tone(seconds=0.5), 44100)
+    cat = Catalog.create(tmp_path / "coll")
+    cat.add_files([(str(stuck), "file", None)])
+    try:
+        with DaskExecutor.connect(cluster.address, time_limit=TimeLimit(fixed_s=1.0)) as executor:
+            summary = run_step(cat, "toy", {"hold_if_name": "stuck"}, executor=executor, show_progress=False)
+            assert (summary.ok, summary.failed) == (0, 1)
+            assert Path(f"{stuck}.started").exists()  # it was running, not waiting for a worker
+            error = db_rows(tmp_path / "coll", "SELECT error FROM results WHERE step = 'toy'")[0][0]
+            assert error.startswith("timed out after 1 s (limit: --item-timeout 1 s)"), error
+            # both workers still take items
+            assert sorted(executor.client.gather(executor.client.map(len, ["a", "bb"], pure=False))) == [1, 2]
+    finally:
+        Path(f"{stuck}.go").touch()  # let the abandoned thread end
+        cat.close()
 
 
 def test_ctrl_c_cancels_and_the_next_run_resumes(cluster, tmp_path):

@@ -106,13 +106,12 @@ def chosen_executor(*, workers: int | None = None, item_timeout_s: float | None 
     if not address:
         raise UsageError(f"--executor dask needs a scheduler: --scheduler tcp://HOST:8786 or ${SCHEDULER_ENV} "
                          "(`audiotrove cluster local` starts one on this machine)")
-    if item_timeout_s is not None:
-        raise UsageError("--item-timeout applies to the local executor: a Dask worker cannot stop one item "
-                         "short of killing the worker")
     from ..runner.dask_executor import DaskExecutor, PathMap
+    from ..runner.executor import TimeLimit
 
     path_map = PathMap.parse(State.path_map)
-    executor = DaskExecutor.connect(address, path_map=path_map, in_flight=workers)
+    executor = DaskExecutor.connect(address, path_map=path_map, in_flight=workers,
+                                    time_limit=TimeLimit(fixed_s=item_timeout_s))
     try:
         yield executor
     finally:

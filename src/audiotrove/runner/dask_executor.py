@@ -22,8 +22,12 @@ Faults, mapped to the outcomes the local pool gives:
 - The scheduler going away: the client cancels every future; the run stops with `ClusterLost`
   (a UsageError) after the outcomes already received are committed.
 
-Not here, unlike the local pool: a per-item time limit (Dask cannot stop one task of a worker
-thread short of killing the worker) and decoding progress; `--item-timeout` is refused.
+- An item past its time limit (`TimeLimit`, as for the local pool: by default 60 s + 10 x the
+  seconds of audio it has decoded): an outcome with `error` (kind "timed_out"). On the worker the
+  item runs in a thread of its own that the task waits for, with the limit; at the limit the task
+  returns the failure and the worker goes on with its next item. Python cannot stop a thread: the
+  stuck one is left behind (named audiotrove-timed-out) until the worker restarts; a stuck
+  decoder holds no more than it held.
 
 Paths: workers open the paths of the plan. When the shared storage is mounted elsewhere on the
 workers, `PathMap` rewrites every path-like string of an item (its path, the collection's
@@ -35,13 +39,14 @@ Dask is imported only when an executor is made: the core runs without the `dask`
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..errors import UsageError
-from .executor import TaskOutcome, describe
+from .executor import TaskOutcome, TimeLimit, describe
 
 INSTALL_HINT = "the Dask executor needs the dask extra: pip install 'audiotrove[dask]'"
 KEY_PREFIX = "audiotrove"
@@ -154,6 +159,7 @@ class DaskExecutor:
     path_map: PathMap = field(default_factory=PathMap)
     in_flight: int | None = None  # futures submitted and not yet taken back; None: the cluster's threads
     allowed_failures: int | None = 1  # set on the scheduler at the first run (None: leave it)
+    time_limit: TimeLimit = field(default_factory=TimeLimit)
     owns_client: bool = False
     _configured: bool = field(default=False, init=False, repr=False)
 
@@ -225,7 +231,7 @@ class DaskExecutor:
                     return
                 key = f"{tag}-{uuid.uuid4().hex}"
                 future = self.client.submit(_run_task, fn, self.path_map.to_remote(item), registry,
-                                            key=key, pure=False, retries=0)
+                                            self.time_limit, key=key, pure=False, retries=0)
                 pending[key] = (item, time.monotonic())
                 completed.add(future)
 
@@ -292,20 +298,52 @@ def _cancel(client, completed, pending: dict) -> None:
 
 # --- on the worker ------------------------------------------------------------------------------
 
-def _run_task(fn: Callable[[Any], Any], item: Any, registry: dict[str, str]) -> tuple:
+_decoded: dict[int, float] = {}  # thread id -> seconds of audio decoded by the item it runs
+POLL_S = 0.5
+
+
+def _count_decoded(seconds: float) -> None:
+    ident = threading.get_ident()
+    if ident in _decoded:
+        _decoded[ident] += seconds
+
+
+def _run_task(fn: Callable[[Any], Any], item: Any, registry: dict[str, str], limit: TimeLimit) -> tuple:
     """Run one task on a Dask worker: (kind, value, error), never raising for a failing `fn`
-    (a failure is the item's, and Dask must not retry it or log it as the worker's)."""
+    (a failure is the item's: Dask must not retry it, nor count it against the worker).
+    `fn` runs in a thread of its own, so that the task can give up at the time limit."""
+    from ..io import decode
     from ..steps import _STEP_MODULES, register
 
     for name, module in registry.items():
         if _STEP_MODULES.get(name) != module:
             register(name, module)
-    try:
-        return ("ok", fn(item), None)
-    except MemoryError:
-        return ("raised", None, "out of memory")
-    except Exception as exc:  # the outcome says what went wrong; the batch goes on
-        return ("raised", None, describe(exc))
+    decode.set_progress_hook(_count_decoded)  # this process's readers report to the item's thread
+    reply: list = []
+
+    def work() -> None:
+        _decoded[threading.get_ident()] = 0.0
+        try:
+            reply.append(("ok", fn(item), None))
+        except MemoryError:
+            reply.append(("raised", None, "out of memory"))
+        except Exception as exc:  # the outcome says what went wrong; the batch goes on
+            reply.append(("raised", None, describe(exc)))
+        finally:
+            _decoded.pop(threading.get_ident(), None)
+
+    thread = threading.Thread(target=work, name="audiotrove-item", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    while True:
+        thread.join(POLL_S)
+        if not thread.is_alive():
+            return reply[0] if reply else ("raised", None, "the item's thread ended without a result")
+        decoded_s = _decoded.get(thread.ident, 0.0)
+        elapsed = time.monotonic() - started
+        if elapsed > limit.seconds(decoded_s):
+            thread.name = "audiotrove-timed-out"
+            return ("timed_out", None, f"timed out after {elapsed:.0f} s (limit: {limit.describe(decoded_s)})")
 
 
 __all__ = ["ClusterLost", "DaskExecutor", "INSTALL_HINT", "PathMap", "import_distributed"]

@@ -5,10 +5,16 @@
     executor.close()
 
 The plan is made here, on the coordinator; each item becomes one Dask future, with a bounded
-number in flight (by default one per worker thread of the cluster, read again as workers come
+number in flight (by default 4 per worker thread of the cluster + 2, read again as workers come
 and go); outcomes are handed to `on_outcome` as they complete (distributed.as_completed), and the
 coordinator alone writes the catalog. Each future is taken from `as_completed` once and then
 dropped, so an item is committed at most once whatever happens on the cluster.
+
+One item per worker thread: the executor sets the scheduler's worker-saturation to 1.0, and
+keeps more than twice the cluster's threads in flight, which makes Dask treat the items as
+root tasks: the ones not running wait in the scheduler's queue, and a freed thread gets the next
+at once, without a round trip to the coordinator. A worker that dies was running only its own
+item(s), so the crash is counted against the right file.
 
 Faults, mapped to the outcomes the local pool gives:
 - `fn` raising on the worker: an outcome with `error` (kind "raised"), the batch goes on.
@@ -157,7 +163,7 @@ class DaskExecutor:
 
     client: Any
     path_map: PathMap = field(default_factory=PathMap)
-    in_flight: int | None = None  # futures submitted and not yet taken back; None: the cluster's threads
+    in_flight: int | None = None  # futures submitted and not yet taken back; None: 4 x threads + 2
     allowed_failures: int | None = 1  # set on the scheduler at the first run (None: leave it)
     time_limit: TimeLimit = field(default_factory=TimeLimit)
     owns_client: bool = False
@@ -197,14 +203,16 @@ class DaskExecutor:
         return sum(int(w.get("nthreads", 1)) for w in workers.values())
 
     def _configure(self) -> None:
-        if self._configured or self.allowed_failures is None:
+        """Set the scheduler's allowed-failures and worker-saturation (see the module's doc)."""
+        if self._configured:
             return
-        limit = int(self.allowed_failures)
+        limit = self.allowed_failures
 
-        def set_allowed_failures(dask_scheduler=None):  # defined here: sent by value, not by name
-            dask_scheduler.allowed_failures = limit
-            return limit
-        self.client.run_on_scheduler(set_allowed_failures)
+        def configure(dask_scheduler=None):  # defined here: sent by value, not by name
+            if limit is not None:
+                dask_scheduler.allowed_failures = int(limit)
+            dask_scheduler.WORKER_SATURATION = 1.0
+        self.client.run_on_scheduler(configure)
         self._configured = True
 
     def run(self, fn: Callable[[Any], Any], items: Iterable[Any],
@@ -221,19 +229,26 @@ class DaskExecutor:
         exhausted = False
 
         def top_up() -> None:
+            """Submit items until `in_flight` are out (in one batch: Dask sees them together)."""
             nonlocal exhausted
-            bound = self.in_flight or max(1, self.threads())
-            while not exhausted and len(pending) < bound:
+            bound = self.in_flight or 4 * self.threads() + 2
+            batch = []
+            while not exhausted and len(pending) + len(batch) < bound:
                 try:
-                    item = next(queue)
+                    batch.append(next(queue))
                 except StopIteration:
                     exhausted = True
-                    return
-                key = f"{tag}-{uuid.uuid4().hex}"
-                future = self.client.submit(_run_task, fn, self.path_map.to_remote(item), registry,
-                                            self.time_limit, key=key, pure=False, retries=0)
-                pending[key] = (item, time.monotonic())
-                completed.add(future)
+            if not batch:
+                return
+            keys = [f"{tag}-{uuid.uuid4().hex}" for _ in batch]
+            n = len(batch)
+            futures = self.client.map(_run_task, [fn] * n, [self.path_map.to_remote(i) for i in batch],
+                                      [registry] * n, [self.time_limit] * n, key=keys, pure=False,
+                                      retries=0)
+            now = time.monotonic()
+            for key, item, future in zip(keys, batch, futures):
+                pending[key] = (item, now)
+            completed.update(futures)
 
         lost = 0
         try:

@@ -56,6 +56,7 @@ from .executor import TaskOutcome, TimeLimit, describe
 
 INSTALL_HINT = "the Dask executor needs the dask extra: pip install 'audiotrove[dask]'"
 KEY_PREFIX = "audiotrove"
+THREADS_EVERY_S = 2.0  # how often the cluster's size is asked again (workers come and go)
 
 
 class ClusterLost(UsageError):
@@ -168,6 +169,7 @@ class DaskExecutor:
     time_limit: TimeLimit = field(default_factory=TimeLimit)
     owns_client: bool = False
     _configured: bool = field(default=False, init=False, repr=False)
+    _threads: tuple[int, float] | None = field(default=None, init=False, repr=False)  # (threads, when asked)
 
     @classmethod
     def connect(cls, address: str, *, path_map: PathMap | None = None, timeout_s: float = 30.0,
@@ -195,12 +197,16 @@ class DaskExecutor:
         return self.client.scheduler.address
 
     def threads(self) -> int:
-        """Worker threads of the cluster now (0 while no worker is connected)."""
-        try:
-            workers = self.client.scheduler_info(n_workers=-1)["workers"]
-        except TypeError:  # older distributed: no n_workers
-            workers = self.client.scheduler_info()["workers"]
-        return sum(int(w.get("nthreads", 1)) for w in workers.values())
+        """Worker threads of the cluster (0 while no worker is connected), asked of the scheduler
+        at most every THREADS_EVERY_S (each ask is a round trip)."""
+        now = time.monotonic()
+        if self._threads is None or now - self._threads[1] > THREADS_EVERY_S:
+            try:
+                workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            except TypeError:  # older distributed: no n_workers
+                workers = self.client.scheduler_info()["workers"]
+            self._threads = (sum(int(w.get("nthreads", 1)) for w in workers.values()), now)
+        return self._threads[0]
 
     def _configure(self) -> None:
         """Set the scheduler's allowed-failures and worker-saturation (see the module's doc)."""

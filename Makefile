@@ -30,6 +30,7 @@ demo: venv
 	-$(AT) -C $(DEMO) segment
 	-$(AT) -C $(DEMO) embed
 	$(AT) -C $(DEMO) similar demo/recordings/xmas.wav -k 3
+	-$(AT) -C $(DEMO) mosaic demo/recordings/xmas.wav -o $(DEMO)/mosaic.wav --score $(DEMO)/mosaic.csv --smooth 0.3
 	-$(AT) -C $(DEMO) tag
 	$(AT) -C $(DEMO) ls 'tags.windows?' --fields path,tags.top
 	-$(AT) -C $(DEMO) embed --model descriptors --files
@@ -40,6 +41,7 @@ demo: venv
 	@echo
 	@echo "Results are in $(DEMO)/.audiotrove/catalog.db; the report is $(DEMO)/report.html"
 	@echo "The map of the files by similarity: $(DEMO)/map.png"
+	@echo "xmas.wav re-made out of the other recordings' units: $(DEMO)/mosaic.wav (what was chosen: $(DEMO)/mosaic.csv)"
 	@echo "(two files fail on purpose: they are broken). Try next:"
 	@echo "  . $(VENV)/bin/activate"
 	@echo "  audiotrove -C $(DEMO) status"
@@ -47,6 +49,7 @@ demo: venv
 	@echo "  audiotrove -C $(DEMO) ls 'snr < 20 or clipped > 0' --fields snr,clipped,hum"
 	@echo "  audiotrove -C $(DEMO) ls --format jsonl"
 	@echo "  audiotrove -C $(DEMO) similar 1:3 -k 5 --render $(DEMO)/neighbours.wav"
+	@echo "  audiotrove -C $(DEMO) mosaic demo/recordings/xmas.wav -o $(DEMO)/mosaic2.wav --match yamnet,hz=1 --pitch match --layers 2"
 	@echo "  audiotrove -C $(DEMO) search 'dashwood' --render $(DEMO)/hits.wav"
 	@echo "  audiotrove -C $(DEMO) ls --sort map.order --fields path,map.cluster,map.order"
 
@@ -62,7 +65,7 @@ test: venv system-test-deps
 bench: venv
 	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }
 	@command -v fluidsynth >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; }
-	$(PY) -m pip install -q librosa pyloudnorm
+	$(PY) -m pip install -q librosa pyloudnorm opencc==1.4.2
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:

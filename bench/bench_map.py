@@ -3,6 +3,7 @@
 sample and placing the rest).
 
     python bench/bench_map.py [--quick] [--million]
+    python bench/bench_map.py --sample-quality 10000   # only: full t-SNE vs a fit on a fifth, the rest placed
 
 Labelled material, generated (no download): instrument-like notes (4 timbres x pitches), drums
 (kick, snare, hat), espeak-ng speech (when installed) and noise (white, pink, brown), 0.8 s
@@ -130,7 +131,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the exact 64x64 grid and the 100 000 run")
     ap.add_argument("--million", action="store_true", help="also place 1 000 000 vectors")
+    ap.add_argument("--sample-quality", type=int, default=0, metavar="N",
+                    help="only the quality lost by fitting on N/5 of N jittered labelled vectors")
     args = ap.parse_args()
+    if args.sample_quality:
+        return sample_quality(args.sample_quality)
 
     x, y, names = labelled(150)
     print(f"labelled: {len(x)} clips, classes {names}, {x.shape[1]}-d descriptors")
@@ -189,6 +194,33 @@ def main() -> None:
               f"k-NN accuracy 2-D on 5 000 of them {knn_accuracy(z[sub], vy[sub]):.3f}")
         (_, s) = cpu(layout, v, method="pca", dims=2)
         print(f"{n} vectors to 2-D by PCA: {s:.1f} CPU s")
+
+
+def sample_quality(n: int) -> None:
+    """t-SNE of n jittered labelled vectors: fitted on all of them, against fitted on n/5 with the
+    rest placed (what `map --sample` does above 20 000 items: 100 000 items are fitted on a fifth)."""
+    from sklearn.manifold import trustworthiness
+
+    from audiotrove.maps.layout import fit_layout
+
+    x, y, names = labelled(150)
+    m, my = jitter(x, y, n, seed=2)
+    sub = np.random.default_rng(0).choice(n, min(n, 3000), replace=False)
+    print(f"{n} jittered vectors of {len(x)} labelled clips ({', '.join(names)}), {x.shape[1]}-d; "
+          f"k-NN accuracy (k=5, 5-fold) in the full embedding on {len(sub)} of them: {knn_accuracy(m[sub], my[sub]):.3f}")
+    print(f"| t-SNE fitted on | CPU s | trustworthiness (k=10, {len(sub)} of them) | k-NN accuracy 2-D ({len(sub)}) |")
+    print("|---|---|---|---|")
+    maps = {}
+    for sample in (None, n // 5):
+        (z, _), s = cpu(fit_layout, m, method="tsne", dims=2, seed=0, sample=sample)
+        maps[sample] = z
+        print(f"| {'all ' + str(n) if sample is None else f'{sample}, the rest placed'} | {s:.1f} | "
+              f"{trustworthiness(m[sub], z[sub], n_neighbors=10):.3f} | {knn_accuracy(z[sub], my[sub]):.3f} |", flush=True)
+    from sklearn.neighbors import NearestNeighbors
+
+    a, b = (NearestNeighbors(n_neighbors=11).fit(maps[k][sub]).kneighbors(maps[k][sub], return_distance=False)[:, 1:]
+            for k in (None, n // 5))
+    print(f"10-NN agreement between the two maps: {np.mean([len(set(p) & set(q)) / 10 for p, q in zip(a, b)]):.3f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,16 @@
    of speech, then 60 s of music, repeated), each transcribed through the speech sections
    (what `transcribe` does) and whole (every second handed to Whisper). The analyze step's
    own time is shown apart (it runs anyway, and once for every step).
+4. Character error rate on the Mandarin AISHELL-1 clip (CER, the usual measure for Chinese,
+   which is written without spaces between words), multilingual models only, language given
+   (zh) and detected, greedy and beam 5: character edit distance / reference characters,
+   punctuation, symbols and spaces dropped (after NFKC). Whisper often writes Mandarin in
+   Traditional characters while AISHELL's transcripts are Simplified, so CER is given as
+   written and after converting the transcript to Simplified (OpenCC's t2s, `pip install
+   opencc`, which `make bench` installs): the second separates recognition errors from the
+   choice of script, and is how Whisper is usually scored on AISHELL.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,6 +94,8 @@ ESPEAK_SENTENCES = [
     "In the evening the men played cards under the lamp.",
     "We never spoke about those years until much later.",
 ]
+# (file under data/, transcript as SOURCES.md gives it): Mandarin, scored per character
+CER_REFERENCES = [("speech/aishell-BAC009S0724W0121.wav", "广州市房地产中介协会分析")]
 MUSIC = ["music/Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",
          "music/sorohanro_-_solo-trumpet-06.ogg", "music/sms_orchestra.wav", "music/sms_cello-phrase.wav"]
 
@@ -133,6 +144,23 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
     return row[-1]
 
 
+def characters(text: str) -> list[str]:
+    """The characters CER counts: NFKC, punctuation, symbols, spaces and controls dropped."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text)
+    return [c for c in text if unicodedata.category(c)[0] not in "PZSC"]
+
+
+def to_simplified(text: str) -> str | None:
+    """Traditional -> Simplified characters (OpenCC t2s); None when opencc is not installed."""
+    try:
+        import opencc
+    except ImportError:
+        return None
+    return opencc.OpenCC("t2s").convert(text)
+
+
 def analyze(path: str) -> tuple[dict, float]:
     started = time.process_time()
     data = get_step("analyze").run(Item(0, path, get_step("analyze").params(), {}, ""))
@@ -170,6 +198,33 @@ def bench_wer(models: list[str]) -> None:
         print(f"| {rel} | {len(ref)} | " + " | ".join(cells) + " |")
     print("| **all** | " + str(next(iter(totals.values()))[1]) + " | "
           + " | ".join(f"**{100 * e / max(1, n):.1f} %**" for e, n in totals.values()) + " |\n")
+
+
+def bench_cer(names: list[str]) -> None:
+    """CER of the multilingual models on the Mandarin clip(s), as written and in Simplified."""
+    variants = [v for m in names if not is_english_only(m)
+                for v in (f"{m}:zh", f"{m}:zh@5", m, f"{m}@5")]
+    if not variants:
+        return
+    print("## Character error rate (Mandarin, AISHELL-1)\n")
+    print("| file | chars | model | language | transcript | CER as written | CER in Simplified |")
+    print("|---|---:|---|---|---|---:|---:|")
+    for rel, ref_text in CER_REFERENCES:
+        path = DATA / rel
+        if not path.exists():
+            continue
+        analysis, _ = analyze(str(path))
+        ref = characters(ref_text)
+        for m in variants:
+            t, _ = transcribe(str(path), m, analysis)
+            simple = to_simplified(t["text"])
+            cer = 100 * edit_distance(ref, characters(t["text"])) / len(ref)
+            cer_s = "(opencc not installed)" if simple is None else \
+                f"{100 * edit_distance(ref, characters(simple)) / len(ref):.1f} %"
+            lang = f"{t['language']} (given)" if ":" in m else \
+                f"{t['language']} (detected, p = {t.get('language_probability') or 0:.2f})"
+            print(f"| {rel} | {len(ref)} | {m} | {lang} | {t['text']} | {cer:.1f} % | {cer_s} |", flush=True)
+    print()
 
 
 def bench_word_times(models: list[str], tmp: Path) -> None:
@@ -323,7 +378,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--models", default="tiny.en,base")
     ap.add_argument("--quick", action="store_true", help="2-minute speed files, no memory check")
-    ap.add_argument("--only", default="wer,times,speed,memory", help="parts to run (comma list)")
+    ap.add_argument("--only", default="wer,cer,times,speed,memory", help="parts to run (comma list)")
     ap.add_argument("--rss-child", nargs=2, metavar=("AUDIO", "ANALYSIS_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -342,6 +397,8 @@ def main() -> None:
         parts = set(args.only.split(","))
         if "wer" in parts:
             bench_wer(variants)
+        if "cer" in parts:
+            bench_cer([m for m in models if ":" not in m])
         if "times" in parts:
             bench_word_times([m for m in models if ":" not in m], tmp)
         if "speed" in parts:

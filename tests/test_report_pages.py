@@ -93,3 +93,22 @@ def test_page_stays_light_at_10000_files(tmp_path):
     assert size < 2_000_000, size
     page = (tmp_path / "r.html").read_text()
     assert page.count('<article class="problem"') == 60
+
+
+def test_a_shared_value_reads_as_the_registry_writes_it():
+    # one value for every file: the registry's formatting, a whole number without ".0"; values
+    # the registry writes otherwise (clock, size, bitrate in k) stay as it writes them
+    from audiotrove.catalog.fields import Field, registry
+    from audiotrove.report.format import shared
+
+    r = registry()
+    assert shared(r.resolve("audio.clipping.percentage"), 0.0) == "0%"
+    assert shared(r.resolve("audio.clipping.percentage"), 2.5) == "2.5%"
+    assert shared(r.resolve("audio.loudness.measured"), -23.0) == "-23 LUFS"
+    assert shared(r.resolve("media_info.audio.sample_rate"), 16000.0) == "16000 Hz"
+    assert shared(r.resolve("media_info.container.duration"), 60.0) == "1:00.0"
+    assert shared(r.resolve("media_info.container.size"), 1000.0) == "1.0 kB"
+    assert shared(r.resolve("media_info.container.bitrate"), 128000.0) == "128k"
+    # decided by the field's kind and unit through the registry, not by its name
+    assert shared(Field("x.stream_rate", "number", "bit/s"), 64000.0) == "64k"
+    assert shared(Field("x.label", "text"), "1.0") == "1.0"

@@ -286,3 +286,29 @@ def test_subtitle_formats():
                          "2\n01:01:01,250 --> 01:01:02,000\nLater.\n")
     assert to_vtt(t) == ("WEBVTT\n\n00:00:00.500 --> 00:00:02.600\nHello there.\n\n"
                          "01:01:01.250 --> 01:01:02.000\nLater.\n")
+
+
+@needs_espeak
+def test_the_same_sentence_sounds_the_same_whatever_was_said_before():
+    # each sentence is synthesized in a fresh process: libespeak-ng keeps state between
+    # syntheses in one process, which changed the samples (and the transcripts) by test order
+    first, words_first = speak.say(SENTENCE_A)
+    speak.say("Something else entirely: 1, 2, 3?", words_per_minute=190)
+    speak.say(SENTENCE_B, voice="en")
+    again, words_again = speak.say(SENTENCE_A)
+    assert np.array_equal(first, again) and words_first == words_again
+    assert [w for w, _ in words_first] == SENTENCE_A.rstrip(".").split(" ")
+
+
+def test_search_finds_chinese_phrases_character_by_character():
+    # Whisper base on the AISHELL clip (bench/RESULTS_transcribe.md): one word per character
+    said = "廣州市佛地產中間協會分析"
+    t = {"words": [[0.3 * k, 0.3 * k + 0.25, c, 0.9] for k, c in enumerate(said)],
+         "segments": [[0.0, 3.6, said]]}
+    assert normalize_words("協會分析。") == ["協", "會", "分", "析"]
+    assert normalize_words("Mr. Dashwood, o'clock 中文ok") == ["mr", "dashwood", "o'clock", "中", "文", "ok"]
+    hits = find_phrase("zh.wav", t, "協會分析", context_s=0.5)
+    assert [(h.start, h.end) for h in hits] == [(2.4, 3.55)]
+    assert hits[0].words == "協會分析" and hits[0].context == "中間[協會分析]"  # no spaces put in
+    assert find_phrase("zh.wav", t, "廣州", context_s=0)[0].start == 0.0
+    assert find_phrase("zh.wav", t, "房地產", context_s=0) == []  # 房 was heard as 佛

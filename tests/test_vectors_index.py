@@ -114,3 +114,44 @@ def test_sync_adds_new_shards_masks_gone_ones_and_rebuilds(tmp_path):
     assert counts["rebuilt"] and index.rows == 100
     rows, dist = index.search(vecs[350], 1)
     assert dist[0] < 0.01  # float16 storage
+
+
+def test_the_current_embed_result_is_the_one_searched(tmp_path):
+    # two embed results of one vector set for the same content (they differ in a parameter the
+    # set does not name): the file's current result (the catalog's pointer) is searched, not
+    # the newest one; an older run made current again is searched again
+    from audiotrove.catalog.db import Catalog
+    from audiotrove.steps.embed import VERSION
+    from audiotrove.vectors.index import VectorSet, current_entries, open_index
+    from audiotrove.vectors.store import SHARDS_DIRNAME, vectors_root
+
+    cat = Catalog.create(tmp_path)
+    cat.add_files([("/c/a.wav", "file", "/c")])
+    fid = cat.files()[0].id
+    vs = VectorSet("m", "1", "file", 1.0)
+    rng = np.random.default_rng(3)
+    vecs = {"old": normalize(rng.standard_normal((1, 16))), "new": normalize(rng.standard_normal((1, 16)))}
+    base = vectors_root(tmp_path) / SHARDS_DIRNAME
+    for k, name in enumerate(("old", "new")):
+        w = ShardWriter(base, 16)
+        w.write([0], [0.0], [3.0], vecs[name])
+        w.commit(f"{name}.parquet")
+        params = {"model": "m", "model_version": "1", "level": "file", "window_s": 1.0,
+                  "units": None if name == "old" else "x"}
+        cat.record(fid, size_bytes=1, mtime_ns=1, content_hash="h", step="embed", step_version=VERSION,
+                   params_hash=name, params=params, status="ok", error=None,
+                   data={"embed": {"shard": f"{name}.parquet"}}, elapsed_s=0.1)
+    assert [e.shard for e in current_entries(cat, vs)] == ["new.parquet"]
+    assert cat.make_current("embed", VERSION, "old", [fid]) == 1
+    assert [e.shard for e in current_entries(cat, vs)] == ["old.parquet"]
+    index = open_index(cat, vs)
+    rows, dist = index.search(vecs["new"][0], 5)
+    assert len(rows) == 1 and index.meta().at[int(rows[0]), "shard"] == "old.parquet"
+    assert dist[0] == pytest.approx(1 - float(vecs["old"][0] @ vecs["new"][0]), abs=2e-3)
+    # a pointer to another set (the last run was another level) leaves this set searchable
+    cat.record(fid, size_bytes=1, mtime_ns=1, content_hash="h", step="embed", step_version=VERSION,
+               params_hash="win", params={"model": "m", "model_version": "1", "level": "window",
+                                          "window_s": 1.0, "units": None},
+               status="ok", error=None, data={"embed": {"shard": "win.parquet"}}, elapsed_s=0.1)
+    assert [e.shard for e in current_entries(cat, vs)] == ["new.parquet"]
+    cat.close()

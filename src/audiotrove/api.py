@@ -9,6 +9,7 @@
     c.similar("12:40", k=10)                     # after `embed`: nearest units, as a DataFrame
     ids, matrix = c.vectors(level="unit")        # the embedding vectors (see vectors/search.py)
     df, info = c.map()                           # after `map`: the map's rows and clusters
+    audio, score = c.mosaic("song.wav", match="yamnet,hz=1")  # after `embed --units`: a mosaic
 
 Columns are the dotted field names (the same as `export` and the query language): path, status,
 error, every registered field (catalog/fields.py), then fields other steps returned. Integer fields
@@ -117,6 +118,18 @@ class Collection:
         from .vectors.search import collection_vectors
 
         return collection_vectors(self.catalog, model=model, level=level, where=where, window_s=window_s)
+
+    def mosaic(self, target: str, *, output: str | os.PathLike | None = None, score_path=None, **options):
+        """(audio, score) of `audiotrove mosaic TARGET`: audio (frames, channels) float32 at the
+        target's rate, score the DataFrame `--score` writes (mosaic/__init__.py). Options as the
+        command's, by their Python names (corpus_where, corpus_units, segment, match, k, pitch,
+        max_reuse, layers, smooth, crossfade_ms, fade_ms, mix, seed); `output` writes the audio."""
+        from .mosaic import make_mosaic, write_mosaic
+
+        result = make_mosaic(self.catalog, target, **options)
+        if output is not None:
+            write_mosaic(result, output, score_path=score_path)
+        return result.audio, result.score
 
     def map(self, name: str = "map", level: str = "file"):
         """(df, info) of a map `audiotrove map` made: df one row per item (path, file_id, unit,

@@ -22,6 +22,7 @@ from .commands import enhance as enhance_commands
 from .commands import fetch as fetch_commands
 from .commands import insight as insight_commands
 from .commands import map as map_commands
+from .commands import mosaic as mosaic_commands
 from .commands import transcribe as transcribe_commands
 from .commands import units as units_commands
 from .commands.common import (
@@ -272,6 +273,7 @@ for _module in (
     tag_commands,
     fetch_commands,
     map_commands,
+    mosaic_commands,
     cluster_commands,
 ):
     _module.register(app)

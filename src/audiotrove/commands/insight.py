@@ -289,10 +289,13 @@ def report_cmd(
     redact_paths: bool = typer.Option(
         False, "--redact-paths", help="Show file names only, link to no file (implies --embed-audio). "
         "By default paths are shown relative to the collection folder."),
+    max_transcripts: int = typer.Option(
+        40, "--max-transcripts", min=0, help="Transcribed files shown with their first 2000 characters, "
+        "timed and playable from any word."),
 ):
     """Write a self-contained HTML page: totals, uniformity with anomalies, histograms, and the
     problem files (clipped, silent, very noisy, off-spec, failed) with why, a waveform and
-    spectrogram, and a player of the original."""
+    spectrogram, and a player of the original; restored and transcribed files when there are some."""
     from ..report.html import write_report
 
     check_format(fmt, ("html", "json"))
@@ -319,7 +322,8 @@ def report_cmd(
         try:
             info = write_report(idx, output, where=where, max_problems=max_problems,
                                 embed_audio=embed_audio, spec=spec, title=title, workers=workers,
-                                minority=minority, progress=True, redact_paths=redact_paths)
+                                minority=minority, progress=True, redact_paths=redact_paths,
+                                max_transcripts=max_transcripts)
         except QueryError as exc:
             raise query_fail(exc)
     print(f"report written: {output} ({info['files']} files, {info['problems']} problem files)")

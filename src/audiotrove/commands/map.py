@@ -2,7 +2,8 @@
 
     audiotrove map [--units QUERY | --files | --windows SECONDS] [--where Q] [--model yamnet|descriptors|PATH]
                    [--method tsne|umap|pca] [--dims 2|1] [--grid WxH] [--clusters K|auto] [--seed N] [--sample N]
-                   [--name NAME] [--update] [--png out.png --color FIELD] [--redraw] [--format table|json]
+                   [--name NAME] [--update] [--png out.png] [--html out.html [--html-points N]] [--color FIELD]
+                   [--redraw] [--format table|json]
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import EXIT_OK, err, fail, open_catalog
+from .common import EXIT_OK, err, fail, open_catalog, output_folder
 
 
 def register(app: typer.Typer) -> None:
@@ -36,9 +37,11 @@ def map_cmd(
     sample: int = typer.Option(20000, "--sample", min=100, help="t-SNE/UMAP: fit on at most this many items, place the rest by their nearest fitted neighbours."),
     name: str = typer.Option("map", "--name", help="Map name: other names keep their own fields (map.NAME.x...)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Write a picture of the map."),
-    color: str = typer.Option("cluster", "--color", help="Colour the picture by this field (a file field, or a unit field for units)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive map: one self-contained HTML file (hover to hear a unit, box to select)."),
+    html_points: int = typer.Option(200_000, "--html-points", min=1, help="--html: at most this many points (a random subset of a larger map)."),
+    color: str = typer.Option("cluster", "--color", help="Colour the picture by this field (a file field, or a unit field for units); --html takes several: a,b."),
     update: bool = typer.Option(False, "--update", help="Place the items added since map NAME was made on it, without recomputing it."),
-    redraw: bool = typer.Option(False, "--redraw", help="Draw the stored map NAME again (with --png) without recomputing it."),
+    redraw: bool = typer.Option(False, "--redraw", help="Draw the stored map NAME again (with --png or --html) without recomputing it."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json (the map's summary)."),
 ):
     """Lay items out by the similarity of their embedding vectors (run `embed` first).
@@ -80,10 +83,18 @@ def map_cmd(
                                     grid=parse_grid(grid) if grid else None,
                                     clusters=clusters if clusters == "auto" else int(clusters),
                                     seed=seed, name=name, sample=sample)
+            colours = [c.strip() for c in color.split(",") if c.strip()] or ["cluster"]
             if png is not None:
                 from ..maps.plot import write_png
+                from ..views.maps import colour_values
 
-                write_png(df, info, png, color=color, values=_colour_values(cat, df, level, color))
+                write_png(df, info, png, color=colours[0], values=colour_values(cat, df, level, colours[0]))
+            if html is not None:
+                from ..maps.html import write_html
+                from ..views.maps import map_points
+
+                output_folder(html)
+                write_html(map_points(cat, name=name, level=level, color=colours, limit=html_points), html)
         except (UsageError, QueryError, ModelError) as exc:
             raise fail(str(exc))
     if fmt == "json":
@@ -97,33 +108,11 @@ def map_cmd(
         err.print(f"[yellow]advice:[/] {info['advice']}")
     if png is not None:
         err.print(f"picture: {png}")
+    if html is not None:
+        shown = min(info["count"], html_points)
+        err.print(f"interactive map: {html} ({shown} of {info['count']} points)" if shown < info["count"]
+                  else f"interactive map: {html}")
     raise typer.Exit(EXIT_OK)
-
-
-def _colour_values(cat, df, level: str, color: str):
-    import pandas as pd
-
-    if color in ("cluster", "map.cluster"):
-        return None
-    if level == "unit":
-        from ..units.select import UNIT_FIELDSET, list_units
-
-        if color in UNIT_FIELDSET:
-            field = UNIT_FIELDSET.resolve(color).name
-            rows = list_units(cat)[["file_id", "unit", field]].astype({"file_id": "int64", "unit": "int64"})
-            keyed = df[["file_id", "unit"]].astype("int64").merge(rows, on=["file_id", "unit"], how="left")
-            return keyed[field].reset_index(drop=True)
-    from ..catalog.fields import UnknownFieldError
-    from ..views import file_frame, open_index
-
-    index = open_index(cat)
-    try:
-        field = index.fields.resolve(color)
-    except UnknownFieldError as exc:
-        raise UsageError(f"--color: {exc}") from None
-    frame = file_frame(index, fields=[field.name])
-    by_path = dict(zip(frame["path"], frame[field.name]))
-    return pd.Series([by_path.get(p) for p in df["path"]])
 
 
 def _print(info: dict) -> None:

@@ -174,8 +174,22 @@ _WORD = re.compile(r"[\w*?']+", re.UNICODE)
 
 
 def normalize_words(text: str) -> list[str]:
-    """Lower case, punctuation dropped (apostrophes kept inside words): 'Mr. Dashwood,' -> mr, dashwood."""
-    return [w.strip("'") for w in _WORD.findall(text.lower()) if w.strip("'")]
+    """Lower case, punctuation dropped (apostrophes kept inside words): 'Mr. Dashwood,' -> mr,
+    dashwood; Chinese characters and kana one word each: '協會分析' -> 協, 會, 分, 析."""
+    from ..models.whisper import UNSPACED
+
+    out = []
+    for w in _WORD.findall(text.lower()):
+        # a character of a script written without spaces is a word of its own (steps/transcribe)
+        out += [p for p in UNSPACED.split(w.strip("'")) if p and p != "'"]
+    return out
+
+
+def join_words(words: list[str]) -> str:
+    """Words as text: spaces between them, none next to a Chinese character or kana."""
+    from ..models.whisper import word_gap
+
+    return "".join((word_gap(words[k - 1], w) if k else "") + w for k, w in enumerate(words))
 
 
 @dataclass
@@ -214,7 +228,7 @@ def find_phrase(path: str, transcript: dict, phrase: str, *, context_s: float) -
                         text = text + "]"
                     around.append(text)
             hits.append(Hit(path, round(start, 3), round(end, 3),
-                            " ".join(str(w[2]) for w in words[first:last + 1]), " ".join(around)))
+                            join_words([str(w[2]) for w in words[first:last + 1]]), join_words(around)))
             k += n
         else:
             k += 1

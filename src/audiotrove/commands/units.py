@@ -362,7 +362,7 @@ def features_cmd(
         with open_catalog() as cat:
             ids = _select(cat, where)
             local = cat.local_copies()  # fetched URLs: their verified local copies
-            jobs = [FeatureJob(local.get(f.id, f.path), f.id) for f in cat.files(ids)
+            jobs = [FeatureJob(local.get(f.id, f.path), f.id, f.raw_format) for f in cat.files(ids)
                     if f.kind == "file" or f.id in local]
     if not jobs:
         raise fail("no files to process")

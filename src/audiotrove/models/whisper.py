@@ -15,9 +15,9 @@ the model is loaded; a damaged or different file raises ModelError. Nothing is d
 """
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -28,6 +28,18 @@ from . import ModelError, cache_dir, check_sha256
 
 SAMPLE_RATE_HZ = 16000  # Whisper's input rate
 INSTALL_HINT = "pip install 'audiotrove[asr]'"
+
+# Scripts written without spaces between words (Chinese characters, Japanese kana): Whisper
+# gives their words one character at a time; they are searched and joined that way.
+UNSPACED = re.compile("([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f])")
+
+
+def word_gap(before: str, after: str) -> str:
+    """What goes between two words of a transcript: a space, or nothing next to a character of
+    a script written without spaces ('廣' '州' -> '廣州', 'in' 'Beijing' -> 'in Beijing')."""
+    if before and after and (UNSPACED.fullmatch(before[-1]) or UNSPACED.fullmatch(after[0])):
+        return ""
+    return " "
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,8 @@ def is_english_only(model: str) -> bool:
 
 
 def _package_folder(pkg: Package) -> Path:
+    import importlib.metadata  # here: ~0.1 s to import, and only needed to load a model
+
     try:
         installed = importlib.metadata.version(pkg.name)
     except importlib.metadata.PackageNotFoundError:

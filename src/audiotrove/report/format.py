@@ -36,6 +36,22 @@ def value(field: Field, v, *, unit: bool = False) -> str:
     return field.format(v, unit=unit)
 
 
+def shared(field: Field, v) -> str:
+    """A value every file has, for a sentence ("all 0%", "all 16000 Hz", "all 1:00.0"): the
+    registry's formatting with the unit, a whole number written without decimals. Whether the
+    registry writes the value as a plain number (not a clock, a size or 128k) is read from what
+    it writes, so no unit is named here."""
+    text = field.format(v, unit=True)
+    if field.kind != "number" or not isinstance(v, (int, float)) or not float(v).is_integer():
+        return text
+    number = field.format(v)
+    try:
+        plain = float(number) == float(v)
+    except ValueError:  # a clock, a size, a bitrate in k...
+        return text
+    return f"{int(v)}{text[len(number):]}" if plain and text.startswith(number) else text
+
+
 def formatter(field: Field):
     return field.formatter()
 

@@ -8,12 +8,17 @@ silent, very noisy, off-spec) with the query that lists each group, and per file
 + spectrogram thumbnail and a player (see report/media.py for how the original is played);
 restored files, only when some selected files have an `enhance` result: per file the source and
 the output, the chain, the before -> after numbers and two players (original, restored), played
-the same way as the originals, or a note where the output no longer exists.
+the same way as the originals, or a note where the output no longer exists; transcripts, only
+when some selected files have a `transcribe` result (report/transcripts.py): per file its first
+segments, each line with its start time, and a player (an inline frame) that clicking a time or
+a word loads with the original at that moment (a media-fragment link, `file.wav#t=12.30`: the
+page needs no script to seek), or the times as text where the page cannot play the file.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import html
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,6 +28,7 @@ import numpy as np
 from ..catalog.index import FieldIndex
 from ..catalog.query import Node
 from ..io.write import temp_path
+from ..models.whisper import word_gap
 from . import format as fmt
 from .media import MIME, browser_playable, data_uri, problem_media, relative_url, restored_media
 from .plots import HISTOGRAMS, histogram_png, image_mime, shares_png
@@ -30,6 +36,7 @@ from .problems import CATEGORY_ORDER, TITLES, find_problems
 from .restored import METRICS, find_restored
 from .summary import summarize
 from .tags import tag_table
+from .transcripts import MAX_CHARS, MAX_FILES, find_transcripts
 
 esc = html.escape
 
@@ -96,6 +103,15 @@ td.listen .player .lbl { flex:none; width:54px; color:var(--muted); font-size:12
 td.listen audio { width:270px; height:34px; }
 td.listen > .note { display:block; margin:-6px 0 8px 60px; }
 .missing { color:var(--bad); font-size:12px; padding:6px 0; }
+.transcript { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; margin:12px 0; }
+.transcript .file { color:var(--muted); font-size:12px; word-break:break-all; }
+.transcript iframe.play { display:block; width:420px; max-width:100%; height:58px; margin:8px 0;
+                          border:1px solid var(--line); border-radius:6px; background:#fff; }
+.transcript .lines p { margin:2px 0; }
+.transcript .lines a { color:inherit; text-decoration:none; }
+.transcript .lines a:hover { color:var(--accent); text-decoration:underline; }
+.transcript .t, .transcript .lines a.t { color:var(--accent); font-variant-numeric:tabular-nums;
+                                          font-size:12px; margin-right:4px; }
 footer { color:var(--muted); font-size:12px; padding:16px 32px 40px; max-width:1280px; }
 """
 
@@ -137,13 +153,16 @@ class PagePaths:
 def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | Node | None = None,
                  max_problems: int = 60, embed_audio: bool = False, spec: str | None = None,
                  title: str | None = None, workers: int | None = None, minority: float = 0.25,
-                 progress: bool = False, max_restored: int = 60, redact_paths: bool = False) -> dict:
-    """Write the report; return {"files", "problems", "restored", "path"}.
+                 progress: bool = False, max_restored: int = 60, redact_paths: bool = False,
+                 max_transcripts: int = MAX_FILES, transcript_chars: int = MAX_CHARS) -> dict:
+    """Write the report; return {"files", "problems", "restored", "transcripts", "path"}.
 
     Paths are shown relative to the collection folder; `redact_paths` shows file names only and
     links to no file (it implies `embed_audio`: the players play embedded previews).
     max_restored: restored files (with an `enhance` result) listed with players; the count and
-    the query listing all of them are always shown."""
+    the query listing all of them are always shown.
+    max_transcripts, transcript_chars: transcribed files shown, and characters of each (the
+    count and the query listing all of them are always shown)."""
     output = Path(output)
     report_dir = output.resolve().parent
     embed_audio = embed_audio or redact_paths
@@ -158,6 +177,8 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
     media = _problem_media(shown, embed_audio=embed_audio, workers=workers, progress=progress)
     restored, restored_info = find_restored(index, where=node, limit=max_restored)
     tag_rows, tagged = tag_table(index, where=node)
+    transcripts, transcript_info = find_transcripts(index, where=node, limit=max_transcripts,
+                                                    max_chars=transcript_chars)
     restored_players = _restored_media(restored, embed_audio=embed_audio, workers=workers,
                                        progress=progress)
     root = index.catalog.root
@@ -172,14 +193,17 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         '<nav><a href="#totals">Totals</a><a href="#uniformity">Uniformity</a>'
         '<a href="#distributions">Distributions</a>'
         + ('<a href="#tags">What is in it</a>' if tagged else "") + '<a href="#problems">Problem files</a>'
-        + ('<a href="#restored">Restored files</a>' if restored_info["count"] else "") + "</nav><main>",
+        + ('<a href="#restored">Restored files</a>' if restored_info["count"] else "")
+        + ('<a href="#transcripts">Transcripts</a>' if transcript_info["count"] else "") + "</nav><main>",
         _totals_html(stats, len(problems)),
         _uniformity_html(index, stats),
         _distributions_html(index, stats, node),
         _tags_html(tag_rows, tagged, paths=paths),
         _problems_html(index, problems, shown, groups, media, paths=paths),
         _restored_html(restored, restored_info, restored_players, paths=paths),
-        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"]), redact=redact_paths),
+        _transcripts_html(transcripts, transcript_info, paths=paths),
+        "</main>", _footer_html(embed_audio, restored=bool(restored_info["count"]), redact=redact_paths,
+                                transcripts=bool(transcript_info["count"])),
         "</body></html>",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +215,8 @@ def write_report(index: FieldIndex, output: str | os.PathLike, *, where: str | N
         if tmp.exists():
             tmp.unlink()
     return {"files": stats["totals"]["files"], "problems": len(problems),
-            "restored": restored_info["count"], "path": str(output)}
+            "restored": restored_info["count"], "transcripts": transcript_info["count"],
+            "path": str(output)}
 
 
 # ----------------------------------------------------------------------------------- sections
@@ -263,10 +288,7 @@ def _distributions_html(index: FieldIndex, stats: dict, node) -> str:
         if not s or s.get("kind") != "continuous" or not s["count"]:
             continue
         if s["min"] == s["max"]:  # one value everywhere: a sentence, not a single meaningless bar
-            f = index.fields.resolve(name)
-            value = fmt.value(f, s["min"], unit=True)
-            if float(s["min"]).is_integer() and f.unit not in ("s", "bytes", "bit/s"):  # "all 0%", not "all 0.0%"
-                value = f"{int(s['min'])}" + ("%" if f.unit == "%" else f" {f.unit}" if f.unit and f.unit != "count" else "")
+            value = fmt.shared(index.fields.resolve(name), s["min"])  # "all 0%", not "all 0.0%"
             plots.append(f'<div class="box allsame"><h3>{esc(title)}</h3><p>all {esc(value)}</p>'
                          f'<div class="note">{s["count"]} files · <code>{esc(name)}</code></div></div>')
             continue
@@ -508,7 +530,8 @@ def _restored_row(r, m: dict, paths: PagePaths) -> str:
             f'<td class="listen">{"".join(listen)}</td></tr>')
 
 
-def _footer_html(embed_audio: bool, *, restored: bool = False, redact: bool = False) -> str:
+def _footer_html(embed_audio: bool, *, restored: bool = False, redact: bool = False,
+                 transcripts: bool = False) -> str:
     how = ("File names only, no paths and no links to files (--redact-paths): players play embedded "
            "30-second MP3 previews. " if redact else "Paths are relative to the collection folder. ")
     how += ("Players embed a 30-second MP3 preview of each problem file, so this page works anywhere; "
@@ -519,8 +542,94 @@ def _footer_html(embed_audio: bool, *, restored: bool = False, redact: bool = Fa
     if restored:
         how += (" Restored files are played the same way as the originals, next to them; the numbers "
                 "are the enhance step's measurements of the input and of the output.")
+    if transcripts and not redact:
+        how += (" A transcript's times and words link to the original at that moment (file.wav#t=SECONDS),"
+                " played in the frame above the text; keep the page where it was written to play them.")
     return (f"<footer>{how} Waveforms show the first 10 minutes at most; red bands mark clipped "
             "sections. Made by audiotrove.</footer>")
+
+
+# ----------------------------------------------------------------------------------- transcripts
+
+PLAYER_HINT = ('<p style="margin:6px 8px;font:12px/1.4 system-ui,sans-serif;color:#5b6473">'
+               "&#9654; Click a time or a word below to play the recording from there.</p>")
+
+
+def _transcripts_html(shown, info: dict, *, paths: PagePaths) -> str:
+    """The 'Transcripts' section (empty string when no selected file has a transcript)."""
+    if not info["count"]:
+        return ""
+    out = ['<section id="transcripts"><h2>Transcripts</h2>',
+           f'<p class="note">{info["count"]} file(s) transcribed with <code>audiotrove transcribe</code>. '
+           f"Each shows its first {info['max_chars']} characters; a line starts with its time "
+           "(m:ss from the start of the file). Click a time or a word to play the recording from "
+           'there. Every occurrence of a phrase in all of them: <code>audiotrove search "phrase"</code>; '
+           "the whole texts and subtitles: <code>audiotrove transcribe --export txt|srt|vtt -o DIR</code>.</p>"]
+    for t in shown:
+        out.append(_transcript_card(t, paths))
+    rest = info["count"] - len(shown)
+    if rest > 0:
+        out.append(f'<p class="note">{rest} more transcribed file(s) not shown: list them with '
+                   f"<code>audiotrove ls '{esc(info['query'])}' --fields path,transcript.word_count</code>"
+                   ".</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _stamp(seconds: float) -> str:
+    """[m:ss] (or [h:mm:ss]) of the second a line starts in."""
+    return f"[{fmt.clock(float(math.floor(max(seconds, 0.0))), decimals=0)}]"
+
+
+def _transcript_card(t, paths: PagePaths) -> str:
+    v = t.values
+    name = Path(t.path).name if "://" not in t.path else t.path
+    url = paths.url(t.path)
+    facts = []
+    if v.get("media_info.container.duration") is not None:
+        facts.append(fmt.clock(v["media_info.container.duration"]))
+    if v.get("transcript.language"):
+        facts.append(f"language {v['transcript.language']}")
+    if v.get("transcript.word_count") is not None:
+        facts.append(f"{int(v['transcript.word_count'])} words")
+    if v.get("transcript.words_per_minute"):
+        facts.append(f"{v['transcript.words_per_minute']:.0f} words/min")
+    if v.get("transcript.model"):
+        facts.append(f"model {paths.show(v['transcript.model']) if os.sep in v['transcript.model'] else v['transcript.model']}")
+    playable = (url is not None and "#" not in url
+                and browser_playable(v.get("media_info.container.kind"), v.get("media_info.audio.codec")))
+    frame = f"play-{t.file_id}"
+    if playable:
+        player = (f'<iframe class="play" name="{frame}" title="player of {esc(name)}" '
+                  f'srcdoc="{esc(PLAYER_HINT)}"></iframe>')
+    elif url is None:
+        player = '<div class="note">no player: this page links to no file (times as text)</div>'
+    else:
+        player = ('<div class="note">no player: browsers do not play this format (times as text); '
+                  f'{_link(url, "open the original")}</div>')
+    lines = []
+    for line in t.lines:
+        if playable:
+            def link(s: float, text: str, cls: str = "") -> str:
+                c = f' class="{cls}"' if cls else ""
+                return f'<a{c} href="{esc(url)}#t={s:.2f}" target="{frame}">{esc(text)}</a>'
+            head = link(line.start, _stamp(line.start), "t")
+            body = "".join((word_gap(line.words[k - 1][1], w) if k else "") + link(s, w)
+                           for k, (s, w) in enumerate(line.words)) if line.words else esc(line.text)
+        else:
+            head = f'<span class="t">{_stamp(line.start)}</span>'
+            body = esc(line.text)
+        lines.append(f"<p>{head} {body}{' …' if line.cut else ''}</p>")
+    if not lines:
+        lines.append('<p class="empty">no words</p>')
+    more = ""
+    if t.cut:
+        more = (f'<p class="note">{max(0, t.total_chars - t.shown_chars)} more character(s) in '
+                f"{t.more_segments} more line(s) not shown: the whole text with "
+                "<code>audiotrove transcribe --export txt -o DIR</code></p>")
+    return (f'<article class="transcript" id="transcript-{t.file_id}"><h3>{_link(url, name)}</h3>'
+            f'<div class="file">{esc(paths.show(t.path))}{" · " + esc(" · ".join(facts)) if facts else ""}</div>'
+            f'{player}<div class="lines">{"".join(lines)}</div>{more}</article>')
 
 
 # ----------------------------------------------------------------------------------- media

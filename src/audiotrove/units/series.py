@@ -25,6 +25,7 @@ from ..io.write import temp_path
 class FeatureJob:
     path: str
     file_id: int | None
+    raw_format: str | None = None  # headerless PCM: RATE:CHANNELS:FORMAT (io/raw.py)
 
 
 def file_series(path: str, *, features: list[str], hop_s: float) -> tuple[dict[str, np.ndarray], float]:
@@ -49,8 +50,10 @@ def _work(job: FeatureJob, features: list[str], hop_s: float, summary: bool):
     """Runs in a worker: ('ok', job, payload) or ('error', job, message)."""
     from ..dsp.features import series_summary
     from ..io.decode import DecodeError
+    from ..io.raw import declare as declare_raw
 
     try:
+        declare_raw(job.path, job.raw_format)  # headerless PCM is read as its stated format
         table, duration = file_series(job.path, features=features, hop_s=hop_s)
     except DecodeError as exc:
         return "error", job, str(exc)

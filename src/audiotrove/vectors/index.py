@@ -97,6 +97,11 @@ class Entry:
 def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
     """The files whose current content has vectors of this set, with their shard.
 
+    Which result: the file's current `embed` result (the catalog's current_results pointer: the
+    one the runner last committed or made current) when it is of this set. The catalog keeps
+    one pointer per file and step, and `embed` keeps several sets side by side (a run per level
+    and model), so a file whose pointer names another set uses its result of this set, the
+    newest when it has several (they then differ only in parameters the set does not name).
     Unit vectors count only when made from the file's current segmentation (the `units` key of
     the embed parameters equals the config key of the file's latest segment shard).
     """
@@ -108,9 +113,11 @@ def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
 
         refs, _ = current_shards(catalog)
         current_units = {r.file_id: r.shard.stem.rsplit("-", 1)[-1] for r in refs}
-    newest: dict[tuple[str, str | None], tuple[float, str]] = {}
-    for content_hash, params, data, created in catalog.conn.execute(
-            "SELECT content_hash, params, data, created_at FROM results "
+    pointed = {fid: r.id for fid, r in catalog.current_pointers(EMBED_STEP).items()}
+    newest: dict[tuple[str, str | None], tuple[float, int, str]] = {}
+    by_id: dict[int, tuple[str, str | None, str]] = {}  # result id -> (content, units key, shard)
+    for rid, content_hash, params, data, created in catalog.conn.execute(
+            "SELECT id, content_hash, params, data, created_at FROM results "
             "WHERE step = ? AND step_version = ? AND status = 'ok'", (EMBED_STEP, VERSION)):
         try:
             p = json.loads(params)
@@ -120,8 +127,9 @@ def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
         if not shard or not vs.matches(p):
             continue
         key = (content_hash, p.get("units") if vs.level == "unit" else None)
-        if key not in newest or created > newest[key][0]:
-            newest[key] = (created, shard)
+        by_id[rid] = (*key, shard)
+        if key not in newest or (created, rid) > newest[key][:2]:
+            newest[key] = (created, rid, shard)
     entries = []
     for f in catalog.files():
         if f.content_hash is None or f.kind != "file":
@@ -129,9 +137,14 @@ def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
         units_key = current_units.get(f.id) if vs.level == "unit" else None
         if vs.level == "unit" and units_key is None:
             continue
-        hit = newest.get((f.content_hash, units_key))
-        if hit:
-            entries.append(Entry(f.id, f.path, f.content_hash, f.size_bytes, f.mtime_ns, hit[1]))
+        current = by_id.get(pointed.get(f.id, -1))
+        if current is not None and current[:2] == (f.content_hash, units_key):
+            shard = current[2]
+        else:
+            hit = newest.get((f.content_hash, units_key))
+            shard = hit[2] if hit else None
+        if shard:
+            entries.append(Entry(f.id, f.path, f.content_hash, f.size_bytes, f.mtime_ns, shard))
     return entries
 
 

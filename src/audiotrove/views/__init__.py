@@ -9,12 +9,14 @@ give the same data. Nothing here prints.
     report    report_data (`report --format json`, and what the HTML page shows)
     units     list_units (`units`, `render`), collect_garbage (`gc`)
     oneoff    analyze_files (one-off `analyze FILES`)
+    maps      map_points (`map --html`, the web map), list_maps, load_map, colour_values
 """
 from .files import Listing, export_files, file_frame, list_files, open_index, select_file_ids
 from .summary import field_list, stats, status
 
 _LAZY = {"GarbageReport": "units", "UnitListing": "units", "collect_garbage": "units",
-         "list_units": "units"}
+         "list_units": "units", "map_points": "maps", "list_maps": "maps", "load_map": "maps",
+         "colour_values": "maps"}
 
 
 def __getattr__(name: str):  # the units views need pandas/pyarrow/duckdb: imported on first use
@@ -26,4 +28,4 @@ def __getattr__(name: str):  # the units views need pandas/pyarrow/duckdb: impor
 
 __all__ = ["Listing", "export_files", "file_frame", "list_files", "open_index", "select_file_ids",
            "field_list", "stats", "status", "UnitListing", "list_units", "GarbageReport",
-           "collect_garbage"]
+           "collect_garbage", "map_points", "list_maps", "load_map", "colour_values"]

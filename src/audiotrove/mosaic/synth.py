@@ -1,0 +1,157 @@
+"""Placing the chosen corpus units: read, pitch-shift, gain-match, fit, fade, sum, mix.
+
+Each layer of a target unit [s, s + n) (samples of the target):
+  1. its corpus unit is read (units/render.SegmentReader: seeks where libsndfile can, one pass
+     per file otherwise), mixed to the output's channels, pitch-shifted by resampling and
+     brought to the target's rate in one soxr call (dsp/mosaic.resample_shift);
+  2. fitted to n samples (+ the crossfade tail), and gain-matched: its level over the slot
+     (dB RMS) is brought to the target unit's level (less, for a layer, by its share of the
+     target's power);
+  3. faded in and out (raised cosine of `fade_ms`, or equal-power over `crossfade_ms`, the tail
+     running on past the unit's end under the next unit's fade-in) and added at sample s.
+The output has the target's length, rate and channels (at most 2); `mix` blends the target
+underneath (out = (1 - mix) * mosaic + mix * target); samples are clipped to [-1, 1].
+
+Layers (`layers` > 1): the mel power spectrum of the target unit and of its cheapest
+candidates (after their shift) go to dsp/mosaic.greedy_layers, which keeps the chosen unit
+and adds those that lower the spectral error, each with its share of the power.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dsp.melspec import YAMNET, htk_mel_matrix, magnitude_frames
+from ..dsp.mosaic import (
+    db_to_amplitude,
+    fit_to_length,
+    greedy_layers,
+    level_db,
+    match_gain_db,
+    resample_shift,
+    source_seconds_needed,
+)
+from ..io.decode import DecodeError
+from ..units.render import SegmentReader, _Request, _to_channels
+
+LAYER_CANDIDATES = 8  # the cheapest candidates the layer search considers per target unit
+
+
+def mel_power(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean mel power spectrum (64 bands, YAMNet's front end at 16 kHz) of a signal (frames[, ch])."""
+    import soxr
+
+    x = np.asarray(x, np.float32)
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    if sample_rate != YAMNET.sample_rate_hz and len(mono):
+        mono = np.asarray(soxr.resample(mono, sample_rate, YAMNET.sample_rate_hz), np.float32)
+    if len(mono) < YAMNET.frame_length:
+        mono = np.concatenate([mono, np.zeros(YAMNET.frame_length - len(mono), np.float32)])
+    mag = magnitude_frames(mono, YAMNET).astype(np.float64)
+    weights = htk_mel_matrix(sample_rate_hz=YAMNET.sample_rate_hz, n_fft=YAMNET.n_fft, n_mels=YAMNET.n_mels,
+                             fmin_hz=YAMNET.fmin_hz, fmax_hz=YAMNET.fmax_hz)
+    return ((mag ** 2) @ weights).mean(axis=0)
+
+
+class PieceReader:
+    """Reads corpus units as pieces ready to place: at the output's rate and channels, shifted."""
+
+    def __init__(self, requests: list[dict], *, sample_rate: int, channels: int):
+        self.sample_rate, self.channels = sample_rate, channels
+        self._reqs = [_Request(i, r["path"], r["start"], r["dur"]) for i, r in enumerate(requests)]
+        self._shift = [r["shift"] for r in requests]
+        self._reader = SegmentReader(self._reqs)
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._reqs)
+
+    def read(self, i: int) -> np.ndarray | None:
+        req = self._reqs[i]
+        try:
+            rate = self._reader.info(req.path)[0]
+            x = self._reader.read(req)
+        except DecodeError as exc:
+            self.skipped.append(f"{req.path} @ {req.start_s:.3f} s: {exc}")
+            return None
+        if len(x) == 0:
+            self.skipped.append(f"{req.path} @ {req.start_s:.3f} s: no samples there")
+            return None
+        x = _to_channels(np.asarray(x, np.float32), self.channels)
+        y = resample_shift(x, semitones=self._shift[i], sample_rate_hz=rate, out_rate_hz=self.sample_rate)
+        return y if y.ndim == 2 else y[:, None]
+
+
+def request(row, *, target_dur_s: float, shift: float, tail_s: float) -> dict:
+    """What to read of a corpus unit: from its start, what the slot needs (at most the unit)."""
+    need = source_seconds_needed(target_dur_s + tail_s, shift) + 0.01
+    return {"path": row["path"], "start": float(row["start"]), "dur": float(min(row["dur"], need)),
+            "shift": float(shift)}
+
+
+def choose_layers(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, int]],
+                  candidates: list[list[dict]], *, max_layers: int) -> list[list[tuple[int, float]]]:
+    """For each target unit, [(candidate index, share of the target's power)], the chosen
+    candidate (index 0 of its list) first. candidates[t]: request dicts, chosen first."""
+    flat = [(t, j, c) for t, cs in enumerate(candidates) for j, c in enumerate(cs)]
+    reader = PieceReader([c for _, _, c in flat], sample_rate=sample_rate, channels=target_audio.shape[1])
+    spectra: dict[tuple[int, int], np.ndarray] = {}
+    for i, (t, j, _) in enumerate(flat):
+        s, e = spans[t]
+        piece = reader.read(i)
+        if piece is not None:
+            spectra[(t, j)] = mel_power(piece[:e - s], sample_rate)
+    out = []
+    for t, cs in enumerate(candidates):
+        s, e = spans[t]
+        if not cs or (t, 0) not in spectra:
+            out.append([(0, 1.0)] if cs else [])
+            continue
+        target = mel_power(target_audio[s:e], sample_rate)
+        total = target.sum()
+        if total <= 0:
+            out.append([(0, 1.0)])
+            continue
+        idx = [j for j in range(len(cs)) if (t, j) in spectra]
+        mats = np.stack([spectra[(t, j)] / max(spectra[(t, j)].sum(), 1e-20) for j in idx])
+        picked = greedy_layers(target / total, mats, max_layers=max_layers, first=0)
+        out.append([(idx[i], share) for i, share in picked])
+    return out
+
+
+def render(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, int]],
+           target_db: list[float], layers: list[list[dict]], *, fade_ms: float, crossfade_ms: float,
+           mix: float) -> tuple[np.ndarray, list[list[float | None]], list[str]]:
+    """The mosaic audio (frames, channels) and each layer's gain (dB; None when unread).
+
+    layers[t]: request dicts of target unit t, each with a "share" of the target's power."""
+    n_out, channels = target_audio.shape
+    out = np.zeros((n_out, channels), np.float32)
+    flat = [(t, j, r) for t, ls in enumerate(layers) for j, r in enumerate(ls)]
+    reader = PieceReader([r for _, _, r in flat], sample_rate=sample_rate, channels=channels)
+    fade = int(round(fade_ms / 1000 * sample_rate))
+    xfade = int(round(crossfade_ms / 1000 * sample_rate))
+    gains: list[list[float | None]] = [[None] * len(ls) for ls in layers]
+    for i, (t, j, r) in enumerate(flat):
+        s, e = spans[t]
+        n = e - s
+        piece = reader.read(i)
+        if piece is None or n <= 0:
+            continue
+        tail = min(xfade, n_out - e)
+        fitted = fit_to_length(piece, n_samples=n + tail, fade_in=0, fade_out=0)
+        source_db = level_db(fitted[:n])
+        want_db = target_db[t] + 10.0 * np.log10(max(r.get("share", 1.0), 1e-6))
+        gain = match_gain_db(source_db=source_db, target_db=want_db)
+        if xfade:
+            placed = fit_to_length(piece, n_samples=n + tail, fade_in=xfade, fade_out=xfade, equal_power_fades=True)
+        else:
+            placed = fit_to_length(piece, n_samples=n, fade_in=fade, fade_out=fade)
+        out[s:s + len(placed)] += placed * db_to_amplitude(gain)
+        gains[t][j] = round(gain, 3)
+    if mix > 0:
+        out = (1.0 - mix) * out + mix * target_audio
+    np.clip(out, -1.0, 1.0, out=out)
+    return out, gains, reader.skipped
+
+
+__all__ = ["choose_layers", "mel_power", "render", "request"]

@@ -30,6 +30,7 @@ distributed = pytest.importorskip("distributed")
 DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 START_S = 120  # a generous bound for a process to come up on a loaded machine (not a race)
+NO_LIMIT = ("--item-timeout", "100000")  # a held item waits for the test, however slow the machine
 
 
 # --- pure: the path map, the option checks ------------------------------------------------------
@@ -223,7 +224,7 @@ def test_analyze_segment_embed_on_dask_equal_local_with_a_worker_killed(cluster,
     # analyze then segment on the cluster; the worker running c_hold.wav is SIGKILLed in the middle of it
     held = audio[2]
     Path(f"{held}.hold-segment").touch()
-    run = _popen_cli("-C", remote, "segment", "--path-map", f"{tmp_path / 'audio'}={link}",
+    run = _popen_cli("-C", remote, "segment", "--path-map", f"{tmp_path / 'audio'}={link}", *NO_LIMIT,
                      extra_env={"AUDIOTROVE_SCHEDULER": cluster.address})
     pid = int(_wait_for(Path(f"{held}.started-segment"), run))
     os.kill(pid, signal.SIGKILL)
@@ -304,7 +305,7 @@ def test_ctrl_c_cancels_and_the_next_run_resumes(cluster, tmp_path):
     coll = _collection(tmp_path / "coll", tmp_path / "audio")
     held = audio[0]
     Path(f"{held}.hold-analyze").touch()
-    run = _popen_cli("-C", coll, "analyze", "--scheduler", cluster.address)
+    run = _popen_cli("-C", coll, "analyze", "--scheduler", cluster.address, *NO_LIMIT)
     _wait_for(Path(f"{held}.started-analyze"), run)
     # the other worker goes on alone: wait until it has committed the 5 other files
     deadline = time.monotonic() + START_S
@@ -364,7 +365,7 @@ def test_scheduler_gone_stops_the_run_with_what_finished_saved(cluster, tmp_path
     coll = _collection(tmp_path / "coll", tmp_path / "audio")
     held = audio[3]
     Path(f"{held}.hold-analyze").touch()
-    run = _popen_cli("-C", coll, "analyze", "--scheduler", cluster.address)
+    run = _popen_cli("-C", coll, "analyze", "--scheduler", cluster.address, *NO_LIMIT)
     _wait_for(Path(f"{held}.started-analyze"), run)
     deadline = time.monotonic() + START_S  # the other worker goes on: the 5 other files are committed
     while db_rows(coll, "SELECT count(*) FROM results WHERE step = 'analyze'")[0][0] < 5:

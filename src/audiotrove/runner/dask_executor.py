@@ -279,12 +279,12 @@ class DaskExecutor:
 
     def _outcome(self, future, result, item, elapsed_s: float) -> TaskOutcome | None:
         status = future.status
+        if status == "cancelled" or _is_cancelled(result):
+            return None
         if status == "finished":
             kind, value, error = result
             return TaskOutcome(item, self.path_map.to_local(value),
                                self.path_map.to_local(error) if error else None, kind, elapsed_s)
-        if status == "cancelled" or _is_cancelled(result):
-            return None
         exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
         if type(exc).__name__ == "KilledWorker":
             tries = getattr(exc, "allowed_failures", 1) + 1

@@ -178,8 +178,11 @@ def _wait_for(path: Path, proc: subprocess.Popen | None = None) -> str:
 
 
 def _popen_cli(*args, extra_env: dict | None = None) -> subprocess.Popen:
+    """The CLI in a process of its own, with Ctrl-C (SIGINT) handled even when this test runs in
+    a background job (where the shell starts it, and so its children, with SIGINT ignored)."""
     return subprocess.Popen([*AUDIOTROVE, *map(str, args)], env=cli_env(extra_env), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _invoke(*args):

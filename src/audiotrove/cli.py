@@ -15,6 +15,7 @@ import typer
 
 from .catalog.db import Catalog
 from .catalog.sources import expand_sources
+from .commands import cluster as cluster_commands
 from .commands import embed as embed_commands
 from .commands import tag as tag_commands
 from .commands import enhance as enhance_commands
@@ -68,9 +69,17 @@ def main_options(
     debug: bool = typer.Option(
         False, "--debug", help="Print the traceback of an internal error (a bug), as kept in "
         ".audiotrove/errors.log."),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", metavar="local|dask", help="Where the items of a step run (also an option of each "
+        "step command): local processes, or a Dask cluster (see `audiotrove cluster`)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="ADDRESS", help="Dask scheduler address (default $AUDIOTROVE_SCHEDULER)."),
+    path_map: List[str] = typer.Option(
+        [], "--path-map", metavar="LOCAL=REMOTE", help="Dask workers see the folder LOCAL as REMOTE (repeatable)."),
 ) -> None:
     State.collection = collection
     State.debug = debug
+    State.executor, State.scheduler, State.path_map = executor, scheduler, list(path_map)
 
 
 @app.command()
@@ -267,8 +276,10 @@ for _module in (
     map_commands,
     serve_commands,
     mosaic_commands,
+    cluster_commands,
 ):
     _module.register(app)
+cluster_commands.add_executor_options(app)
 
 
 def _guarded(command):

@@ -34,6 +34,9 @@ class State:
     collection: Optional[Path] = None
     debug: bool = False
     fmt: str = "table"
+    executor: Optional[str] = None  # --executor local|dask (commands/cluster.py)
+    scheduler: Optional[str] = None  # --scheduler ADDRESS
+    path_map: list = []  # --path-map LOCAL=REMOTE texts
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -100,14 +103,22 @@ def open_index(cat: Catalog):
 def run_step_cli(cat: Catalog, step: str, overrides: dict, **kwargs):
     """run_step with Ctrl-C turned into a clean exit (finished items are already saved), a
     usage error (another run holds the step's lock) into exit status 2; with --debug, the
-    tracebacks of bugs met in this run are printed."""
+    tracebacks of bugs met in this run are printed. The items run where --executor says
+    (commands/cluster.py: the local pool, or a Dask cluster)."""
     from ..runner import run_step
+    from .cluster import chosen_executor
 
     log = cat.root / CATALOG_DIR / LOG_NAME
     start = log.stat().st_size if log.exists() else 0
     try:
-        return run_step(cat, step, overrides, **kwargs)
+        with chosen_executor(workers=kwargs.get("workers"), item_timeout_s=kwargs.get("item_timeout_s")) as executor:
+            if executor is not None:
+                kwargs["executor"] = executor
+            return run_step(cat, step, overrides, **kwargs)
     except UsageError as exc:
+        summary = getattr(exc, "summary", None)  # a cluster gone mid-run: what finished is saved
+        if summary is not None:
+            err.print(summary.line())
         raise fail(str(exc))
     except KeyboardInterrupt as exc:
         summary = getattr(exc, "summary", None)

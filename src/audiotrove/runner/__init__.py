@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..catalog.db import CATALOG_DIR, Catalog
-from ..errors import log_bug
+from ..errors import UsageError, log_bug
 from ..steps import _STEP_MODULES, get_step
 from .executor import Executor, LocalPoolExecutor, TaskOutcome, TimeLimit, default_workers
 from .lock import RunLocked, step_lock
@@ -50,7 +50,8 @@ class RunSummary:
 def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
              workers: int | None = None, file_ids: set[int] | None = None,
              retry_failed: bool = False, show_progress: bool = True,
-             item_timeout_s: float | None = None, wait_for_lock: bool = False) -> RunSummary:
+             item_timeout_s: float | None = None, wait_for_lock: bool = False,
+             executor: Executor | None = None) -> RunSummary:
     """Bring `step_name` up to date for the chosen files (all by default).
 
     A step it requires is met by each file's current result of that step, whatever its
@@ -60,6 +61,8 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
     limit of one item (default: 60 s + 10 x the seconds of audio it has decoded).
     Raises KeyboardInterrupt after committing what finished if the user presses Ctrl-C;
     the returned summary's `interrupted` is then set on the exception as `.summary`.
+    `executor`: where the items run (a DaskExecutor...); by default the local process pool of
+    `workers` processes. A cluster that goes away (ClusterLost) carries `.summary` the same way.
     """
     step = get_step(step_name)
     workdir = catalog.root / CATALOG_DIR
@@ -68,12 +71,13 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
         for required in step.requires:
             for params, ids in requirement_groups(catalog, get_step(required), file_ids=file_ids):
                 run_step(catalog, required, params, workers=workers, file_ids=ids,
-                         show_progress=show_progress, item_timeout_s=item_timeout_s, wait_for_lock=True)
+                         show_progress=show_progress, item_timeout_s=item_timeout_s, wait_for_lock=True,
+                         executor=executor)
         plan = make_plan(catalog, step, step.params(overrides), file_ids=file_ids,
                          retry_failed=retry_failed)
         catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
         return execute_plan(catalog, plan, workers=workers or default_workers(),
-                            show_progress=show_progress, item_timeout_s=item_timeout_s)
+                            show_progress=show_progress, item_timeout_s=item_timeout_s, executor=executor)
 
 
 def _say_waiting(step: str, show: bool):
@@ -102,7 +106,7 @@ def step_executor(workers: int, *, item_timeout_s: float | None = None,
 
 
 def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool,
-                 item_timeout_s: float | None = None) -> RunSummary:
+                 item_timeout_s: float | None = None, executor: Executor | None = None) -> RunSummary:
     summary = RunSummary(plan.step.name, planned=len(plan.items), up_to_date=plan.up_to_date,
                          failed_before=plan.failed_before, urls_pending=plan.urls_pending)
     started = time.perf_counter()
@@ -127,10 +131,10 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
     with RunProgress(plan.step.name, len(plan.items), enabled=show_progress) as progress:
         try:
             if plan.items:
-                executor = step_executor(min(workers, len(plan.items)), item_timeout_s=item_timeout_s,
-                                         on_progress=progress.decoding)
-                executor.run(partial(execute_item, plan.step.name), plan.items, commit)
-        except KeyboardInterrupt as exc:
+                runner = executor or step_executor(min(workers, len(plan.items)), item_timeout_s=item_timeout_s,
+                                                   on_progress=progress.decoding)
+                runner.run(partial(execute_item, plan.step.name), plan.items, commit)
+        except (KeyboardInterrupt, UsageError) as exc:  # Ctrl-C; a cluster gone (ClusterLost)
             summary.interrupted = True
             summary.elapsed_s = time.perf_counter() - started
             exc.summary = summary  # type: ignore[attr-defined]

@@ -242,8 +242,18 @@ def test_temporary_names_are_never_mistaken_and_leftovers_are_swept(tmp_path, to
     left[2].mkdir()
     mine = units / f".audiotrove-tmp-{os.getpid()}-00000000-d.parquet.part"  # a live process's
     mine.write_bytes(b"PAR1 busy")
+    # names carry the machine: a dead process of this one is swept, another machine's is kept
+    # (a Dask worker writing into the shared folder: its process id means nothing here)
+    from audiotrove.io.write import _host_tag
+    here = units / f".audiotrove-tmp-{dead}.{_host_tag()}-0badc0de-e.parquet.part"
+    other_tag = "000000" if _host_tag() != "000000" else "ffffff"
+    elsewhere = units / f".audiotrove-tmp-{dead}.{other_tag}-0badc0de-f.parquet.part"
+    for p in (here, elsewhere):
+        p.write_bytes(b"PAR1 truncated")
+    left.append(here)
+    assert temp_path(units / "g.parquet").name.startswith(f".audiotrove-tmp-{os.getpid()}.{_host_tag()}-")
     _wav(tmp_path / "src" / "a.wav")
     with Catalog.create(tmp_path / "coll") as cat:
         cat.add_files([(str(tmp_path / "src" / "a.wav"), "file", "src")])
         assert run_step_quiet(cat, "toy").ok == 1
-    assert not any(p.exists() for p in left) and mine.exists()
+    assert not any(p.exists() for p in left) and mine.exists() and elsewhere.exists()

@@ -10,9 +10,10 @@ The file is written under a temporary name in the same folder and renamed when t
 `with` block ends normally; on an exception the temporary file is removed and nothing is
 left behind.
 
-Temporary names: `.audiotrove-tmp-<pid>-<random>-<name>.part` (files) or a folder
-`.audiotrove-tmp-<pid>-<random>/` (`temp_folder`, when a temporary file must keep its real
-name and extension for a decoder or muxer). Hidden, with no media or table extension, so no
+Temporary names: `.audiotrove-tmp-<pid>.<host>-<random>-<name>.part` (files) or a folder
+`.audiotrove-tmp-<pid>.<host>-<random>/` (`temp_folder`, when a temporary file must keep its real
+name and extension for a decoder or muxer); <host> is 6 hex digits of the machine's name, so that
+on a folder shared by several machines (Dask workers) a run only sweeps its own machine's. Hidden, with no media or table extension, so no
 reader or glob (`*.wav`, `*.parquet`) mistakes one for a result; `sweep_temps` removes those
 whose process is gone (what a killed run leaves), at the start of the next run.
 `publish` renames without ever replacing an existing file (the first free candidate name). A path in `protect` (the inputs) is never written to, whatever the output
@@ -49,7 +50,7 @@ WAV_RF64_BYTES = 2**32 - 2**20
 TEMP_PREFIX = ".audiotrove-tmp-"
 NAME_MAX_BYTES = 255  # the longest file name most file systems store (ext4, APFS, NTFS in UTF-16)
 # What older versions left: `.<stem>.part-<pid>-<hex8>.<ext>` and `.<name>.tmp-<pid>`.
-_TEMP = re.compile(r"^\.audiotrove-tmp-(\d+)-")
+_TEMP = re.compile(r"^\.audiotrove-tmp-(\d+)(?:\.([0-9a-f]{6}))?-")
 _LEGACY_TEMP = re.compile(r"^\..+\.(?:part|stage)-(\d+)-[0-9a-f]{8}(?:\.\w+)?$|^\..+\.tmp-(\d+)$|^\.tmp-(\d+)-")
 
 
@@ -174,9 +175,9 @@ class AudioWriter:
 # --- temporary names, sweeping, publishing -------------------------------------------------------
 
 def temp_path(final: str | os.PathLike) -> Path:
-    """A temporary name for `final` in its folder: `.audiotrove-tmp-<pid>-<hex>-<name>.part`."""
+    """A temporary name for `final` in its folder: `.audiotrove-tmp-<pid>.<host>-<hex>-<name>.part`."""
     final = Path(final)
-    return final.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-"
+    return final.with_name(f"{_temp_owner_tag()}-{secrets.token_hex(4)}-"
                            f"{shorten_name(final.name, max_bytes=120)}.part")
 
 
@@ -204,16 +205,28 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 @contextmanager
 def temp_folder(parent: str | os.PathLike) -> Iterator[Path]:
-    """A fresh `.audiotrove-tmp-<pid>-<hex>/` folder in `parent` (same file system as the final
+    """A fresh `.audiotrove-tmp-<pid>.<host>-<hex>/` folder in `parent` (same file system as the final
     names, so a rename is atomic); removed with whatever is left in it when the block ends."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    folder = parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    folder = parent / f"{_temp_owner_tag()}-{secrets.token_hex(4)}"
     folder.mkdir()
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _host_tag() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:6]
+
+
+def _temp_owner_tag() -> str:
+    """`.audiotrove-tmp-<pid>.<host>`: the start of this process's temporary names."""
+    return f"{TEMP_PREFIX}{os.getpid()}.{_host_tag()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -236,10 +249,16 @@ def temp_owner(name: str) -> int | None:
     return int(next(g for g in m.groups() if g is not None))
 
 
+def _of_another_host(name: str) -> bool:
+    m = _TEMP.match(name)
+    return bool(m and m.group(2) and m.group(2) != _host_tag())
+
+
 def sweep_temps(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
     """Remove the temporary files and folders in `folder` whose process is gone; return them.
 
-    A name whose process still runs (a concurrent run, or a reused process id) is kept."""
+    A name whose process still runs (a concurrent run, or a reused process id) is kept, and so
+    is one another machine wrote (its process cannot be checked from here)."""
     removed: list[Path] = []
     folder = Path(folder)
     try:
@@ -247,6 +266,8 @@ def sweep_temps(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
     except OSError:
         return removed
     for entry in entries:
+        if _of_another_host(entry.name):  # its process id means nothing here: never swept
+            continue
         pid = temp_owner(entry.name)
         is_dir = entry.is_dir(follow_symlinks=False)
         if pid is not None and not _pid_alive(pid):

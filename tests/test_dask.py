@@ -23,7 +23,7 @@ from audiotrove.runner.dask_executor import PathMap
 from audiotrove.steps import Item
 
 from conftest import (AUDIOTROVE, TESTS_DIR, cli_env, db_rows, group_members, noise, speech_like,
-                      tone, write_audio)
+                      sigint_as_from_a_terminal, tone, write_audio)
 
 distributed = pytest.importorskip("distributed")
 
@@ -182,7 +182,7 @@ def _popen_cli(*args, extra_env: dict | None = None) -> subprocess.Popen:
     a background job (where the shell starts it, and so its children, with SIGINT ignored)."""
     return subprocess.Popen([*AUDIOTROVE, *map(str, args)], env=cli_env(extra_env), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=sigint_as_from_a_terminal)
 
 
 def _invoke(*args):

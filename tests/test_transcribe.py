@@ -15,7 +15,8 @@ import pytest
 import soundfile as sf
 
 import speak
-from audiotrove.commands.transcribe import find_phrase, normalize_words, to_srt, to_vtt
+from audiotrove.commands.transcribe import to_srt, to_vtt
+from audiotrove.views.transcripts import find_phrase, normalize_words
 from audiotrove.models import ModelError, sha256_of
 from audiotrove.models import whisper
 from audiotrove.steps.transcribe import plan_spans, speech_windows

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Optional
 
 import typer
 
 from ..io.write import write_text_atomic
+from ..views.transcripts import Hit, iter_transcripts, normalize_words, search_transcripts
 from .common import EXIT_FAILURES, EXIT_OK, err, exit_code, fail, open_catalog, run_step_cli
 from .units import _select  # --where Q -> file ids (None: all)
 
@@ -78,7 +77,7 @@ def transcribe_cmd(
         err.print(summary.line())
         code = exit_code(summary)
         if export is not None:
-            found = list(_transcripts(cat, file_ids))
+            found = list(iter_transcripts(cat, file_ids))
             spoken = [t for t in found if t[2].get("segments")]
             written = export_transcripts(spoken, output, export)
             err.print(f"{written} {export} file(s) -> {output}"
@@ -99,16 +98,6 @@ def _check_language(language: str, model: str, english_only: bool) -> None:
     if language not in codes:
         raise fail(f"unknown language {language!r}: use auto or a Whisper language code "
                    f"({', '.join(sorted(codes)[:12])}...)")
-
-
-def _transcripts(cat, file_ids) -> Iterator[tuple[int, str, dict]]:
-    """(file id, path, transcript) of each chosen file with an ok transcribe result."""
-    for f, results in cat.iter_current("transcribe"):
-        if file_ids is not None and f.id not in file_ids:
-            continue
-        res = results.get("transcribe")
-        if res is not None and res.status == "ok" and isinstance((res.data or {}).get("transcript"), dict):
-            yield f.id, f.path, res.data["transcript"]
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -170,71 +159,6 @@ def export_transcripts(items: Iterable[tuple[int, str, dict]], folder: Path, fmt
 
 # --- search ----------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[\w*?']+", re.UNICODE)
-
-
-def normalize_words(text: str) -> list[str]:
-    """Lower case, punctuation dropped (apostrophes kept inside words): 'Mr. Dashwood,' -> mr,
-    dashwood; Chinese characters and kana one word each: '協會分析' -> 協, 會, 分, 析."""
-    from ..models.whisper import UNSPACED
-
-    out = []
-    for w in _WORD.findall(text.lower()):
-        # a character of a script written without spaces is a word of its own (steps/transcribe)
-        out += [p for p in UNSPACED.split(w.strip("'")) if p and p != "'"]
-    return out
-
-
-def join_words(words: list[str]) -> str:
-    """Words as text: spaces between them, none next to a Chinese character or kana."""
-    from ..models.whisper import word_gap
-
-    return "".join((word_gap(words[k - 1], w) if k else "") + w for k, w in enumerate(words))
-
-
-@dataclass
-class Hit:
-    path: str
-    start: float  # s, first word's start
-    end: float  # s, last word's end
-    words: str  # the words that matched, as said
-    context: str  # the words around it (--context), the hit in [brackets]
-
-
-def find_phrase(path: str, transcript: dict, phrase: str, *, context_s: float) -> list[Hit]:
-    """Every occurrence of the phrase's words, in order, in the transcript's words (case and
-    punctuation ignored; * and ? are wildcards within a word)."""
-    wanted = normalize_words(phrase)
-    words = transcript.get("words") or []
-    if not wanted or not words:
-        return []
-    said = [normalize_words(str(w[2])) for w in words]
-    # a transcribed token may hold several words ("o'clock", "well-known"): flatten, keep owners
-    flat: list[tuple[str, int]] = [(t, i) for i, toks in enumerate(said) for t in toks]
-    hits: list[Hit] = []
-    n = len(wanted)
-    k = 0
-    while k + n <= len(flat):
-        if all(fnmatchcase(flat[k + j][0], wanted[j]) for j in range(n)):
-            first, last = flat[k][1], flat[k + n - 1][1]
-            start, end = float(words[first][0]), float(words[last][1])
-            around = []
-            for i, w in enumerate(words):
-                if float(w[1]) >= start - context_s and float(w[0]) <= end + context_s:
-                    text = str(w[2])
-                    if i == first:
-                        text = "[" + text
-                    if i == last:
-                        text = text + "]"
-                    around.append(text)
-            hits.append(Hit(path, round(start, 3), round(end, 3),
-                            join_words([str(w[2]) for w in words[first:last + 1]]), join_words(around)))
-            k += n
-        else:
-            k += 1
-    return hits
-
-
 def search_cmd(
     phrase: str = typer.Argument(..., help="Words to find (case and punctuation ignored; * and ? match within a word)."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="Only the files matching this query."),
@@ -261,14 +185,7 @@ def search_cmd(
         raise fail("the phrase has no words to look for")
     with open_catalog() as cat:
         file_ids = _select(cat, where)
-        hits: list[Hit] = []
-        searched = 0
-        for _, path, transcript in _transcripts(cat, file_ids):
-            searched += 1
-            hits += find_phrase(path, transcript, phrase, context_s=max(0.0, context_s))
-            if limit and len(hits) >= limit:
-                hits = hits[:limit]
-                break
+        hits, searched = search_transcripts(cat, phrase, file_ids=file_ids, context_s=context_s, limit=limit)
     if searched == 0:
         raise fail("no transcripts yet: run `audiotrove transcribe` first", code=EXIT_FAILURES)
     for h in hits:

@@ -29,7 +29,7 @@ class CollectionCorpus:
 
     def __init__(self, catalog, *, model: str, where: str | None = None, units: str | None = None,
                  exclude_file: int | None = None):
-        from ..vectors.search import Similarity
+        from ..vectors.search import Similarity, filters
 
         self.catalog = catalog
         self.model = model
@@ -39,16 +39,7 @@ class CollectionCorpus:
             extra = "" if model == "yamnet" else f" --model {model}"
             raise UsageError(f"no {model} unit vectors in the collection: run `audiotrove segment` and "
                              f"`audiotrove embed --units{extra}` first")
-        file_ids = None
-        if where and where.strip():
-            from ..catalog.index import select_file_ids
-
-            file_ids = set(select_file_ids(catalog, where))
-        unit_rows = None
-        if units and units.strip():
-            from ..units.select import list_units
-
-            unit_rows = list_units(catalog, units, where=where)[["file_id", "unit"]]
+        file_ids, unit_rows = filters(catalog, where=where, units=units)
         self.allowed = self.engine.allowed_rows(file_ids=file_ids, units=unit_rows, exclude_file=exclude_file)
         self.file_ids = file_ids
         self.exclude_file = exclude_file

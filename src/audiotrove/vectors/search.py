@@ -236,6 +236,22 @@ def stat_facts(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns
 
 
+def filters(catalog: Catalog, *, where: str | None, units: str | None) -> tuple[set[int] | None, pd.DataFrame | None]:
+    """A file query and a unit query as the index's filters: (file ids, (file_id, unit) rows);
+    None where not given."""
+    file_ids = None
+    if where and where.strip():
+        from ..catalog.index import select_file_ids
+
+        file_ids = set(select_file_ids(catalog, where))
+    unit_rows = None
+    if units and units.strip():
+        from ..units.select import list_units
+
+        unit_rows = list_units(catalog, units, where=where)[["file_id", "unit"]]
+    return file_ids, unit_rows
+
+
 def similar(catalog: Catalog, target: str | Target, *, k: int = 10, model: str = "yamnet",
             level: str | None = None, where: str | None = None, units: str | None = None,
             exclude_same_file: bool | None = None, window_s: float = 1.0) -> pd.DataFrame:
@@ -251,16 +267,7 @@ def similar(catalog: Catalog, target: str | Target, *, k: int = 10, model: str =
         raise UsageError(f"no {model} vectors at {level} level yet: run `audiotrove embed "
                          f"--level {level}{'' if model == 'yamnet' else ' --model ' + model}` first")
     vector = engine.target_vector(t)
-    file_ids = None
-    if where and where.strip():
-        from ..catalog.index import select_file_ids
-
-        file_ids = set(select_file_ids(catalog, where))
-    unit_rows = None
-    if units and units.strip():
-        from ..units.select import list_units
-
-        unit_rows = list_units(catalog, units, where=where)[["file_id", "unit"]]
+    file_ids, unit_rows = filters(catalog, where=where, units=units)
     if exclude_same_file is None:
         exclude_same_file = level != "file" or t.kind == "file"
     exclude = t.file_id if exclude_same_file else None

@@ -10,13 +10,14 @@ give the same data. Nothing here prints.
     units     list_units (`units`, `render`), collect_garbage (`gc`)
     oneoff    analyze_files (one-off `analyze FILES`)
     maps      map_points (`map --html`, the web map), list_maps, load_map, colour_values
+    transcripts  search_transcripts (`search`, the web's Search page), iter_transcripts
 """
 from .files import Listing, export_files, file_frame, list_files, open_index, select_file_ids
 from .summary import field_list, stats, status
 
 _LAZY = {"GarbageReport": "units", "UnitListing": "units", "collect_garbage": "units",
          "list_units": "units", "map_points": "maps", "list_maps": "maps", "load_map": "maps",
-         "colour_values": "maps"}
+         "colour_values": "maps", "search_transcripts": "transcripts", "iter_transcripts": "transcripts"}
 
 
 def __getattr__(name: str):  # the units views need pandas/pyarrow/duckdb: imported on first use
@@ -28,4 +29,5 @@ def __getattr__(name: str):  # the units views need pandas/pyarrow/duckdb: impor
 
 __all__ = ["Listing", "export_files", "file_frame", "list_files", "open_index", "select_file_ids",
            "field_list", "stats", "status", "UnitListing", "list_units", "GarbageReport",
-           "collect_garbage", "map_points", "list_maps", "load_map", "colour_values"]
+           "collect_garbage", "map_points", "list_maps", "load_map", "colour_values", "search_transcripts",
+           "iter_transcripts"]

@@ -534,7 +534,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
     def search_data(phrase: str, where, context: str, limit):
         from ..catalog.fields import Field
         from ..catalog.query import parse_quantity
-        from ..commands.transcribe import _transcripts, find_phrase, normalize_words
+        from ..views.transcripts import normalize_words, search_transcripts
 
         phrase = _text(phrase, "phrase") or ""
         try:
@@ -547,13 +547,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
         file_ids = None
         if where and where.strip():
             file_ids = coll.index().file_ids(_text(where, "query"))
-        hits, searched = [], 0
-        for _, path, tr in _transcripts(cat, file_ids):
-            searched += 1
-            hits += find_phrase(path, tr, phrase, context_s=max(0.0, context_s))
-            if limit and len(hits) >= limit:
-                hits = hits[:limit]
-                break
+        hits, searched = search_transcripts(cat, phrase, file_ids=file_ids, context_s=context_s, limit=limit)
         from dataclasses import asdict
 
         return [asdict(h) for h in hits], searched

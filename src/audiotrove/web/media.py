@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -92,18 +93,21 @@ def cut_wav(path: str, start_s: float, dur_s: float) -> bytes:
 
 
 def _cut_with_render(path: str, start_s: float, dur_s: float) -> bytes:
+    return _rendered([{"path": path, "start": start_s, "dur": dur_s}])
+
+
+def _rendered(rows: list[dict], **options) -> bytes:
+    """render_units (units/render.py) into a private temporary folder, as WAV bytes."""
     from ..units.render import render_units
 
     folder = tempfile.mkdtemp(prefix="audiotrove-serve-")
-    out = os.path.join(folder, "cut.wav")
     try:
-        render_units([{"path": path, "start": start_s, "dur": dur_s}], out)
+        out = os.path.join(folder, "units.wav")
+        render_units(rows, out, **options)
         with open(out, "rb") as fh:
             return fh.read()
     finally:
-        for name in os.listdir(folder):
-            os.unlink(os.path.join(folder, name))
-        os.rmdir(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def picture(path: str, *, duration_s: float | None, clipped: list | None = None) -> bytes:
@@ -116,18 +120,7 @@ def picture(path: str, *, duration_s: float | None, clipped: list | None = None)
 
 def render_selection(rows: list[dict]) -> bytes:
     """The units (path, start, dur) one after the other as one WAV file (units/render.py)."""
-    from ..units.render import render_units
-
-    folder = tempfile.mkdtemp(prefix="audiotrove-serve-")
-    out = os.path.join(folder, "units.wav")
-    try:
-        render_units(rows, out, gap_s=0.1)
-        with open(out, "rb") as fh:
-            return fh.read()
-    finally:
-        for name in os.listdir(folder):
-            os.unlink(os.path.join(folder, name))
-        os.rmdir(folder)
+    return _rendered(rows, gap_s=0.1)
 
 
 __all__ = ["ByteCache", "cut_wav", "picture", "render_selection", "media_type", "MAX_CUT_S"]

@@ -162,7 +162,9 @@ def _write_table(df, fmt: str, output: Optional[Path]) -> None:
             flat = _expand_mfcc(df)
             flat.to_csv(stream, index=False)
         else:
-            records = [_clean(r) for r in df.to_dict("records")]
+            from ..views.units import frame_records
+
+            records = frame_records(df)
             if fmt == "json":
                 json.dump(records, stream, indent=2)
                 stream.write("\n")
@@ -173,17 +175,6 @@ def _write_table(df, fmt: str, output: Optional[Path]) -> None:
         if output:
             stream.close()
             err.print(f"{len(df)} units -> {output}")
-
-
-def _clean(record: dict) -> dict:
-    out = {}
-    for k, v in record.items():
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        elif hasattr(v, "item") and not isinstance(v, (list, str)):
-            v = v.item()
-        out[k] = v
-    return out
 
 
 def _expand_mfcc(df):

@@ -1,6 +1,7 @@
 """Units: the `units` listing (and what `render` renders), and `gc` of unit shards."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -86,4 +87,20 @@ def collect_garbage(catalog: Catalog, *, dry_run: bool = False) -> GarbageReport
     return report
 
 
-__all__ = ["UnitListing", "list_units", "GarbageReport", "collect_garbage"]
+def frame_records(df) -> list[dict]:
+    """A listing's rows as `--format json` prints them and the web's JSON twins send them:
+    NaN -> None, numpy scalars -> Python."""
+    out = []
+    for record in df.to_dict("records"):
+        row = {}
+        for k, v in record.items():
+            if isinstance(v, float) and math.isnan(v):
+                v = None
+            elif hasattr(v, "item") and not isinstance(v, (list, str)):
+                v = v.item()
+            row[k] = v
+        out.append(row)
+    return out
+
+
+__all__ = ["UnitListing", "list_units", "GarbageReport", "collect_garbage", "frame_records"]

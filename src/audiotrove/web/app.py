@@ -39,6 +39,7 @@ from ..catalog.db import CATALOG_DIR, CATALOG_FILE, Catalog
 from ..catalog.index import FieldIndex
 from ..catalog.query import And, QueryError, parse_field_list, parse_sort
 from ..errors import UsageError
+from ..views.units import frame_records
 from . import pages
 from .media import ByteCache, CUT_CACHE_BYTES, MAX_CUT_S, PICTURE_CACHE_BYTES, cut_wav, media_type, picture
 from .security import Guard
@@ -426,7 +427,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
             found = units_frame(q, where, sort, per_file, limit)
         except (QueryError, UsageError) as exc:
             return _query_json(exc)
-        return _json(_frame_records(found.frame))
+        return _json(frame_records(found.frame))
 
     @app.get("/units")
     def units_page(request: Request, q: Optional[str] = None, where: Optional[str] = None, sort: Optional[str] = None,
@@ -439,7 +440,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
             body = pages.units(params=params, records=[], error=pages.query_error(exc, "/units", param, params),
                                render_url=None, note="")
             return html("Units", body, active="units")
-        records = _frame_records(found.frame)
+        records = frame_records(found.frame)
         note = "" if found.segmented else "no units yet: run `audiotrove segment` first"
         if found.problems:
             note = "; ".join(found.problems[:3])
@@ -498,7 +499,7 @@ def create_app(root: str | os.PathLike, *, any_host: bool = False) -> Guard:
             raise UsageError("the target must be a file of the collection (FILE_ID) or a unit (FILE_ID:UNIT)")
         df = similar(cat, t, k=k, model=model, level=level or None, where=_text(where, "query"),
                      units=_text(units, "unit query"))
-        return _frame_records(df)
+        return frame_records(df)
 
     @app.get("/similar.json")
     def similar_json(target: str = Query(..., max_length=64), k: int = Query(10, ge=1, le=200),
@@ -640,13 +641,6 @@ def _ids(cat: Catalog, paths) -> dict[str, int]:
     return out
 
 
-def _frame_records(df) -> list[dict]:
-    """A DataFrame as the CLI's `--format json` prints it (NaN -> null, numpy -> Python)."""
-    from ..commands.units import _clean
-
-    return [_clean(r) for r in df.to_dict("records")]
-
-
 def _summary_columns(idx: FieldIndex, q: Optional[str]) -> list[str]:
     from ..views.files import LS_DEFAULT
 
@@ -675,7 +669,7 @@ def _similar_files(coll: Collection, file_id: int, record: dict) -> str:
                      model=model or "yamnet", level="file")
     except (UsageError, QueryError, ModelError, DecodeError, OSError) as exc:
         return f"<p class=small>{pages.esc(exc)}</p>"
-    records = _frame_records(df)
+    records = frame_records(df)
     return pages.neighbours(records, _ids(coll.catalog(), [r.get("path") for r in records]))
 
 

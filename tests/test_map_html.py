@@ -118,6 +118,30 @@ def test_map_points_limit_and_errors(coll, tmp_path):
             map_points(c)
 
 
+def test_colour_by_a_unit_label_before_its_step_says_which_command_gives_it(coll):
+    """tag and class.label exist only once `tag` / `classify predict` has run: until then a clear
+    UsageError (exit 2), not a KeyError; mfcc_k and the map's own columns colour as they are."""
+    import audiotrove
+    from audiotrove.views import list_units, map_points
+
+    with audiotrove.open(coll) as c:
+        for field, command in (("tag", "audiotrove tag"), ("tag_score", "audiotrove tag"),
+                               ("class.label", "audiotrove classify predict")):
+            with pytest.raises(UsageError, match=f"no unit has a {field} yet: run `{command}"):
+                map_points(c, color=field)
+        data = map_points(c, color="mfcc_2,map.x")
+        units = list_units(c.catalog).frame
+    r = invoke(coll, "map", "--units", "all", "--redraw", "--png", coll / "tag.png", "--color", "tag", code=2)
+    assert "run `audiotrove tag` first" in r.output and "KeyError" not in r.output
+    mfcc = {(f, u): m[1] for f, u, m in zip(units["file_id"], units["unit"], units["mfcc"])}
+    cols = data["columns"]
+    got = data["colors"]["mfcc_2"]["values"]
+    assert data["colors"]["mfcc_2"]["kind"] == "range" and len(got) == data["shown"]
+    assert got == pytest.approx([mfcc[(f, u)] for f, u in zip(cols["file_id"], cols["unit"])], abs=0.05)  # rounded for the page
+    assert len(set(got)) > 10
+    assert data["colors"]["map.x"]["values"] == pytest.approx(cols["x"], abs=1e-3)
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

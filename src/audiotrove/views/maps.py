@@ -18,7 +18,8 @@
              percentiles: the colour scale), min, max, unit}}; always "cluster", plus `color`,
     color: the field to colour by first.
 
-Errors are UsageError: no such map (it says which command makes one), an unknown colour field.
+Errors are UsageError: no such map (it says which command makes one), an unknown colour field,
+a unit label no unit has yet (`tag` before `audiotrove tag`: it says which command gives it).
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ LEVELS = ("unit", "file", "window")
 MAX_CATEGORIES = 20  # more distinct values of a numeric field: a colour range
 MAKE = {"unit": "audiotrove map --units all", "file": "audiotrove map",
         "window": "audiotrove map --windows SECONDS"}
+# unit fields only a later step gives (units/labels.py): the command that gives them
+LABEL_MAKERS = {"tag": "audiotrove tag", "tag_score": "audiotrove tag",
+                "class.label": "audiotrove classify predict --model MODEL",
+                "class.confidence": "audiotrove classify predict --model MODEL"}
 
 
 def _catalog(coll) -> Catalog:
@@ -89,7 +94,8 @@ def load_map(coll, *, name: str | None = None, level: str | None = None) -> tupl
 
 def colour_values(coll, df: pd.DataFrame, level: str, color: str) -> pd.Series | None:
     """The field `color` per row of the map `df` (None for the clusters): a unit field for a
-    unit map (power, note...), else a file field. UsageError for an unknown field."""
+    unit map (power, note...), else a file field. UsageError for an unknown field, and for a
+    unit label (tag, class.label...) that no unit has yet (it says which command gives it)."""
     if color in ("cluster", "map.cluster"):
         return None
     catalog = _catalog(coll)
@@ -98,7 +104,16 @@ def colour_values(coll, df: pd.DataFrame, level: str, color: str) -> pd.Series |
 
         if color in UNIT_FIELDSET:
             field = UNIT_FIELDSET.resolve(color).name
-            rows = list_units(catalog)[["file_id", "unit", field]].astype({"file_id": "int64", "unit": "int64"})
+            if field in df.columns:  # the map's own columns (map.*, grid.*)
+                return df[field].reset_index(drop=True)
+            units = list_units(catalog)
+            if field.startswith("mfcc_"):
+                k = int(field[5:]) - 1
+                units[field] = units["mfcc"].map(lambda v: None if v is None else v[k])
+            if field not in units.columns:  # a label no step has given any unit yet
+                raise UsageError(f"--color {color}: no unit has a {field} yet: run "
+                                 f"`{LABEL_MAKERS.get(field, 'audiotrove segment')}` first")
+            rows = units[["file_id", "unit", field]].astype({"file_id": "int64", "unit": "int64"})
             keyed = df[["file_id", "unit"]].astype("int64").merge(rows, on=["file_id", "unit"], how="left")
             return keyed[field].reset_index(drop=True)
     from ..catalog.fields import UnknownFieldError

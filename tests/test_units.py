@@ -310,6 +310,21 @@ def test_file_level_where(files, tmp_path):
     cat.close()
 
 
+def test_frame_records_is_plain_json():
+    """The one row conversion of `units`, `similar` and the web's twins: NaN -> null, numpy
+    scalars -> Python, lists and strings as they are."""
+    from audiotrove.views.units import frame_records
+
+    df = pd.DataFrame({"path": ["a.wav", "b.wav"], "unit": np.array([3, 4], np.int64),
+                       "hz": [440.0, float("nan")], "mfcc": [[1.0, 2.0], None],
+                       "power": np.array([-12.5, -30.25], np.float32)})
+    rows = frame_records(df)
+    assert json.loads(json.dumps(rows)) == rows
+    assert rows == [{"path": "a.wav", "unit": 3, "hz": 440.0, "mfcc": [1.0, 2.0], "power": -12.5},
+                    {"path": "b.wav", "unit": 4, "hz": None, "mfcc": None, "power": -30.25}]
+    assert type(rows[0]["unit"]) is int and type(rows[1]["power"]) is float
+
+
 def test_missing_shard_is_reported(files, tmp_path):
     from audiotrove.units.store import units_dir
 

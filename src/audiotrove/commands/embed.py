@@ -218,8 +218,9 @@ def _print(df, fmt: str) -> None:
         df.to_csv(sys.stdout, index=False)
         return
     if fmt == "json":
-        records = [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
-        json.dump(records, sys.stdout, indent=2)
+        from ..views.units import frame_records
+
+        json.dump(frame_records(df), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     has_units = "power" in df.columns
@@ -240,14 +241,6 @@ def _print(df, fmt: str) -> None:
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _clean(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if hasattr(v, "item") and not isinstance(v, (list, str)):
-        return v.item()
-    return v
 
 
 # --- duplicates ------------------------------------------------------------------------------

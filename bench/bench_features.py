@@ -1,13 +1,14 @@
 """Benchmark: the features time series, speed and agreement with librosa, before vs after.
 
-    python bench/bench_features.py [--base 76d02aa] [--seconds 60] [--no-write]
+    python bench/bench_features.py [--base 76d02aa] [--seconds 60] [--repeat 3] [--no-write]
 
 The baseline is the source tree of commit --base (extracted with `git archive` into a
 temporary folder and imported as a second package), measured in the same run as this tree.
 
 Speed: FeatureSeries with every feature (pitch and tempo included) and without pitch, 0.1 s
 rows, on real music decoded up front; CPU time on one core (BLAS/OpenMP limited to one thread),
-as x real time (seconds of audio per CPU second), best of 3.
+as x real time (seconds of audio per CPU second), best of --repeat runs, the two versions
+taking turns.
 
 Agreement: frame-level series (hop_s = the frame hop, so each row is one frame) against
 librosa 0.11 with the same n_fft and hop: the Pearson correlation over frames per column
@@ -66,15 +67,18 @@ def series(F, y, sr, *, hop_s, features):
     return {c: np.concatenate([p[c] for p in parts]) for c in s.columns}
 
 
-def speed(F, clips, features) -> float:
+def speeds(versions, clips, features, repeat: int = 3) -> list[float]:
+    """x real time of each version, best of `repeat`, the versions taking turns (a load that
+    comes and goes on a shared machine falls on both)."""
     total = sum(len(y) / sr for y, sr in clips)
-    best = float("inf")
-    for _ in range(3):
-        t = time.process_time()
-        for y, sr in clips:
-            series(F, y, sr, hop_s=0.1, features=features)
-        best = min(best, time.process_time() - t)
-    return total / best
+    best = [float("inf")] * len(versions)
+    for _ in range(repeat):
+        for k, F in enumerate(versions):
+            t = time.process_time()
+            for y, sr in clips:
+                series(F, y, sr, hop_s=0.1, features=features)
+            best[k] = min(best[k], time.process_time() - t)
+    return [total / b for b in best]
 
 
 def librosa_reference(y, sr, n_fft, hop, chroma_n_fft):
@@ -128,6 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="76d02aa")
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many runs of each version, in turns")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     clips = []
@@ -146,7 +151,7 @@ def main() -> None:
         no_pitch = tuple(f for f in every if f != "pitch")
         lines += ["| speed, x real time (one core) | before | after | after / before |", "|---|---|---|---|"]
         for label, feats in (("all features", every), ("all but pitch", no_pitch)):
-            b, a = speed(BASE, clips, feats), speed(NEW, clips, feats)
+            b, a = speeds([BASE, NEW], clips, feats, args.repeat)
             lines.append(f"| {label} | {b:.0f} | {a:.0f} | {a / b:.2f} |")
             print(lines[-1], flush=True)
         try:
@@ -170,7 +175,7 @@ def main() -> None:
         head = "" if out.exists() else "# Features: speed and agreement with librosa (issue 11)\n"
         with out.open("a", encoding="utf-8") as f:
             f.write(head + f"\n## {time.strftime('%Y-%m-%d %H:%M')} `python bench/bench_features.py --base {args.base} "
-                    f"--seconds {args.seconds:g}`\n\nMachine: 2-core x86_64, 24 GB, CPython "
+                    f"--seconds {args.seconds:g} --repeat {args.repeat}`\n\nMachine: 2-core x86_64, 24 GB, CPython "
                     f"{sys.version.split()[0]}; CPU time of one process.\n\n" + "\n".join(lines) + "\n")
 
 

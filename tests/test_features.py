@@ -249,6 +249,38 @@ def test_series_does_not_depend_on_block_size():
             assert np.allclose(a[col], b[col], rtol=1e-5, atol=1e-4, equal_nan=True), col
 
 
+def test_a_row_is_the_mean_of_its_frames():
+    """Rows of 0.1 s against the frame-level series (one row per frame, hop_s = the frame hop):
+    each row is the mean of the frames centred in its window (centroid over the frames that
+    are not silent, rms as the mean of mean squares, pitch a median), the last window, shorter
+    than a frame hop, takes the frame before it."""
+    x = np.concatenate([sine(330.0, 0.6) + noise(0.6, amp=0.02), np.zeros(int(0.3 * SR), np.float32),
+                        noise(0.45, seed=3)])
+    x = x[:13 * 2205 + 1]  # the last window: one sample, no frame centred in it
+    n_fft, hop = analysis_frame(SR)
+    features = ("rms", "zcr", "centroid", "contrast", "chroma", "mfcc", "pitch")
+    frames = run_series(x, hop_s=hop / SR, features=features)
+    rows = run_series(x, hop_s=0.1, features=features)
+    edges = [int(round(i * 0.1 * SR)) for i in range(len(rows["time"]) + 1)]
+    edges[-1] = min(edges[-1], len(x))
+    assert len(frames["time"]) == -(-len(x) // hop) and np.isnan(frames["centroid"]).sum() > 5
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        a, b = -(-lo // hop), -(-hi // hop)
+        if b <= a:
+            a, b = a - 1, a
+        for col in rows:
+            if col in ("time", "rms", "hz", "clarity"):
+                continue
+            want = np.nanmean(frames[col][a:b]) if np.isfinite(frames[col][a:b]).any() else np.nan
+            assert rows[col][i] == pytest.approx(want, rel=1e-9, abs=1e-12, nan_ok=True), (col, i)
+        ms = np.mean(10.0 ** (frames["rms"][a:b] / 10.0))
+        assert rows["rms"][i] == pytest.approx(max(-120.0, 10 * np.log10(ms)), abs=1e-6)
+    assert b - a == 1 and hi - lo < hop  # the last window was one of a single frame
+    voiced = np.isfinite(rows["hz"])
+    assert voiced[:5].all() and not voiced[7:9].any()
+    assert np.allclose(rows["hz"][:5], 330.0, rtol=0.01)
+
+
 def test_series_hop_shorter_than_a_frame_hop():
     t = run_series(sine(500.0, 0.5), hop_s=0.005, features=("rms", "centroid"))
     assert len(t["time"]) == 100

@@ -101,12 +101,15 @@ class Framer:
     push(samples) returns the frames now complete, shape (m, n_fft), float32; finish()
     pads the end with zeros and returns the rest (the frames whose centre lies in the
     signal: ceil(length / hop) frames in all). The signal is zero-padded before sample 0.
+    window: (n_fft,) float32, each frame comes multiplied by it (one pass over the frames
+    instead of a copy and then a product).
     """
 
-    def __init__(self, *, n_fft: int, hop: int):
+    def __init__(self, *, n_fft: int, hop: int, window: np.ndarray | None = None):
         if hop < 1 or n_fft < hop:
             raise ValueError("need 1 <= hop <= n_fft")
         self.n_fft, self.hop = n_fft, hop
+        self.window = window
         self._buf = np.zeros(n_fft // 2, dtype=np.float32)  # left padding
         self._next = 0  # next frame index
         self._base = -(n_fft // 2)  # absolute sample index of _buf[0]
@@ -144,7 +147,7 @@ class Framer:
         if count <= 0:
             return np.zeros((0, self.n_fft), dtype=np.float32)
         view = np.lib.stride_tricks.sliding_window_view(self._buf[first:], self.n_fft)[::self.hop][:count]
-        frames = np.array(view)
+        frames = np.array(view) if self.window is None else view * self.window
         self._next += count
         keep_from = self._next * self.hop - self.n_fft // 2 - self._base
         self._buf = self._buf[keep_from:]
@@ -438,10 +441,22 @@ def _grid_constants(sample_rate_hz: float, n_fft: int) -> tuple:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_chroma(sample_rate_hz: float, n_fft: int) -> np.ndarray:
+def _cached_chroma(sample_rate_hz: float, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chroma filters, periodic Hann window) of chroma frames of n_fft samples."""
     fb = chroma_filterbank(sample_rate_hz=sample_rate_hz, n_fft=n_fft)
-    fb.setflags(write=False)
-    return fb
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    for a in (fb, window):
+        a.setflags(write=False)
+    return fb, window
+
+
+def _power_rows(spec: np.ndarray) -> np.ndarray:
+    """re^2 + im^2 of each complex value (rows of an rfft), squared in spec's own memory
+    (spec is overwritten): the same numbers as spec.real ** 2 + spec.imag ** 2, without
+    its three temporaries."""
+    parts = spec.view(spec.real.dtype)
+    np.multiply(parts, parts, out=parts)
+    return parts[:, ::2] + parts[:, 1::2]
 
 
 class FrameAnalyzer:
@@ -487,8 +502,8 @@ class FrameAnalyzer:
         centre = frames[:, self._hop_slice]
         ms = np.mean(centre.astype(np.float64) ** 2, axis=1)
         level_db = np.maximum(LEVEL_FLOOR_DB, 10.0 * np.log10(ms + 1e-30))
-        spec = scipy.fft.rfft(frames * self.window, axis=1)
-        power = (spec.real ** 2 + spec.imag ** 2) * self._scale
+        power = _power_rows(scipy.fft.rfft(frames * self.window, axis=1))
+        power *= self._scale
         power = power.astype(np.float32, copy=False)
         onset_db = 10.0 * np.log10(np.asarray(self._onset_fbT @ power.T).T + 1e-10)
         onset_db = np.maximum(onset_db, MEL_FLOOR_DB).astype(np.float32)
@@ -531,9 +546,8 @@ class ChromaFrames:
 
     def __init__(self, *, sample_rate_hz: float, n_fft: int, hop: int):
         self.n_fft = CHROMA_FRAME_FACTOR * n_fft
-        self.framer = Framer(n_fft=self.n_fft, hop=hop)
-        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)).astype(np.float32)
-        self.fb = _cached_chroma(float(sample_rate_hz), self.n_fft)
+        self.fb, self.window = _cached_chroma(float(sample_rate_hz), self.n_fft)
+        self.framer = Framer(n_fft=self.n_fft, hop=hop, window=self.window)  # frames come windowed
         self.next_index = 0  # frames emitted so far
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -546,8 +560,7 @@ class ChromaFrames:
         self.next_index += len(frames)
         if not len(frames):
             return np.zeros((0, 12))
-        spec = scipy.fft.rfft(frames * self.window, axis=1)
-        raw = ((spec.real ** 2 + spec.imag ** 2) @ self.fb).astype(np.float64)
+        raw = (_power_rows(scipy.fft.rfft(frames, axis=1)) @ self.fb).astype(np.float64)
         top = raw.max(axis=1, keepdims=True)
         return np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
 
@@ -594,22 +607,34 @@ def _tempo_candidates(novelty: np.ndarray, *, frame_rate_hz: float, min_bpm: flo
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(lags in frames, their normalised autocorrelation, full autocorrelation) of a stretch
     of onset novelty; None when it is too short or flat."""
-    x = np.asarray(novelty, dtype=np.float64)
-    x = x - x.mean()
-    if len(x) < 4 or not np.any(x):
-        return None
-    max_lag = min(len(x) - 2, int(math.ceil(60.0 * frame_rate_hz / min_bpm)))
-    min_lag = max(1, int(math.floor(60.0 * frame_rate_hz / max_bpm)))
-    if max_lag <= min_lag + 1:
-        return None
-    size = scipy.fft.next_fast_len(2 * len(x), real=True)
-    spec = scipy.fft.rfft(x, size)
-    acf = scipy.fft.irfft(spec.real ** 2 + spec.imag ** 2, size)[:max_lag + 2]
-    if acf[0] <= 0:
-        return None
-    acf = acf / acf[0]
-    lags = np.arange(min_lag, max_lag + 1)
-    return lags, acf[min_lag:max_lag + 1], acf
+    return _tempo_candidates_rows([novelty], frame_rate_hz=frame_rate_hz, min_bpm=min_bpm, max_bpm=max_bpm)[0]
+
+
+def _tempo_candidates_rows(stretches: list[np.ndarray], *, frame_rate_hz: float, min_bpm: float,
+                           max_bpm: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """_tempo_candidates of each stretch, the stretches of one length in one batch of FFTs
+    (a feature series asks for one per row: one FFT call per row cost more than the FFT)."""
+    out: list = [None] * len(stretches)
+    by_length: dict[int, list[int]] = {}
+    for k, stretch in enumerate(stretches):
+        by_length.setdefault(len(stretch), []).append(k)
+    for n, ks in by_length.items():
+        max_lag = min(n - 2, int(math.ceil(60.0 * frame_rate_hz / min_bpm)))
+        min_lag = max(1, int(math.floor(60.0 * frame_rate_hz / max_bpm)))
+        if n < 4 or max_lag <= min_lag + 1:
+            continue
+        x = np.array([stretches[k] for k in ks], dtype=np.float64).reshape(len(ks), n)
+        x = x - x.mean(axis=1, keepdims=True)
+        size = scipy.fft.next_fast_len(2 * n, real=True)
+        spec = scipy.fft.rfft(x, size, axis=1)
+        acf = scipy.fft.irfft(spec.real ** 2 + spec.imag ** 2, size, axis=1)[:, :max_lag + 2]
+        lags = np.arange(min_lag, max_lag + 1)
+        for j, k in enumerate(ks):
+            if acf[j, 0] <= 0 or not np.any(x[j]):
+                continue
+            row = acf[j] / acf[j, 0]
+            out[k] = (lags, row[min_lag:max_lag + 1], row)
+    return out
 
 
 def _pick_tempo(lags: np.ndarray, score: np.ndarray, acf: np.ndarray, frame_rate_hz: float) -> float | None:
@@ -657,8 +682,11 @@ class TempoTracker:
         self.bpm: float | None = None
 
     def update(self, novelty: np.ndarray, *, frame_rate_hz: float) -> float | None:
-        found = _tempo_candidates(novelty, frame_rate_hz=frame_rate_hz, min_bpm=self.min_bpm,
-                                  max_bpm=self.max_bpm)
+        return self.choose(_tempo_candidates(novelty, frame_rate_hz=frame_rate_hz, min_bpm=self.min_bpm,
+                                             max_bpm=self.max_bpm), frame_rate_hz=frame_rate_hz)
+
+    def choose(self, found, *, frame_rate_hz: float) -> float | None:
+        """update() on the candidates of the stretch (_tempo_candidates' answer)."""
         if found is None:
             return None
         lags, r, acf = found
@@ -787,7 +815,7 @@ class FeatureSeries:
         frames_have = self.analyzer.next_index
         if self.chroma is not None:  # its longer frames complete later
             frames_have = min(frames_have, self.chroma.next_index)
-        rows: list[dict] = []
+        spans: list[tuple[int, int, int]] = []  # (window, first frame, end frame)
         while True:
             i = self._win
             lo, hi = self._edge(i), self._edge(i + 1)
@@ -802,60 +830,75 @@ class FeatureSeries:
             need = last_f + (self.tempo_half if "tempo" in self.features else 0)
             if not final and frames_have < need:
                 break
-            rows.append(self._row(i, first_f, max(last_f, first_f + 1)))
+            spans.append((i, first_f, max(last_f, first_f + 1)))
             self._win += 1
+        out = self._rows(spans)
         self._trim()
-        return _to_columns(rows, self.columns)
+        return out
+
+    def _tempo_candidates(self, spans: list[tuple[int, int, int]]) -> list:
+        """The tempo candidates of each window (the novelty over TEMPO_WINDOW_S around it), in one batch."""
+        stretches = []
+        for _, f_lo, f_hi in spans:
+            centre = (f_lo + f_hi) // 2
+            a = max(self._flux_start, centre - self.tempo_half)
+            b = min(self._flux_start + len(self._flux), centre + self.tempo_half)
+            stretches.append(self._flux[a - self._flux_start:max(b, a) - self._flux_start])
+        t = self.tempo_tracker
+        return _tempo_candidates_rows(stretches, frame_rate_hz=self.frame_rate_hz, min_bpm=t.min_bpm, max_bpm=t.max_bpm)
 
     def _frames_between(self, lo: int, hi: int) -> FrameBatch | None:
         parts = [b.slice(lo, hi) for b in self._frames if b.start < hi and b.start + len(b) > lo]
         parts = [p for p in parts if len(p)]
         return FrameBatch.concat(parts) if parts else None
 
-    def _row(self, i: int, f_lo: int, f_hi: int) -> dict:
-        row: dict = {"time": i * self.hop_s}
-        fb = self._frames_between(f_lo, f_hi)
-        if fb is None:  # a window shorter than a hop at the very end: take the last frame
-            fb = self._frames_between(f_lo - 1, f_lo)
+    def _rows(self, spans: list[tuple[int, int, int]]) -> dict[str, np.ndarray]:
+        """The rows of these windows (window, its frames [f_lo, f_hi)) as columns, every mean
+        of every window at once: a row per window, one numpy call per column, not per row."""
+        out = {"time": np.array([i * self.hop_s for i, _, _ in spans], dtype=np.float64)}
+        n = len(spans)
+        f_lo = np.array([s[1] for s in spans], dtype=np.int64)
+        f_hi = np.array([s[2] for s in spans], dtype=np.int64)
+        fb = self._frames_between(int(f_lo.min()) - 1, int(f_hi.max())) if n else None
+        if fb is None:
+            a = b = np.zeros(n, np.int64)
+        else:  # a window without frames (shorter than a hop, at the very end) takes the frame before
+            a, b = _clip_ranges(f_lo - fb.start, f_hi - fb.start, len(fb))
+            empty = b <= a
+            a, b = _clip_ranges(np.where(empty, f_lo - 1 - fb.start, a), np.where(empty, f_lo - fb.start, b), len(fb))
         for name in self.features:
-            if name == "rms":
-                row["rms"] = power_db(float(fb.frame_ms.mean())) if fb is not None else None
-            elif name == "zcr":
-                row["zcr"] = float(fb.zcr.mean()) if fb is not None else None
-            elif name in ("centroid", "rolloff", "flatness"):
-                vals = getattr(fb, name) if fb is not None else np.zeros(0)
-                vals = vals[np.isfinite(vals)]
-                row[name] = float(vals.mean()) if len(vals) else None
-            elif name == "contrast":
-                vals = fb.contrast.mean(axis=0) if fb is not None else [np.nan] * (CONTRAST_BANDS + 1)
-                for j, v in enumerate(vals):
-                    row[f"contrast_{j + 1}"] = float(v)
+            if name in ("rms", "zcr"):
+                mean = _window_means(fb.frame_ms if name == "rms" else fb.zcr, a, b) if fb is not None else np.full(n, np.nan)
+                out[name] = np.maximum(LEVEL_FLOOR_DB, 10.0 * np.log10(mean + 1e-30)) if name == "rms" else mean
+            elif name in ("centroid", "rolloff", "flatness"):  # over the frames that are not silent
+                out[name] = _window_means(getattr(fb, name), a, b, skip_nan=True) if fb is not None else np.full(n, np.nan)
+            elif name in ("contrast", "mfcc"):
+                width = CONTRAST_BANDS + 1 if name == "contrast" else N_MFCC
+                vals = _window_means(getattr(fb, name), a, b) if fb is not None else np.full((n, width), np.nan)
+                for j in range(width):
+                    out[f"{name}_{j + 1}"] = vals[:, j]
             elif name == "chroma":
-                a = max(f_lo - self._chroma_start, 0)
-                rows = self._chroma_rows[a:max(f_hi - self._chroma_start, a)]
-                if not len(rows):  # as above: the last frame
-                    rows = self._chroma_rows[max(f_lo - 1 - self._chroma_start, 0):][:1]
-                ch = rows.mean(axis=0) if len(rows) else np.zeros(12)
-                for n, v in zip(_pitch.NOTE_NAMES, ch):
-                    row[f"chroma_{n}"] = float(v)
-            elif name == "mfcc":
-                vals = fb.mfcc.astype(np.float64).mean(axis=0) if fb is not None else [np.nan] * N_MFCC
-                for j, v in enumerate(vals):
-                    row[f"mfcc_{j + 1}"] = float(v)
-            elif name == "pitch":
-                if fb is None:
-                    row["hz"], row["clarity"] = None, 0.0
-                else:
-                    hz, cl = _pitch.summarize_pitch(fb.hz, fb.clarity, fb.level_db)
-                    row["hz"], row["clarity"] = hz, cl
-            elif name == "tempo":
-                centre = (f_lo + f_hi) // 2
-                a = max(self._flux_start, centre - self.tempo_half)
-                b = min(self._flux_start + len(self._flux), centre + self.tempo_half)
-                seg = self._flux[a - self._flux_start:b - self._flux_start]
-                row["tempo"] = self.tempo_tracker.update(seg, frame_rate_hz=self.frame_rate_hz) \
-                    if len(seg) else None
-        return row
+                total = len(self._chroma_rows)
+                ca, cb = _clip_ranges(f_lo - self._chroma_start, f_hi - self._chroma_start, total)
+                empty = cb <= ca  # as above: the frame before (else 0)
+                before = np.maximum(f_lo - 1 - self._chroma_start, 0)
+                ca, cb = _clip_ranges(np.where(empty, before, ca), np.where(empty, before + 1, cb), total)
+                vals = _window_means(self._chroma_rows, ca, cb)
+                vals[cb <= ca] = 0.0
+                for j, note in enumerate(_pitch.NOTE_NAMES):
+                    out[f"chroma_{note}"] = vals[:, j]
+            elif name == "pitch":  # a median: one window at a time
+                hz, clarity = np.full(n, np.nan), np.zeros(n)
+                for k in np.flatnonzero(b > a) if fb is not None else ():
+                    w = slice(a[k], b[k])
+                    found, clarity[k] = _pitch.summarize_pitch(fb.hz[w], fb.clarity[w], fb.level_db[w])
+                    hz[k] = np.nan if found is None else found
+                out["hz"], out["clarity"] = hz, clarity
+            elif name == "tempo":  # the tracker's continuity: one window after the other
+                found = self._tempo_candidates(spans)
+                out["tempo"] = np.array([np.nan if t is None else t for t in (
+                    self.tempo_tracker.choose(f, frame_rate_hz=self.frame_rate_hz) for f in found)], dtype=np.float64)
+        return {c: out[c] for c in self.columns}
 
     def _trim(self) -> None:
         """Drop frames no window still needs (bounded memory)."""
@@ -887,12 +930,36 @@ def _mono(block: np.ndarray) -> np.ndarray:
     return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
 
 
-def _to_columns(rows: list[dict], columns: list[str]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for col in columns:
-        vals = [r.get(col) for r in rows]
-        out[col] = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
-    return out
+def _clip_ranges(a: np.ndarray, b: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges [a, b) cut to [0, length), as slicing cuts them (an empty one has b == a)."""
+    a = np.clip(a, 0, length)
+    return a, np.maximum(np.clip(b, 0, length), a)
+
+
+def _window_means(values: np.ndarray, a: np.ndarray, b: np.ndarray, *, skip_nan: bool = False) -> np.ndarray:
+    """Mean of values[a_k:b_k] for each k (float64 rows of a 1-D or 2-D values), NaN where
+    the range is empty (or, skip_nan, holds no finite value), with one np.add.reduceat."""
+    values = np.asarray(values, dtype=np.float64)
+    count = (b - a).astype(np.float64)
+    if skip_nan:
+        finite = np.isfinite(values)
+        values = np.where(finite, values, 0.0)
+        count = _window_sums(finite.astype(np.float64), a, b)
+    sums = _window_sums(values, a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / (count if values.ndim == 1 else count[:, None])
+    empty = count == 0
+    means[empty] = np.nan
+    return means
+
+
+def _window_sums(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    padded = np.concatenate([values, np.zeros((1,) + values.shape[1:])])  # b may be len(values)
+    if not len(a):
+        return padded[:0]
+    sums = np.add.reduceat(padded, np.stack([a, b], axis=1).ravel(), axis=0)[::2]
+    sums[b <= a] = 0.0  # reduceat gives values[a] for an empty range
+    return sums
 
 
 def series_summary(table: dict[str, np.ndarray], *, percentiles: tuple[int, ...] = (10, 50, 90)) -> dict[str, float | None]:

@@ -188,11 +188,20 @@ def summarize_pitch(hz: np.ndarray, clarity: np.ndarray, level_db: np.ndarray | 
         level_db = np.asarray(level_db, dtype=np.float64)
         loud = level_db >= level_db.max() - loud_range_db
     c = clarity[loud]
-    unit_clarity = float(np.median(c)) if c.size else 0.0
+    unit_clarity = float(_median(c)) if c.size else 0.0
     voiced = loud & np.isfinite(hz) & (clarity >= min_clarity)
-    if voiced.sum() == 0 or voiced.sum() < min_voiced_fraction * loud.sum():
+    n_voiced = int(np.count_nonzero(voiced))
+    if n_voiced == 0 or n_voiced < min_voiced_fraction * np.count_nonzero(loud):
         return None, unit_clarity
-    return float(np.exp(np.median(np.log(hz[voiced])))), unit_clarity
+    return float(np.exp(_median(np.log(hz[voiced])))), unit_clarity
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a short 1-D array without NaN, without its overhead (a feature series
+    asks for two per row): the middle value, or the mean of the middle two."""
+    s = np.sort(values)
+    k = len(s) // 2
+    return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
 
 
 def hz_to_midi(hz: float) -> float:

@@ -348,3 +348,19 @@ def test_the_map_twin_and_its_binary_form(client, coll):
         assert np.allclose(values, expected, rtol=1e-6, atol=1e-4, equal_nan=True), b["name"]
     assert {b["name"] for b in head["binary"]} >= {"columns.x", "columns.y", "columns.file_id", "colors.cluster"}
     assert head["files"] == twin["files"] and head["count"] == twin["count"]
+
+
+def test_the_binary_map_of_a_map_without_a_grid():
+    """col and row are None as a whole without a grid: they stay None in the header (the
+    /map.bin of such a map was an error 500)."""
+    from audiotrove.web.mappage import binary
+
+    points = {"count": 2, "grid": None, "colors": {},
+              "columns": {"x": [0.5, 1.0], "y": [1.0, None], "order": [1, 0], "col": None, "row": None}}
+    raw = binary(points)
+    size = int.from_bytes(raw[:4], "little")
+    head = json.loads(raw[4:4 + size])
+    assert head["columns"] == {"col": None, "row": None} and head["grid"] is None
+    assert [b["name"] for b in head["binary"]] == ["columns.x", "columns.y", "columns.order"]
+    y = head["binary"][1]
+    assert np.isnan(np.frombuffer(raw, "<f4", y["length"], 4 + size + y["offset"])[1])

@@ -108,7 +108,8 @@ def binary(points: dict) -> bytes:
     /map.json): a little-endian uint32 header length, the JSON header (everything else, plus
     "binary": [{"name", "type", "offset", "length"}]), padded to 4 bytes, then the arrays:
     x, y, start, dur as float32, the integer columns as int32 (float32 with NaN where a value
-    is missing), category colour codes as int32. Reading it costs no parsing in the browser."""
+    is missing), category colour codes as int32; a column that is None as a whole (col, row
+    without a grid) stays None in the header. Reading it costs no parsing in the browser."""
     import json
 
     import numpy as np
@@ -118,7 +119,9 @@ def binary(points: dict) -> bytes:
     head["colors"] = {}
     arrays: list[tuple[str, np.ndarray]] = []
     for name, values in points["columns"].items():
-        if name not in FLOAT_COLUMNS and None not in values:
+        if values is None:  # a whole column without values (col, row of a map without a grid)
+            head["columns"][name] = None
+        elif name not in FLOAT_COLUMNS and None not in values:
             arrays.append((f"columns.{name}", np.asarray(values, dtype="<i4")))
         else:
             arrays.append((f"columns.{name}", np.asarray([np.nan if v is None else v for v in values]

@@ -247,6 +247,25 @@ def test_index_records_equal_iter_latest(cat):
     assert idx.file_ids("duration = 1234.5") == {3}
 
 
+def test_record_texts_sorted_and_cut_in_batches(cat, monkeypatch):
+    """The page is sorted and cut first, the result texts read by id in batches: the same
+    objects, in the listing's order, whatever the batch size."""
+    import audiotrove.catalog.index as index_module
+    from audiotrove.catalog.query import parse_sort
+
+    idx = FieldIndex.open(cat)
+    by_path = {r["path"]: r for f, res in cat.iter_current() for r in [file_record(f, res)]}
+    keys = parse_sort("loudness:desc", idx.fields)
+    order = [row[0] for row in idx.rows(None, columns=["path"], sort=keys)]
+    for batch in (500, 7, 1):  # batches ending mid-listing
+        monkeypatch.setattr(index_module, "RECORD_BATCH", batch)
+        whole = [json.loads(t) for t in idx.record_texts(sort=keys)]
+        assert whole == [by_path[p] for p in order] and len(whole) == len(by_path) == 120
+        assert [json.loads(t) for t in idx.record_texts("status = ok", sort=keys, limit=30)] == \
+            [r for r in whole if r["status"] == "ok"][:30]
+    assert {r["status"] for r in whole} > {"ok"}  # also files without a result's text
+
+
 def test_sync_is_incremental(cat):
     idx = FieldIndex(cat)
     assert idx.sync() == 120  # first build

@@ -57,6 +57,29 @@ def test_exact_search_and_filters(tmp_path):
     assert list(again.search(q, 5)[0]) == list(brute(vecs, q, 5))
 
 
+def test_a_few_scattered_rows_are_read_through_the_random_access_maps(tmp_path):
+    """Fewer than 1 row in SCATTERED_READ comes through a second set of maps, advised
+    MADV_RANDOM (no readahead); a scan through the plain ones; the same values either way."""
+    import mmap
+
+    vecs = clustered(3000)
+    index = VectorIndex(tmp_path / "ix")
+    add(index, vecs[:2000], "a")
+    add(index, vecs[2000:], "b")
+    every = index.vectors()
+    few = np.array([2999, 3, 1500, 2001, 3])  # unsorted, repeated, across both chunks
+    assert len(few) * vindex.SCATTERED_READ < index.rows
+    assert np.array_equal(index.vectors(few), every[few])
+    assert index._scattered is not None and index._scattered[0] is not index.chunks()[0]
+    many = np.arange(0, 3000, 2)
+    assert np.array_equal(index.vectors(many), every[many])
+    assert np.allclose(every, vecs, atol=1e-3)  # float16 on disk
+    if hasattr(mmap, "MADV_RANDOM"):  # the maps take the advice (raises on a closed map)
+        index._scattered[1]._mmap.madvise(mmap.MADV_RANDOM)
+    add(index, vecs[:10], "c")  # an addition opens the maps anew
+    assert index._scattered is None and len(index.vectors(np.array([3005]))) == 1
+
+
 def test_ann_above_the_threshold_recall_filters_and_additions(tmp_path, monkeypatch):
     monkeypatch.setattr(vindex, "ANN_MIN_ROWS", 4000)
     monkeypatch.setattr(vindex, "EXACT_MAX_ROWS", 200)

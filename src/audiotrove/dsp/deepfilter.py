@@ -20,7 +20,7 @@ normalisations, band layout, feature look-ahead (the features are shifted 2 fram
 and deep-filter alignment.
 
 Streaming: any input rate is resampled to 48 kHz with soxr (delay-compensated streams) and
-back. The network runs on chunks of `chunk_frames` frames (10 s), each preceded by
+back. The network runs on chunks of `chunk_frames` frames (20 s), each preceded by
 `context_frames` (1 s) of already seen frames whose outputs are dropped, so that its
 recurrent state has settled; the feature normalisations run continuously. Memory is bounded
 by one chunk whatever the file's length, and the output does not depend on how the input is
@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sfft
 from scipy import signal
 
 from .blocks import AlignedOutput
@@ -165,12 +166,14 @@ class DeepFilterStream:
     """
 
     def __init__(self, net, *, sample_rate: int, channels: int, amount: float = 60.0,
-                 chunk_frames: int = 1000, context_frames: int = 100):
+                 chunk_frames: int = 2000, context_frames: int = 100):
         import soxr
 
         if not 0 <= amount <= 100:
             raise ValueError(f"amount must be within 0-100, got {amount}")
         cfg = net.config
+        if cfg.n_fft % cfg.hop:
+            raise ValueError("the frame length must be a multiple of the hop")
         self.net = net
         self.cfg = cfg
         self.sample_rate = sample_rate
@@ -201,7 +204,8 @@ class DeepFilterStream:
         self._feat_erb = np.zeros((0, cfg.nb_erb), np.float32)  # same frames as _spec
         self._feat_spec = np.zeros((0, cfg.nb_df), np.complex64)
         self._done = 0                # output frames synthesised so far
-        self._ola = np.zeros((cfg.n_fft - cfg.hop, channels), np.float32)
+        # the last n_fft / hop - 1 synthesised frames, whose tails overlap the next ones
+        self._tail = np.zeros((cfg.n_fft // cfg.hop - 1, cfg.n_fft, channels), np.float32)
         self._to_skip = pad           # the first output samples are the padding's
         self._flushed = False
 
@@ -263,7 +267,7 @@ class DeepFilterStream:
             return
         frames = np.lib.stride_tricks.sliding_window_view(self._samples, cfg.n_fft, axis=0)[::cfg.hop][:n]
         # frames: (n, channels, n_fft)
-        spec = np.fft.rfft(frames * self.window, axis=2).astype(np.complex64) * np.float32(self.wnorm)
+        spec = sfft.rfft(frames * self.window, axis=2) * np.float32(self.wnorm)  # complex64
         spec = spec.transpose(0, 2, 1)  # (n, bins, channels)
         feat_erb, feat_spec = self.features(spec.mean(axis=2))
         self._spec = np.concatenate([self._spec, spec])
@@ -292,14 +296,15 @@ class DeepFilterStream:
         y[:, : cfg.nb_df] = deep_filter(ctx, coefs, lookahead=cfg.df_lookahead)
         if self.limit:
             y = (1.0 - self.limit) * y + self.limit * spec
-        frames = np.fft.irfft(y, cfg.n_fft, axis=1).astype(np.float32) * self.synth[None, :, None]
-        out = np.empty(((b - a) * cfg.hop, self.channels), np.float32)
-        ola, hop = self._ola, cfg.hop
-        for t in range(b - a):  # overlap-add: each frame completes one hop
-            ola = ola + frames[t, : cfg.n_fft - hop]
-            out[t * hop:(t + 1) * hop] = ola[:hop]
-            ola = np.concatenate([ola[hop:], frames[t, cfg.n_fft - hop:]])
-        self._ola = ola
+        frames = sfft.irfft(y, cfg.n_fft, axis=1) * self.synth[None, :, None]  # (b - a, n_fft, channels)
+        # overlap-add: hop t is the sum of part j of frame t - j, j = 0 .. n_fft / hop - 1
+        hop, k = cfg.hop, cfg.n_fft // cfg.hop
+        full = np.concatenate([self._tail, frames])
+        out = np.zeros((b - a, hop, self.channels), np.float32)
+        for j in range(k):
+            out += full[k - 1 - j:k - 1 - j + b - a, j * hop:(j + 1) * hop]
+        self._tail = full[len(full) - (k - 1):]
+        out = out.reshape(-1, self.channels)
         self._done = b
         # keep what the next chunk needs: its context and the deep filter's past frames
         keep_from = max(0, b - max(self.context, before))

@@ -310,3 +310,22 @@ def test_default_chain_on_speech_takes_the_network_and_does_better():
     assert default.shape == noisy.shape and lag_of(clean, default) == 0
     base = si_sdr(clean, noisy)
     assert si_sdr(clean, default) - base > si_sdr(clean, lsa) - base + 2.0
+
+
+def test_features_stay_finite_after_long_digital_silence():
+    feats = DeepFilterFeatures(CFG)
+    erb, cplx = feats(np.zeros((90000, 481), np.complex64))  # 15 minutes of zeros
+    assert np.isfinite(erb).all() and np.isfinite(cplx).all()
+    erb, cplx = feats(np.full((10, 481), 0.01 + 0j, np.complex64))  # then a signal
+    assert np.isfinite(erb).all() and np.isfinite(cplx).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 479, 481, 5000])
+def test_short_inputs_keep_their_length(n):
+    x = (0.1 * np.random.default_rng(9).standard_normal((n, 2))).astype(np.float32)
+    for sr in (48000, 22050):
+        out = stream(DeepFilterStream(IdentityNet(), sample_rate=sr, channels=2, amount=100), x, 1000) if n else \
+            np.concatenate([DeepFilterStream(IdentityNet(), sample_rate=sr, channels=2).flush()])
+        assert out.shape == (n, 2)
+        if sr == 48000 and n:
+            np.testing.assert_allclose(out, x, atol=1e-6)

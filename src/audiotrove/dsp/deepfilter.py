@@ -138,7 +138,8 @@ class DeepFilterFeatures:
         feat_erb = ((db - mean) / 40.0).astype(np.float32)
         low = spec[:, : self.cfg.nb_df]
         unit, self._unit_zi = signal.lfilter(self._b, self._a, np.abs(low), axis=0, zi=self._unit_zi)
-        feat_spec = (low / np.sqrt(unit)).astype(np.complex64)
+        # floored: after minutes of digital silence the state underflows to 0 (0 / 0 otherwise)
+        feat_spec = (low / np.sqrt(np.maximum(unit, 1e-12))).astype(np.complex64)
         return feat_erb, feat_spec
 
 

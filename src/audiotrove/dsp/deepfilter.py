@@ -281,7 +281,10 @@ class DeepFilterStream:
         """Output frames [a, b): run the network, filter, overlap-add; returns the samples
         completed ((b - a) hops)."""
         cfg = self.cfg
-        start = max(0, a - self.context)              # network input: features [start, b + lookahead)
+        # network input: features [start, b + lookahead). As in the reference `enhance`, the
+        # first `conv_lookahead` frames' features are never shown to the network (they hold
+        # the half-empty first frames; measured on short files: +0.1 dB SI-SDR without them).
+        start = max(cfg.conv_lookahead, a - self.context)
         i0, i1 = start - self._spec0, b + cfg.conv_lookahead - self._spec0
         gains, coefs = self.net.run(self._feat_erb[i0:i1], self._feat_spec[i0:i1])
         j = a - start + cfg.conv_lookahead            # network output for frame a

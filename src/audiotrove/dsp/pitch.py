@@ -15,6 +15,10 @@ maximum: taking the first strong dip of d avoids YIN's octave-too-low errors, th
 avoids octave-too-high ones. Parabolic interpolation refines the lag to a fraction of a
 sample. `clarity` is n(tau) at the chosen period, in [0, 1]: the harmonicity of the frame.
 
+A unit's pitch (`unit_pitch`) is the frames' median, or, where the sound before the unit
+still rings into it and the frames read the mixture's period, the pitch of what the unit
+adds (`added_sound_pitch`).
+
 Hand-written because no well-kept library offers a vectorised YIN without heavy dependencies
 (librosa's pyin is ~7x real time, and librosa is not a runtime dependency of audiotrove).
 """
@@ -216,8 +220,9 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
     power: (m, n_fft // 2 + 1) power spectra of the stretch's frames, taken with `window`;
     before_power: (k, same) spectra of frames that end before the stretch starts.
     The added spectrum is the stretch's mean spectrum less the loudest of the frames before,
-    bin by bin, clipped at 0; its autocorrelation (inverse FFT), divided by the window's own (as in
-    Boersma's autocorrelation method, Praat), is searched for the period like a frame's n(tau).
+    bin by bin, clipped at 0; its autocorrelation (inverse FFT), divided by the window's own
+    (as in Boersma's autocorrelation method, Praat), is searched for the period like a
+    frame's n(tau).
 
     Returns (hz or None, added_fraction, clarity): added_fraction is the added power over the
     stretch's power (0-1), clarity the height (<= 1) of the normalised autocorrelation at the
@@ -226,9 +231,10 @@ def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np
     power = np.asarray(power, dtype=np.float64)
     before = np.asarray(before_power, dtype=np.float64)
     n = len(window)
-    if power.ndim != 2 or before.ndim != 2 or power.shape[1] != n // 2 + 1 or before.shape[1] != n // 2 + 1:
+    bins = n // 2 + 1
+    if power.ndim != 2 or before.ndim != 2 or power.shape[1] != bins or before.shape[1] != bins:
         raise ValueError("power and before_power must be (frames, n_fft // 2 + 1) for the window")
-    mean = power.mean(axis=0) if len(power) else np.zeros(n // 2 + 1)
+    mean = power.mean(axis=0) if len(power) else np.zeros(bins)
     added = np.maximum(mean - before.max(axis=0), 0.0) if len(before) else mean
     total = float(mean.sum())
     if total <= 0.0 or not np.any(added > 0):

@@ -207,3 +207,122 @@ def test_organ_note_is_c_with_its_sounding_octave():
     freqs = np.fft.rfftfreq(sr * 2, 1 / sr)
     at = lambda f: spectrum[np.abs(freqs - f) < 3].max()
     assert 20 * np.log10(at(261.6) / at(130.8)) > 40  # no sub-octave fundamental in the file
+
+
+# --- a unit's pitch when the sound before it lingers (issue 11 item 6) ----------------------
+
+def harmonic(hz, seconds, amps, decay_s=None, sr=SR, start_s=0.0, inharmonicity=0.0):
+    """Partials k*hz*sqrt(1 + B k^2) with the given amplitudes, starting at start_s (silent
+    before), optionally decaying exponentially from there."""
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.zeros_like(t)
+    for k, a in enumerate(amps, start=1):
+        x += a * np.sin(2 * np.pi * k * hz * math.sqrt(1 + inharmonicity * k * k) * t + 0.7 * k)
+    env = (t >= start_s).astype(float)
+    if decay_s is not None:
+        env *= np.exp(-np.maximum(t - start_s, 0.0) / decay_s)
+    return x * env
+
+
+def unit_and_before(x, onset_s, end_s, sr=SR):
+    """Frames of the unit [onset_s, end_s) and of the frames ending before onset_s, as the
+    unit extractor hands them to unit_pitch (the FrameAnalyzer of `segment`)."""
+    from audiotrove.dsp.features import FrameAnalyzer, Framer, analysis_frame
+    from audiotrove.units.extract import BEFORE_FRAMES
+
+    n_fft, hop = analysis_frame(sr)
+    framer = Framer(n_fft=n_fft, hop=hop)
+    analyzer = FrameAnalyzer(sample_rate_hz=sr, n_fft=n_fft, hop=hop)
+    fb = analyzer.analyze(np.concatenate([framer.push(x.astype(np.float32)), framer.finish()]))
+    start, end = int(onset_s * sr), int(end_s * sr)
+    unit = fb.slice(-(-start // hop), -(-end // hop))
+    last_before = (start - n_fft // 2) // hop
+    before = fb.slice(last_before - BEFORE_FRAMES + 1, last_before + 1)
+    return unit, before, analyzer
+
+
+def pitch_of_unit(x, onset_s, end_s, sr=SR):
+    """(frames-only summary, unit_pitch) of the unit [onset_s, end_s): hz values."""
+    from audiotrove.dsp.pitch import unit_pitch
+
+    unit, before, an = unit_and_before(x, onset_s, end_s, sr)
+    plain, _ = summarize_pitch(unit.hz, unit.clarity, unit.level_db)
+    aware, _ = unit_pitch(unit.hz, unit.clarity, unit.level_db, power=unit.power,
+                          before_power=before.power, window=an.window, sample_rate_hz=sr,
+                          fmin_hz=an.fmin_hz, fmax_hz=an.fmax_hz)
+    return plain, aware
+
+
+def test_new_note_over_a_ringing_lower_string_is_the_new_note():
+    # the nylon guitar case: G3 still ringing (-5 dB) when C#5, whose 2nd partial is its
+    # loudest, is plucked. The mixture repeats every 3 periods of C#5 (~F#3, close to G3's
+    # period): the frames read that, the unit must be C#5.
+    g3, cs5 = note_to_hz("G", 3), note_to_hz("C#", 5)
+    old = harmonic(g3, 0.9, (1.0, 0.45, 0.1, 0.12, 0.07), decay_s=2.0)
+    new = harmonic(cs5, 0.9, (0.35, 1.0, 0.07, 0.1), decay_s=0.6, start_s=0.4, inharmonicity=1e-4)
+    x = 0.1 * old + 0.1 * new
+    plain, aware = pitch_of_unit(x, 0.4, 0.75)
+    assert hz_to_note(plain) != ("C#", 5)  # the error class: the mixture's period
+    assert hz_to_note(aware) == ("C#", 5), aware
+    assert aware == pytest.approx(cs5, rel=0.01)
+
+
+def test_new_note_an_octave_above_the_ringing_one_is_not_read_as_the_old():
+    # the mixture of D#3 and D#4 is exactly periodic at D#3's period
+    low, high = note_to_hz("D#", 3), note_to_hz("D#", 4)
+    old = harmonic(low, 0.9, (1.0, 0.6, 0.4, 0.2), decay_s=1.5)
+    new = harmonic(high, 0.9, (1.0, 0.5, 0.3), decay_s=0.8, start_s=0.4)
+    x = 0.1 * old + 0.12 * new
+    plain, aware = pitch_of_unit(x, 0.4, 0.8)
+    assert hz_to_note(plain) == ("D#", 3)  # the error class
+    assert hz_to_note(aware) == ("D#", 4), aware
+
+
+def test_cross_fade_a_fourth_up_is_the_new_note_not_the_common_subharmonic():
+    # a bowed/sung legato: D4 fades out over 0.3 s while G4 fades in; the mixture's period
+    # is their common subharmonic G2 (98 Hz, 3 periods of D4 = 4 of G4), or D4 while it dominates
+    d4, g4 = note_to_hz("D", 4), note_to_hz("G", 4)
+    t = np.arange(int(1.0 * SR)) / SR
+    fade_out = np.clip((0.7 - t) / 0.3, 0, 1)
+    fade_in = np.clip((t - 0.4) / 0.3, 0, 1)
+    amps = (1.0, 0.7, 0.5, 0.3, 0.2)
+    x = 0.1 * (fade_out * harmonic(d4, 1.0, amps) + fade_in * harmonic(g4, 1.0, amps))
+    plain, aware = pitch_of_unit(x, 0.4, 0.75)
+    assert hz_to_note(plain) != ("G", 4)  # the error class: the old note or G2
+    assert hz_to_note(aware) == ("G", 4), aware
+
+
+@pytest.mark.parametrize("note,octave", [("E", 2), ("A", 3), ("C#", 5), ("G", 6)])
+def test_plucked_note_after_silence_or_on_a_steady_tone_keeps_the_frames_pitch(note, octave):
+    f0 = note_to_hz(note, octave)
+    # a plucked, slightly inharmonic, decaying note with a weak fundamental: nothing before
+    x = 0.2 * harmonic(f0, 1.0, (0.3, 1.0, 0.6, 0.4, 0.2), decay_s=0.4, start_s=0.3,
+                       inharmonicity=2e-4)
+    plain, aware = pitch_of_unit(x, 0.3, 0.8)
+    assert hz_to_note(plain) == (note, octave)
+    assert aware == plain
+    # a unit cut in the middle of a steady tone: it adds nothing, the frames' reading stays
+    steady = 0.2 * harmonic(f0, 1.2, (0.3, 1.0, 0.6, 0.4, 0.2))
+    plain, aware = pitch_of_unit(steady, 0.5, 0.9)
+    assert hz_to_note(aware) == (note, octave)
+    assert aware == plain
+
+
+def test_added_sound_pitch_of_a_louder_repeat_and_of_nothing_new():
+    from audiotrove.dsp.pitch import added_sound_pitch
+
+    a3 = note_to_hz("A", 3)
+    x = harmonic(a3, 1.0, (1.0, 0.5, 0.3))
+    x = x * np.where(np.arange(len(x)) < int(0.5 * SR), 0.05, 0.2)  # the same note, 12 dB louder
+    unit, before, an = unit_and_before(x, 0.5, 0.8)
+    hz, fraction, clarity = added_sound_pitch(unit.power, before.power, window=an.window,
+                                              sample_rate_hz=SR)
+    assert hz == pytest.approx(a3, rel=0.01)
+    assert fraction == pytest.approx(1 - 1 / 16, abs=0.02)  # 16x the power before
+    assert clarity > 0.95
+    # nothing added: no pitch, fraction 0
+    hz, fraction, clarity = added_sound_pitch(before.power, before.power * 2, window=an.window,
+                                              sample_rate_hz=SR)
+    assert hz is None and fraction == 0.0 and clarity == 0.0
+    with pytest.raises(ValueError):
+        added_sound_pitch(unit.power[:, :10], before.power, window=an.window, sample_rate_hz=SR)

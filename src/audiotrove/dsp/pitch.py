@@ -15,6 +15,10 @@ maximum: taking the first strong dip of d avoids YIN's octave-too-low errors, th
 avoids octave-too-high ones. Parabolic interpolation refines the lag to a fraction of a
 sample. `clarity` is n(tau) at the chosen period, in [0, 1]: the harmonicity of the frame.
 
+A unit's pitch (`unit_pitch`) is the frames' median, or, where the sound before the unit
+still rings into it and the frames read the mixture's period, the pitch of what the unit
+adds (`added_sound_pitch`).
+
 Hand-written because no well-kept library offers a vectorised YIN without heavy dependencies
 (librosa's pyin is ~7x real time, and librosa is not a runtime dependency of audiotrove).
 """
@@ -202,6 +206,90 @@ def _median(values: np.ndarray) -> float:
     s = np.sort(values)
     k = len(s) // 2
     return s[k] if len(s) % 2 else (s[k - 1] + s[k]) / 2
+
+
+# unit_pitch: when the sound before a unit lingers into it (a guitar string still ringing, a
+# bowed or sung cross-fade, a note over a held one), the frames read the period of the mixture
+# (the old note, or a common subharmonic of both: G2 under D4 + G4); the unit's pitch is then
+# taken from what the unit adds. Rendered melodies (bench/bench_onsets.py), units on the right
+# note: nylon guitar 0.88 -> 1.00, cello 0.87 -> 0.95, choir 0.58 -> 0.71, none lower; a melody
+# over held notes (bench/bench_unit_pitch.py) 0.20 -> 0.38. See bench/RESULTS_onsets.md.
+NEW_MIN_FRACTION = 0.1    # the added sound is at least this share of the unit's power...
+NEW_MAX_FRACTION = 0.95   # ...and at most this (else little is left of the sound before)
+NEW_MIN_CLARITY = 0.85    # the added sound must be clearly periodic
+NEW_MIN_SEMITONES = 1.5   # within this of the frames' reading, keep the frames' (more precise) hz
+
+
+def added_sound_pitch(power: np.ndarray, before_power: np.ndarray, *, window: np.ndarray,
+                      sample_rate_hz: float, fmin_hz: float = DEFAULT_FMIN_HZ,
+                      fmax_hz: float = DEFAULT_FMAX_HZ, peak_ratio: float = DEFAULT_PEAK_RATIO
+                      ) -> tuple[float | None, float, float]:
+    """Pitch of what a stretch of frames adds to the sound just before it.
+
+    power: (m, n_fft // 2 + 1) power spectra of the stretch's frames, taken with `window`;
+    before_power: (k, same) spectra of frames that end before the stretch starts.
+    The added spectrum is the stretch's mean spectrum less the loudest of the frames before,
+    bin by bin, clipped at 0; its autocorrelation (inverse FFT), divided by the window's own
+    (as in Boersma's autocorrelation method, Praat), is searched for the period like a
+    frame's n(tau).
+
+    Returns (hz or None, added_fraction, clarity): added_fraction is the added power over the
+    stretch's power (0-1), clarity the height (<= 1) of the normalised autocorrelation at the
+    period; hz is None when nothing is added or no period is found.
+    """
+    power = np.asarray(power, dtype=np.float64)
+    before = np.asarray(before_power, dtype=np.float64)
+    n = len(window)
+    bins = n // 2 + 1
+    if power.ndim != 2 or before.ndim != 2 or power.shape[1] != bins or before.shape[1] != bins:
+        raise ValueError("power and before_power must be (frames, n_fft // 2 + 1) for the window")
+    mean = power.mean(axis=0) if len(power) else np.zeros(bins)
+    added = np.maximum(mean - before.max(axis=0), 0.0) if len(before) else mean
+    total = float(mean.sum())
+    if total <= 0.0 or not np.any(added > 0):
+        return None, 0.0, 0.0
+    fraction = float(added.sum()) / total
+    min_lag, max_lag = lag_range(sample_rate_hz=sample_rate_hz, frame_length=n,
+                                 fmin_hz=fmin_hz, fmax_hz=fmax_hz)
+    w = np.asarray(window, dtype=np.float64)
+    w_acf = scipy.fft.irfft(np.abs(scipy.fft.rfft(w)) ** 2, n)[:max_lag + 2]
+    acf = scipy.fft.irfft(added, n)[:max_lag + 2]
+    # the windowed autocorrelation fades with the lag as the window's does: divide that out;
+    # above 1 only by noise, which must not outrank the true period's peak
+    acf = np.minimum(acf / np.maximum(w_acf, 1e-12 * w_acf[0]) / (acf[0] / w_acf[0]), 1.0)
+    tau, peak = _pick_period(acf[None, :], min_lag=min_lag, max_lag=max_lag, peak_ratio=peak_ratio)
+    if not np.isfinite(tau[0]):
+        return None, fraction, 0.0
+    return sample_rate_hz / float(tau[0]), fraction, float(np.clip(peak[0], 0.0, 1.0))
+
+
+def unit_pitch(hz: np.ndarray, clarity: np.ndarray, level_db: np.ndarray, *, power: np.ndarray,
+               before_power: np.ndarray | None, window: np.ndarray, sample_rate_hz: float,
+               fmin_hz: float = DEFAULT_FMIN_HZ, fmax_hz: float = DEFAULT_FMAX_HZ,
+               loud_range_db: float = 30.0) -> tuple[float | None, float]:
+    """One pitch for a unit, aware of the sound before it: (hz or None, clarity 0-1).
+
+    hz, clarity, level_db, power: the unit's frames (frame_pitch's output, level in dB, power
+    spectra taken with `window`); before_power: spectra of frames that end before the unit
+    starts (None or empty: nothing known before). As summarize_pitch, except that when the
+    sound before is still there (what the unit adds is 10-95 % of its power) and the added
+    sound has a clear pitch (clarity >= NEW_MIN_CLARITY) more than NEW_MIN_SEMITONES away
+    from the frames' reading, the added sound's pitch is the unit's: the new note, not the
+    period of the mixture.
+    """
+    f0, unit_clarity = summarize_pitch(hz, clarity, level_db, loud_range_db=loud_range_db)
+    if f0 is None or before_power is None or len(before_power) == 0 or len(power) == 0:
+        return f0, unit_clarity
+    level_db = np.asarray(level_db, dtype=np.float64)
+    loud = level_db >= level_db.max() - loud_range_db
+    new_hz, fraction, new_clarity = added_sound_pitch(
+        np.asarray(power)[loud], before_power, window=window, sample_rate_hz=sample_rate_hz,
+        fmin_hz=fmin_hz, fmax_hz=fmax_hz)
+    if (new_hz is not None and NEW_MIN_FRACTION <= fraction <= NEW_MAX_FRACTION
+            and new_clarity >= NEW_MIN_CLARITY
+            and abs(12.0 * math.log2(new_hz / f0)) >= NEW_MIN_SEMITONES):
+        return new_hz, unit_clarity
+    return f0, unit_clarity
 
 
 def hz_to_midi(hz: float) -> float:

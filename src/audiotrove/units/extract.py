@@ -36,6 +36,10 @@ from ..dsp.onsets import (
     WindowSegmenter,
 )
 
+# frames (ending before a unit's start) that unit_pitch compares the unit with: about 70 ms
+BEFORE_FRAMES = 3
+
+
 class ModeError(ValueError):
     """A segmentation mode or duration bound that makes no sense (the message says why)."""
 
@@ -157,7 +161,12 @@ class UnitExtractor:
             fb = self._frames_between(mid, mid + 1) or self._frames_between(f_lo - 1, f_lo)
         mean_power = fb.power.astype(np.float64).mean(axis=0)
         centroid, rolloff, flatness = spectral_shape(mean_power, self.analyzer.freqs)
-        hz, clarity = _pitch.summarize_pitch(fb.hz, fb.clarity, fb.level_db)
+        last_before = (start - self.n_fft // 2) // self.hop  # the last frame ending by `start`
+        before = self._frames_between(last_before - BEFORE_FRAMES + 1, last_before + 1)
+        hz, clarity = _pitch.unit_pitch(
+            fb.hz, fb.clarity, fb.level_db, power=fb.power,
+            before_power=None if before is None else before.power, window=self.analyzer.window,
+            sample_rate_hz=self.sr, fmin_hz=self.analyzer.fmin_hz, fmax_hz=self.analyzer.fmax_hz)
         note, octave = _pitch.hz_to_note(hz)
         row = {
             "unit": self._count,
@@ -189,7 +198,8 @@ class UnitExtractor:
             self._mono = self._mono[cut:]
             self._ms = self._ms[cut:]
             self._buf_start = keep
-        keep_frame = keep // self.hop - 1
+        # the frames before a unit still to come stay: unit_pitch compares the unit with them
+        keep_frame = keep // self.hop - 1 - (self.n_fft // 2) // self.hop - BEFORE_FRAMES
         kept = []
         for b in self._frames:
             if b.start + len(b) > keep_frame:

@@ -128,10 +128,16 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--src", default=None, help="another source tree to measure (a baseline)")
     ap.add_argument("--label", default="")
+    ap.add_argument("--soundfont", default=str(midi_render.SOUNDFONT),
+                    help="the .sf2 to render with (default FluidR3_GM; Debian's timgm6mb-soundfont: "
+                         "/usr/share/sounds/sf2/TimGM6mb.sf2)")
     args = ap.parse_args()
-    if not midi_render.available():
-        sys.exit("needs fluidsynth and fluid-soundfont-gm (apt-get install fluidsynth fluid-soundfont-gm)")
+    soundfont = Path(args.soundfont)
+    if not midi_render.available(soundfont):
+        sys.exit(f"needs fluidsynth and {soundfont} (apt-get install fluidsynth fluid-soundfont-gm)")
     CACHE.mkdir(exist_ok=True)
+    # renders are cached per soundfont (FluidR3's keep their old names)
+    sf_tag = "" if soundfont == midi_render.SOUNDFONT else soundfont.stem + "_"
     lines = [f"| instrument | notes | ours F | ours offset ms | ours pitch right | librosa F | librosa offset ms | librosa backtrack F | backtrack offset ms |",
              "|---|---|---|---|---|---|---|---|---|"]
     t0 = time.process_time()
@@ -143,7 +149,8 @@ def main() -> None:
         for seed in range(args.seeds):
             notes = midi_render.melody(low=low, high=high, seconds=args.seconds, seed=seed)
             wav = midi_render.render(notes, program=program,
-                                     path=CACHE / f"{program}_{seed}_{args.seconds:g}.wav")
+                                     path=CACHE / f"{sf_tag}{program}_{seed}_{args.seconds:g}.wav",
+                                     soundfont=soundfont)
             y, sr = sf.read(wav, dtype="float32", always_2d=True)
             y = y.mean(axis=1)
             n_notes += len(notes)
@@ -171,6 +178,8 @@ def main() -> None:
         head = "" if out.exists() else "# Onsets and unit pitch on rendered melodies (issue 11)\n\n"
         with out.open("a", encoding="utf-8") as f:
             src = f" --src {args.src}" if args.src else ""
+            if soundfont != midi_render.SOUNDFONT:
+                src += f" --soundfont {soundfont}"
             f.write(head + f"\n## {args.label or 'this tree'}: {time.strftime('%Y-%m-%d %H:%M')} "
                     f"`python bench/bench_onsets.py --seconds {args.seconds:g} --seeds {args.seeds}{src}`\n\n"
                     + "\n".join(lines) + "\n")

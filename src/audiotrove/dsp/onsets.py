@@ -121,7 +121,8 @@ class OnsetSegmenter:
                  pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.15,
                  pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
-                 breath_s: float = 0.25,
+                 breath_s: float = 0.25, note_stable_s: float = 0.06, note_spread_semitones: float = 0.5,
+                 note_back_s: float = 0.5, note_rise_share: float = 0.35,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -138,6 +139,12 @@ class OnsetSegmenter:
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
         self.breath = _frames(breath_s, fr)
+        self.note_stable = _frames(note_stable_s, fr, 2)
+        self.note_spread = note_spread_semitones
+        self.note_back = _frames(note_back_s, fr)
+        self.note_rise_share = note_rise_share
+        self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
+        self._note_end = -(10 ** 9)
         self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -149,14 +156,14 @@ class OnsetSegmenter:
         self.wait = _frames(wait_s, fr, 0)
         self.backtrack = _frames(backtrack_s, fr)
         # how far before its onset frame a unit may start (backtracking, pitch refinement)
-        self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win) + 1
+        self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win, self.note_back) + 1
         self.backtrack_tol_db = backtrack_tol_db
         self.attack = _frames(attack_s, fr)
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
         # frames needed after a frame before deciding it: the flux peak picking, and the pitch
         # window plus the merge distance (a flux onset just after a pitch change wins)
         self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max,
-                             self.retrigger + 1)
+                             self.retrigger + 1, self.note_stable + self.pitch_win)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
         self._track = _Track(("level", "flux", "noise", "semi", "mel"))
         self._track.data["mel"] = np.zeros((0, 0))
@@ -225,10 +232,13 @@ class OnsetSegmenter:
             return
         flux_frames = self._flux_candidates(np.arange(lo, hi))
         # (onset frame, start frame or None to backtrack, by pitch)
-        events = [(int(f), None, False) for f in flux_frames] + \
-                 [(f, start, True) for f, start in self._pitch_changes(lo, hi)]
-        for frame, start, by_pitch in sorted(events, key=lambda e: (e[0], e[2])):
+        events = [(int(f), None, False, None) for f in flux_frames] + \
+                 [(f, start, True, None) for f, start in self._pitch_changes(lo, hi)] + \
+                 [(f, start, True, since) for f, start, since in self._note_changes(lo, hi)]
+        for frame, start, by_pitch, since in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
             last = self.onset_frames[-1] if self.onset_frames else None
+            if since is not None and last is not None and last >= since - self.pitch_merge:
+                continue  # a note change already marked by an onset since the old note was heard
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
                 continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
@@ -339,6 +349,48 @@ class OnsetSegmenter:
             refined.append((int(f), max(min(start, j - 1), 0)))
         return refined
 
+    def _note_changes(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """The note-level pitch cue: stable pitches, compared across what lies between them.
+        A frame starts a stable run when the note_stable_s from it are all pitched (clarity
+        >= pitch_clarity) within note_spread_semitones; the run's median is its pitch. A run
+        whose pitch differs from the last stable note's by pitch_jump_semitones or more (and
+        not by whole octaves, the estimator's usual error) is a new note, however long the
+        cross-fade between them stayed unpitched or mixed (the short-window pitch cue needs
+        pitched frames on both sides of the change). Returns (the run's first frame, the
+        unit's start: where the new note's partials start rising within note_back_s before
+        it, the old note's last stable frame); state carries across batches."""
+        t = self._track
+        n = self.note_stable
+        a, b = max(t.start, lo), min(t.end, hi + n - 1)
+        semi = t.get("semi", a, b)
+        if len(semi) < n:
+            return []
+        win = np.lib.stride_tricks.sliding_window_view(semi, n)  # win[j] = frames a+j .. a+j+n-1
+        with np.errstate(invalid="ignore"):
+            spread = win.max(axis=1) - win.min(axis=1)
+        stable = np.isfinite(spread) & (spread <= self.note_spread)
+        out = []
+        for j in np.flatnonzero(stable[:hi - a]):
+            f = a + int(j)
+            m = float(np.median(win[j]))
+            d = abs(m - self._note_pitch)
+            if not np.isfinite(d) or d < self.pitch_jump / 2:
+                self._note_pitch, self._note_end = m, f + n - 1  # the same note (or a slow drift)
+                continue
+            if d < self.pitch_jump:
+                continue
+            if self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol:
+                continue  # an octave error, not a new note: the flux must say it
+            old, since = self._note_pitch, self._note_end
+            self._note_pitch, self._note_end = m, f + n - 1
+            # the new note began after the old one was last heard stable (2 hops of slack)
+            back = min(self.note_back, max(f - since + 2, self.rise_back))
+            rise_at, rise_db = self._partials_rise(f, m, old, back=back, share=self.note_rise_share)
+            if rise_db < self.pitch_rise_db:
+                continue
+            out.append((f, max(min(rise_at, f - 1), 0), since))
+        return out
+
     def _backtracked(self, frame: int) -> int:
         """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
         before the onset (and after the previous onset): where the rise starts (plain argmin
@@ -363,7 +415,8 @@ class OnsetSegmenter:
             return max(b, frame - 1)
         return b
 
-    def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
+    def _partials_rise(self, frame: int, new_semi: float, old_semi: float,
+                       back: int | None = None, share: float = 0.0) -> tuple[int, float]:
         """Where the new note's partials start to rise, before a pitch onset at `frame`: the
         level of the onset bands holding its first partials (and not the old note's),
         backtracked as a flux onset is. A soft attack builds up for tens of ms before the new
@@ -381,7 +434,7 @@ class OnsetSegmenter:
         if not bands:
             return frame, 0.0
         t = self._track
-        lo = max(t.start, frame - self.rise_back)
+        lo = max(t.start, frame - (self.rise_back if back is None else back))
         if lo > frame:  # the previous onset is at or after this frame
             return frame, 0.0
         mel = t.get("mel", lo, frame + self.pitch_win)
@@ -389,8 +442,9 @@ class OnsetSegmenter:
             return frame, 0.0
         e = mel[:, sorted(bands)].mean(axis=1)
         before = e[:frame - lo + 1]
-        near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
-        return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
+        rise = float(e[frame - lo:].max() - before.min())
+        near_min = np.flatnonzero(before <= before.min() + max(self.backtrack_tol_db, share * rise))
+        return lo + int(near_min[-1]), rise
 
     def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
         """Index of the onset band whose centre is nearest (in log frequency) to each hz."""
@@ -519,7 +573,8 @@ class OnsetSegmenter:
         # history the next decisions read: the flux windows (norm), backtracking and the
         # partials' rise, the pitch windows and the same-note checks
         keep = self._decided - max(self.pre_max, self.pre_avg, self.norm) \
-            - max(self.backtrack, self.rise_back, self.retrigger, self.breath) - 3 * self.pitch_win - self.pitch_merge - 4
+            - max(self.backtrack, self.rise_back, self.retrigger, self.breath, self.note_back) \
+            - 3 * self.pitch_win - self.pitch_merge - 4
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)

@@ -85,15 +85,16 @@ def test_low_legato_notes_with_slow_swells():
 def test_long_cross_fades_keep_their_pitch():
     # 0.25 s cross-fades: the mixture is unpitched for longer than the short-window pitch
     # cue looks (60 ms each side), so only the note-level cue, comparing the stable pitches
-    # before and after, splits the notes (pitch right 0.73-1.00, mean 0.81, without it)
+    # before and after, splits the notes (without it: F 0.65-0.89, mean 0.73; pitch right
+    # 0.73-1.00, mean 0.81)
     f_all, p_all = [], []
     for seed in range(4):
         x, notes = low_legato(seed, swell_s=0.25)
         f, p = scores(units(x), notes)
         f_all.append(f)
         p_all.append(p)
-    assert np.mean(p_all) >= 0.95 and min(p_all) >= 0.9, p_all
-    assert np.mean(f_all) >= 0.7, f_all
+    assert np.mean(p_all) >= 0.95 and min(p_all) >= 0.85, p_all
+    assert np.mean(f_all) >= 0.8, f_all
 
 
 def test_note_changes_across_an_unpitched_gap():

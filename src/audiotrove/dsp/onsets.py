@@ -12,7 +12,7 @@ seconds of per-frame numbers).
         units += seg.update(batch.start, batch.level_db, batch.onset_db, batch.hz, batch.clarity)
     units += seg.finish(total_samples)
 
-Onset mode: two cues.
+Onset mode: three cues.
 - Spectral-flux novelty (mean rise in dB over the onset bands, 24 per octave, SuperFlux-style:
   the previous frame max-filtered across bands so vibrato does not count), peak-picked against a local mean
   (librosa-style pre/post max and average windows, a minimum gap), gated by level; each such
@@ -23,6 +23,14 @@ Onset mode: two cues.
   median pitch of the pitch_window_s after a frame differs from that before it by at least
   pitch_jump_semitones, both sides mostly voiced; the local maximum of that difference is an
   onset, unless a flux onset lies within pitch_merge_s (the flux onset is kept).
+- Note changes, for cross-fades that stay unpitched or mixed longer than that window (a
+  cello's or a choir's slow attack under the old note's release): a stable pitch (pitched
+  frames within note_spread_semitones for note_stable_s) that differs from the last stable
+  note's by pitch_jump_semitones, whatever lies between. Its unit starts where the new
+  note's partials (the onset bands of its first 4 partials, not the old note's) began to
+  rise, searched back to note_pad_s before the old note was last heard stable; when a flux
+  or pitch onset already marks the change but later than that, its start moves back there
+  (units are held until no such move can come).
 A unit lasts until the next onset, or until its level falls to the floor (release_db below its
 peak, the noise floor, or an absolute floor), or max_dur_s. A unit that ends (released) before
 min_dur_s is extended to min_dur_s, but never past the next onset: a short percussive hit is a
@@ -122,7 +130,8 @@ class OnsetSegmenter:
                  pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
                  breath_s: float = 0.25, note_stable_s: float = 0.06, note_spread_semitones: float = 0.5,
-                 note_back_s: float = 0.5, note_rise_share: float = 0.35,
+                 note_back_s: float = 0.5, note_pad_s: float = 0.15, note_rise_share: float = 0.35,
+                 note_revise_s: float = 0.025,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -143,6 +152,8 @@ class OnsetSegmenter:
         self.note_spread = note_spread_semitones
         self.note_back = _frames(note_back_s, fr)
         self.note_rise_share = note_rise_share
+        self.note_pad = _frames(note_pad_s, fr, 0)
+        self.note_revise = _frames(note_revise_s, fr, 0)
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
         self._note_end = -(10 ** 9)
         self.ending_drop_db = ending_drop_db
@@ -238,7 +249,10 @@ class OnsetSegmenter:
         for frame, start, by_pitch, since in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
             last = self.onset_frames[-1] if self.onset_frames else None
             if since is not None and last is not None and last >= since - self.pitch_merge:
-                continue  # a note change already marked by an onset since the old note was heard
+                # a note change already marked by an onset since the old note was heard: the
+                # unit starts where the new note's partials began to rise, if that is earlier
+                self._revise_start(since - self.pitch_merge, frame, start)
+                continue
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
                 continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
@@ -382,12 +396,12 @@ class OnsetSegmenter:
             if self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol:
                 continue  # an octave error, not a new note: the flux must say it
             old, since = self._note_pitch, self._note_end
-            self._note_pitch, self._note_end = m, f + n - 1
-            # the new note began after the old one was last heard stable (2 hops of slack)
-            back = min(self.note_back, max(f - since + 2, self.rise_back))
+            # the new note began at most note_pad_s before the old one was last heard stable
+            back = min(self.note_back, max(f - since + self.note_pad, self.rise_back))
             rise_at, rise_db = self._partials_rise(f, m, old, back=back, share=self.note_rise_share)
             if rise_db < self.pitch_rise_db:
-                continue
+                continue  # no new partials rose: a misreading (a mixture, a subharmonic)
+            self._note_pitch, self._note_end = m, f + n - 1
             out.append((f, max(min(rise_at, f - 1), 0), since))
         return out
 
@@ -504,6 +518,20 @@ class OnsetSegmenter:
         no_dip = lvl[1:].min() >= np.maximum.accumulate(lvl)[:-1].max() - self.retrigger_dip_db if len(lvl) > 1 else True
         return bool(same and no_dip)
 
+    def _revise_start(self, since: int, frame: int, start: int) -> None:
+        """Move the start of the first onset found after `since` (and at most note_back_s
+        before `frame`) back to `start` when that is more than note_revise_s earlier, never
+        before the previous onset's frame. (A flux or short-window pitch onset found while
+        the new note was already under way: the note-level cue knows where it began.)"""
+        for i, (onset, b, shift) in enumerate(self._pending):
+            if onset < since or onset < frame - self.note_back:
+                continue
+            if start < b - self.note_revise:  # (less is within the onset bands' 46 ms frames)
+                prev = self._pending[i - 1][0] if i else (self.onset_frames[-len(self._pending) - 1]
+                                                          if len(self.onset_frames) > len(self._pending) else -1)
+                self._pending[i] = (onset, max(start, prev + 1), shift)
+            return
+
     def _add_onset(self, frame: int, *, start: int | None = None) -> None:
         b = self._backtracked(frame) if start is None else start
         if self._pending:
@@ -528,6 +556,8 @@ class OnsetSegmenter:
             if next_start is not None:
                 limit = min(limit, next_start)
             known = min(limit, t.end)
+            if next_start is not None and not final and self._decided <= self._pending[1][0] + self.note_back:
+                break  # the next unit's start may still move back (_revise_start): this one's end
             lvl = t.get("level", b, known)
             noise = t.get("noise", b, known)
             end_frame = None

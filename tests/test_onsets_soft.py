@@ -97,11 +97,14 @@ def test_long_cross_fades_keep_their_pitch():
     assert np.mean(f_all) >= 0.8, f_all
 
 
-def test_note_changes_across_an_unpitched_gap():
+@pytest.mark.parametrize("late_bump", [False, True])
+def test_note_changes_across_an_unpitched_gap(late_bump):
     # frame features straight into the segmenter: a steady note (MIDI 50), 0.15 s where the
     # pitch estimator finds nothing (clarity 0) while the level stays put and the new
     # note's partials (MIDI 57) rise from the gap's start, then the new note, steady: one
-    # onset, its unit starting as the new partials rise
+    # onset, its unit starting as the new partials rise. late_bump: the whole spectrum
+    # steps up 6 dB 0.1 s into the gap, a flux onset found before the new pitch is stable:
+    # the note-level cue moves its start back to the new partials' rise
     from audiotrove.dsp.features import analysis_frame, onset_filterbank
     from audiotrove.dsp.onsets import OnsetSegmenter
 
@@ -125,6 +128,10 @@ def test_note_changes_across_an_unpitched_gap():
     new = partials(57)
     onset_db[:, new] = np.maximum(onset_db[:, new], (-80 + 50 * ramp)[:, None])  # 50 dB, linear in dB
     level = np.full(n, -25.0)
+    if late_bump:
+        bump = change + int(0.1 * fr)
+        onset_db[bump:] += 6.0
+        level[bump:] += 6.0
     seg = OnsetSegmenter(sample_rate_hz=SR, hop=hop)
     starts = []
     for i in range(0, n, 37):  # odd batches: the same answer whatever the blocks

@@ -384,11 +384,12 @@ class OnsetSegmenter:
             spread = win.max(axis=1) - win.min(axis=1)
         stable = np.isfinite(spread) & (spread <= self.note_spread)
         out = []
-        for j in np.flatnonzero(stable[:hi - a]):
-            f = a + int(j)
-            m = float(np.median(win[j]))
+        idx = np.flatnonzero(stable[:hi - a])
+        meds = np.median(win[idx], axis=1).tolist() if idx.size else []
+        for j, m in zip(idx.tolist(), meds):
+            f = a + j
             d = abs(m - self._note_pitch)
-            if not np.isfinite(d) or d < self.pitch_jump / 2:
+            if not math.isfinite(d) or d < self.pitch_jump / 2:
                 self._note_pitch, self._note_end = m, f + n - 1  # the same note (or a slow drift)
                 continue
             if d < self.pitch_jump:

@@ -143,6 +143,38 @@ def test_note_changes_across_an_unpitched_gap(late_bump):
     assert -0.01 <= starts[-1] / SR - change / fr <= 0.06, (starts, change / fr)
 
 
+def test_a_step_whose_new_partials_hardly_rise_starts_at_the_old_notes_fall():
+    # a low whole-tone step (MIDI 45 -> 47): the old note's partials fall 15 dB from the
+    # change, the new note's bands hold the old one's leakage and rise only 12 dB, late
+    # (from 70 ms), the pitch is unclear for 90 ms: the unit starts at the old note's fall
+    from audiotrove.dsp.features import analysis_frame, onset_filterbank
+    from audiotrove.dsp.onsets import OnsetSegmenter
+
+    n_fft, hop = analysis_frame(SR)
+    centres = onset_filterbank(sample_rate_hz=SR, n_fft=n_fft)[1]
+    fr = SR / hop
+    n, change = int(2.0 * fr), int(1.0 * fr)
+
+    def bands(semi, k):
+        f0 = 440 * 2 ** ((semi - 69) / 12)
+        return {int(np.argmin(np.abs(np.log(centres / (f0 * h))))) for h in range(1, k + 1)}
+
+    old, new = sorted(bands(45, 4) - bands(47, 8)), sorted(bands(47, 4) - bands(45, 8))
+    k = np.arange(n)
+    onset_db = np.full((n, len(centres)), -80.0, np.float32)
+    onset_db[:, old] = (-30 - 3 * np.clip(k - change, 0, 5))[:, None]  # -15 dB over 5 hops
+    onset_db[:, new] = (-45 + 2 * np.clip(k - change - 6, 0, 6))[:, None]  # +12 dB from 70 ms
+    hz = np.where(k < change + 3, 440 * 2 ** ((45 - 69) / 12), 440 * 2 ** ((47 - 69) / 12))
+    clarity = np.full(n, 0.95)
+    clarity[change + 3:change + 11] = 0.0
+    hz[change + 3:change + 11] = np.nan
+    level = np.full(n, -25.0)
+    seg = OnsetSegmenter(sample_rate_hz=SR, hop=hop)
+    starts = [s for s, _ in seg.update(0, level, onset_db, hz, clarity)] + [s for s, _ in seg.finish(n * hop)]
+    assert len([f for f in seg.onset_frames if f > 10]) == 1, seg.onset_frames
+    assert abs(starts[-1] / SR - change / fr) <= 0.025, (starts, change / fr)
+
+
 def breathy_line(seed=0, n_notes=16):
     """A wind player's legato: at each note change the old tone stops and a 40-70 ms puff of
     breath noise (15 dB down) comes before the new tone swells in. One note, one unit,

@@ -28,9 +28,10 @@ Onset mode: three cues.
   frames within note_spread_semitones for note_stable_s) that differs from the last stable
   note's by pitch_jump_semitones, whatever lies between. Its unit starts where the new
   note's partials (the onset bands of its first 4 partials, not the old note's) began to
-  rise, searched back to note_pad_s before the old note was last heard stable; when a flux
-  or pitch onset already marks the change but later than that, its start moves back there
-  (units are held until no such move can come).
+  rise, searched back to note_pad_s before the old note was last heard stable (or, when
+  they rise less than note_weak_rise_db, where the old note's partials fell, if that came
+  within note_fall_back_s before); when a flux or pitch onset already marks the change but
+  later than that, its start moves back there (units are held until no such move can come).
 A unit lasts until the next onset, or until its level falls to the floor (release_db below its
 peak, the noise floor, or an absolute floor), or max_dur_s. A unit that ends (released) before
 min_dur_s is extended to min_dur_s, but never past the next onset: a short percussive hit is a
@@ -131,7 +132,8 @@ class OnsetSegmenter:
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
                  breath_s: float = 0.25, note_stable_s: float = 0.06, note_spread_semitones: float = 0.5,
                  note_back_s: float = 0.5, note_pad_s: float = 0.15, note_rise_share: float = 0.35,
-                 note_revise_s: float = 0.025,
+                 note_revise_s: float = 0.025, note_weak_rise_db: float = 20.0, note_fall_db: float = 5.0,
+                 note_fall_s: float = 0.05, note_fall_back_s: float = 0.09,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -154,6 +156,8 @@ class OnsetSegmenter:
         self.note_rise_share = note_rise_share
         self.note_pad = _frames(note_pad_s, fr, 0)
         self.note_revise = _frames(note_revise_s, fr, 0)
+        self.note_weak_rise_db, self.note_fall_db = note_weak_rise_db, note_fall_db
+        self.note_fall, self.note_fall_back = _frames(note_fall_s, fr), _frames(note_fall_back_s, fr)
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
         self._note_end = -(10 ** 9)
         self.ending_drop_db = ending_drop_db
@@ -403,6 +407,13 @@ class OnsetSegmenter:
             if rise_db < self.pitch_rise_db:
                 continue  # no new partials rose: a misreading (a mixture, a subharmonic)
             self._note_pitch, self._note_end = m, f + n - 1
+            if rise_db < self.note_weak_rise_db:
+                # the new partials hardly stand out (a step of a semitone or two in a low
+                # register, a slow swell): the old note's release, when it comes shortly
+                # before, marks the change better
+                fall_at = self._partials_fall(f, old, m, back=back)
+                if fall_at is not None and rise_at - self.note_fall_back <= fall_at < rise_at:
+                    rise_at = fall_at
             out.append((f, max(min(rise_at, f - 1), 0), since))
         return out
 
@@ -460,6 +471,36 @@ class OnsetSegmenter:
         rise = float(e[frame - lo:].max() - before.min())
         near_min = np.flatnonzero(before <= before.min() + max(self.backtrack_tol_db, share * rise))
         return lo + int(near_min[-1]), rise
+
+    def _partials_fall(self, frame: int, old_semi: float, new_semi: float, back: int) -> int | None:
+        """Where the old note's partials (the onset bands of its first 4, not the new note's
+        first 8) start to fall for good, in the `back` frames before `frame`: the first frame
+        note_fall_db below their highest level so far, after which they stay backtrack_tol_db
+        below it, reached within note_fall_s from the last frame within backtrack_tol_db of
+        it (that frame is returned). None if they do not fall so."""
+        if self._mel_centres is None or not np.isfinite(old_semi):
+            return None
+        top = self._mel_centres[-1]
+        olds = 440.0 * 2 ** ((old_semi - 69) / 12) * np.arange(1, 5)
+        bands = set(self._nearest_band(olds[olds < top]).tolist())
+        news = 440.0 * 2 ** ((new_semi - 69) / 12) * np.arange(1, 9)
+        bands -= set(self._nearest_band(news[news < top]).tolist())
+        if not bands:
+            return None
+        t = self._track
+        lo = max(t.start, frame - back)
+        e = t.get("mel", lo, frame + 1)[:, sorted(bands)].mean(axis=1)
+        if len(e) < 2:
+            return None
+        runmax = np.maximum.accumulate(e)
+        tol = self.backtrack_tol_db
+        plateau = np.flatnonzero(e >= runmax - tol)
+        for d in np.flatnonzero(e <= runmax - self.note_fall_db):
+            top = runmax[d]
+            if (e[d:] < top - tol).all():  # down for good
+                j = int(plateau[plateau < d][-1])  # the plateau's last frame before the drop
+                return lo + j if d - j <= self.note_fall else None
+        return None
 
     def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
         """Index of the onset band whose centre is nearest (in log frequency) to each hz."""

@@ -175,6 +175,47 @@ def test_a_step_whose_new_partials_hardly_rise_starts_at_the_old_notes_fall():
     assert abs(starts[-1] / SR - change / fr) <= 0.025, (starts, change / fr)
 
 
+def test_two_quiet_note_changes_in_a_row_are_two_onsets():
+    # MIDI 50 at -20 dB, then 57 and 53, 0.2 s apart, both 8 dB quieter, their partials
+    # swelling in as the old ones fade, the pitch unclear for 35 ms at each change: the level
+    # stays below the first note's between the two changes (as after a breath), but the
+    # middle note was heard, stable, in between: two onsets, not one
+    from audiotrove.dsp.features import analysis_frame, onset_filterbank
+    from audiotrove.dsp.onsets import OnsetSegmenter
+
+    n_fft, hop = analysis_frame(SR)
+    centres = onset_filterbank(sample_rate_hz=SR, n_fft=n_fft)[1]
+    fr = SR / hop
+    n, t1, t2 = int(2.0 * fr), int(1.0 * fr), int(1.2 * fr)
+    k = np.arange(n)
+
+    def bands(semi):
+        f0 = 440 * 2 ** ((semi - 69) / 12)
+        return sorted({int(np.argmin(np.abs(np.log(centres / (f0 * h))))) for h in range(1, 9)})
+
+    onset_db = np.full((n, len(centres)), -80.0, np.float32)
+    spans = [(50, 0, t1, -30.0), (57, t1, t2, -38.0), (53, t2, n, -38.0)]
+    for semi, a, b, db in spans:
+        swell = np.clip((k - a) / 6, 0, 1) if a else np.ones(n)  # 70 ms in
+        fade = np.clip(1 - (k - b) / 4, 0, 1)  # 45 ms out
+        amp = np.where(k < a, 0, np.where(k < b, swell, fade * (swell if a else 1)))
+        onset_db[:, bands(semi)] = np.maximum(onset_db[:, bands(semi)],
+                                              (db + 20 * np.log10(np.maximum(amp, 1e-4)))[:, None])
+    semi = np.select([k < t1, k < t2], [50.0, 57.0], 53.0)
+    hz = 440 * 2 ** ((semi - 69) / 12)
+    clarity = np.full(n, 0.95)
+    for c in (t1, t2):
+        hz[c:c + 3] = np.nan
+        clarity[c:c + 3] = 0.0
+    level = np.where(k < t1, -20.0, -28.0)
+    seg = OnsetSegmenter(sample_rate_hz=SR, hop=hop)
+    starts = [s for s, _ in seg.update(0, level, onset_db, hz, clarity)] + [s for s, _ in seg.finish(n * hop)]
+    later = [f for f in seg.onset_frames if f > 10]
+    assert len(later) == 2, seg.onset_frames
+    got = np.array(starts[-2:]) / SR
+    assert np.abs(got - np.array([t1, t2]) / fr).max() <= 0.03, (got, t1 / fr, t2 / fr)
+
+
 def breathy_line(seed=0, n_notes=16):
     """A wind player's legato: at each note change the old tone stops and a 40-70 ms puff of
     breath noise (15 dB down) comes before the new tone swells in. One note, one unit,

@@ -133,7 +133,7 @@ class OnsetSegmenter:
                  breath_s: float = 0.25, note_stable_s: float = 0.06, note_spread_semitones: float = 0.5,
                  note_back_s: float = 0.5, note_pad_s: float = 0.15, note_rise_share: float = 0.35,
                  note_revise_s: float = 0.025, note_weak_rise_db: float = 20.0, note_fall_db: float = 5.0,
-                 note_fall_s: float = 0.05, note_fall_back_s: float = 0.09,
+                 note_fall_s: float = 0.05, note_fall_back_s: float = 0.09, note_heard_s: float = 0.1,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -158,8 +158,10 @@ class OnsetSegmenter:
         self.note_revise = _frames(note_revise_s, fr, 0)
         self.note_weak_rise_db, self.note_fall_db = note_weak_rise_db, note_fall_db
         self.note_fall, self.note_fall_back = _frames(note_fall_s, fr), _frames(note_fall_back_s, fr)
+        self.note_heard = _frames(note_heard_s, fr)
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
         self._note_end = -(10 ** 9)
+        self._note_from = -(10 ** 9)  # the first frame of its stable runs
         self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -249,9 +251,10 @@ class OnsetSegmenter:
         # (onset frame, start frame or None to backtrack, by pitch)
         events = [(int(f), None, False, None) for f in flux_frames] + \
                  [(f, start, True, None) for f, start in self._pitch_changes(lo, hi)] + \
-                 [(f, start, True, since) for f, start, since in self._note_changes(lo, hi)]
-        for frame, start, by_pitch, since in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
+                 [(f, start, True, note) for f, start, note in self._note_changes(lo, hi)]
+        for frame, start, by_pitch, note in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
             last = self.onset_frames[-1] if self.onset_frames else None
+            since, old_from = note if note is not None else (None, None)
             if since is not None and last is not None and last >= since - self.pitch_merge:
                 # a note change already marked by an onset since the old note was heard: the
                 # unit starts where the new note's partials began to rise, if that is earlier
@@ -265,7 +268,12 @@ class OnsetSegmenter:
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
                 continue
-            if last is not None and self._same_attack(last, frame):
+            # a note change whose old note was heard stable for note_heard_s after the
+            # previous onset, and whose new partials began to rise after that: the previous
+            # onset was the old note's, not a breath before this one
+            heard = since is not None and last is not None and since - max(last, old_from) >= self.note_heard \
+                and start > last + self.note_stable
+            if last is not None and self._same_attack(last, frame, breath=not heard):
                 continue
             self._add_onset(frame, start=start)
             self._last_by_pitch = by_pitch
@@ -394,19 +402,21 @@ class OnsetSegmenter:
             f = a + j
             d = abs(m - self._note_pitch)
             if not math.isfinite(d) or d < self.pitch_jump / 2:
+                if not math.isfinite(d):
+                    self._note_from = f
                 self._note_pitch, self._note_end = m, f + n - 1  # the same note (or a slow drift)
                 continue
             if d < self.pitch_jump:
                 continue
             if self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol:
                 continue  # an octave error, not a new note: the flux must say it
-            old, since = self._note_pitch, self._note_end
+            old, since, old_from = self._note_pitch, self._note_end, self._note_from
             # the new note began at most note_pad_s before the old one was last heard stable
             back = min(self.note_back, max(f - since + self.note_pad, self.rise_back))
             rise_at, rise_db = self._partials_rise(f, m, old, back=back, share=self.note_rise_share)
             if rise_db < self.pitch_rise_db:
                 continue  # no new partials rose: a misreading (a mixture, a subharmonic)
-            self._note_pitch, self._note_end = m, f + n - 1
+            self._note_pitch, self._note_end, self._note_from = m, f + n - 1, f
             if rise_db < self.note_weak_rise_db:
                 # the new partials hardly stand out (a step of a semitone or two in a low
                 # register, a slow swell): the old note's release, when it comes shortly
@@ -414,7 +424,7 @@ class OnsetSegmenter:
                 fall_at = self._partials_fall(f, old, m, back=back)
                 if fall_at is not None and rise_at - self.note_fall_back <= fall_at < rise_at:
                     rise_at = fall_at
-            out.append((f, max(min(rise_at, f - 1), 0), since))
+            out.append((f, max(min(rise_at, f - 1), 0), (since, old_from)))
         return out
 
     def _backtracked(self, frame: int) -> int:
@@ -520,7 +530,7 @@ class OnsetSegmenter:
             return False
         return bool(after.max() < before.max() - self.ending_drop_db)
 
-    def _same_attack(self, last: int, frame: int) -> bool:
+    def _same_attack(self, last: int, frame: int, *, breath: bool = True) -> bool:
         """The same note seen twice, not a new one:
         - an onset less than min_dur_s after the previous one while the level has not dipped
           since (a double-peaked flux). Hits faster than min_dur_s each dip before the next,
@@ -529,7 +539,7 @@ class OnsetSegmenter:
           its value just before the previous onset all the way between: the previous onset
           was the old note stopping (a breath, a bow change: a burst of noise as the level
           falls) and this is the new note's tone arriving. A real attack raises the level."""
-        if frame - last <= self.breath:
+        if breath and frame - last <= self.breath:
             lvl = self._track.get("level", last - 2, frame + 1)
             between = lvl[3:frame - last + 2]  # after the previous onset frame, before this one
             if len(lvl) == frame - last + 3 and len(between) and between.max() < lvl[:2].max():

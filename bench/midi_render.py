@@ -29,8 +29,8 @@ INSTRUMENTS = {
 }
 
 
-def available() -> bool:
-    return shutil.which("fluidsynth") is not None and SOUNDFONT.exists()
+def available(soundfont: Path = SOUNDFONT) -> bool:
+    return shutil.which("fluidsynth") is not None and Path(soundfont).exists()
 
 
 def melody(*, low: int, high: int, seconds: float = 20.0, seed: int = 0, legato: bool = True,
@@ -99,3 +99,32 @@ def render(notes: list[tuple[float, float, int]], *, program: int, path: Path, s
                    stderr=subprocess.DEVNULL)
     tmp.rename(path)
     return path
+
+
+def audible_onsets(notes: list[tuple[float, float, int]], *, program: int, path: Path,
+                   soundfont: Path = SOUNDFONT, below_peak_db: float = 15.0, gap_s: float = 3.0,
+                   sample_rate: int = 44100, velocity: int = 90) -> np.ndarray:
+    """An audio-based truth: when each note becomes audible in this soundfont (seconds, as
+    the notes' onsets). Every note is rendered alone (the same pitch, duration and program,
+    gap_s apart, cached at `path`); its onset is the note-on plus the time its level (5 ms
+    RMS) first comes within below_peak_db of its peak over the note's duration (the perceptual
+    onset of a tone lies 6-15 dB below its maximum, Vos & Rasch 1981). Patches whose sound
+    builds up slowly (FluidR3's cello and choir) become audible well after the note-on."""
+    lead = 0.5
+    alone = [(lead + i * gap_s, dur, pitch) for i, (_, dur, pitch) in enumerate(notes)]
+    wav = render(alone, program=program, path=Path(path), sample_rate=sample_rate, velocity=velocity,
+                 soundfont=soundfont)
+    import soundfile as sf
+
+    y, sr = sf.read(wav, dtype="float64", always_2d=True)
+    y = y.mean(axis=1)
+    h = int(round(0.005 * sr))
+    out = []
+    for (onset, dur, _), (t0, _, _) in zip(notes, alone):
+        a = int(round(t0 * sr))
+        seg = y[a:a + int(round(dur * sr)) + h]
+        n = len(seg) // h
+        lvl = 10 * np.log10(np.mean(seg[:n * h].reshape(n, h) ** 2, axis=1) + 1e-20)
+        first = int(np.argmax(lvl >= lvl.max() - below_peak_db))
+        out.append(onset + first * h / sr)
+    return np.asarray(out)

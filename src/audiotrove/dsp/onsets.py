@@ -12,7 +12,7 @@ seconds of per-frame numbers).
         units += seg.update(batch.start, batch.level_db, batch.onset_db, batch.hz, batch.clarity)
     units += seg.finish(total_samples)
 
-Onset mode: two cues.
+Onset mode: three cues.
 - Spectral-flux novelty (mean rise in dB over the onset bands, 24 per octave, SuperFlux-style:
   the previous frame max-filtered across bands so vibrato does not count), peak-picked against a local mean
   (librosa-style pre/post max and average windows, a minimum gap), gated by level; each such
@@ -23,6 +23,15 @@ Onset mode: two cues.
   median pitch of the pitch_window_s after a frame differs from that before it by at least
   pitch_jump_semitones, both sides mostly voiced; the local maximum of that difference is an
   onset, unless a flux onset lies within pitch_merge_s (the flux onset is kept).
+- Note changes, for cross-fades that stay unpitched or mixed longer than that window (a
+  cello's or a choir's slow attack under the old note's release): a stable pitch (pitched
+  frames within note_spread_semitones for note_stable_s) that differs from the last stable
+  note's by pitch_jump_semitones, whatever lies between. Its unit starts where the new
+  note's partials (the onset bands of its first 4 partials, not the old note's) began to
+  rise, searched back to note_pad_s before the old note was last heard stable (or, when
+  they rise less than note_weak_rise_db, where the old note's partials fell, if that came
+  within note_fall_back_s before); when a flux or pitch onset already marks the change but
+  later than that, its start moves back there (units are held until no such move can come).
 A unit lasts until the next onset, or until its level falls to the floor (release_db below its
 peak, the noise floor, or an absolute floor), or max_dur_s. A unit that ends (released) before
 min_dur_s is extended to min_dur_s, but never past the next onset: a short percussive hit is a
@@ -121,7 +130,10 @@ class OnsetSegmenter:
                  pitch_merge_s: float = 0.15, pitch_rise_db: float = 6.0, pitch_rise_back_s: float = 0.15,
                  pitch_skip_octaves: bool = True,
                  retrigger_s: float = 0.15, retrigger_dip_db: float = 3.0, ending_drop_db: float = 15.0,
-                 breath_s: float = 0.25,
+                 breath_s: float = 0.25, note_stable_s: float = 0.06, note_spread_semitones: float = 0.5,
+                 note_back_s: float = 0.5, note_pad_s: float = 0.15, note_rise_share: float = 0.35,
+                 note_revise_s: float = 0.025, note_weak_rise_db: float = 20.0, note_fall_db: float = 5.0,
+                 note_fall_s: float = 0.05, note_fall_back_s: float = 0.09, note_heard_s: float = 0.1,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -138,6 +150,18 @@ class OnsetSegmenter:
         self.rise_back = _frames(pitch_rise_back_s, fr)
         self.retrigger, self.retrigger_dip_db = _frames(retrigger_s, fr), retrigger_dip_db
         self.breath = _frames(breath_s, fr)
+        self.note_stable = _frames(note_stable_s, fr, 2)
+        self.note_spread = note_spread_semitones
+        self.note_back = _frames(note_back_s, fr)
+        self.note_rise_share = note_rise_share
+        self.note_pad = _frames(note_pad_s, fr, 0)
+        self.note_revise = _frames(note_revise_s, fr, 0)
+        self.note_weak_rise_db, self.note_fall_db = note_weak_rise_db, note_fall_db
+        self.note_fall, self.note_fall_back = _frames(note_fall_s, fr), _frames(note_fall_back_s, fr)
+        self.note_heard = _frames(note_heard_s, fr)
+        self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
+        self._note_end = -(10 ** 9)
+        self._note_from = -(10 ** 9)  # the first frame of its stable runs
         self.ending_drop_db = ending_drop_db
         self._last_by_pitch = False
         self.max_len = int(round(max_dur_s * self.sr))
@@ -149,14 +173,14 @@ class OnsetSegmenter:
         self.wait = _frames(wait_s, fr, 0)
         self.backtrack = _frames(backtrack_s, fr)
         # how far before its onset frame a unit may start (backtracking, pitch refinement)
-        self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win) + 1
+        self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win, self.note_back) + 1
         self.backtrack_tol_db = backtrack_tol_db
         self.attack = _frames(attack_s, fr)
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
         # frames needed after a frame before deciding it: the flux peak picking, and the pitch
         # window plus the merge distance (a flux onset just after a pitch change wins)
         self.lookahead = max(self.post_max, self.post_avg, self.pitch_win + self.pitch_merge + self.post_max,
-                             self.retrigger + 1)
+                             self.retrigger + 1, self.note_stable + self.pitch_win)
         self._floor = _FloorTracker(_frames(noise_window_s, fr))
         self._track = _Track(("level", "flux", "noise", "semi", "mel"))
         self._track.data["mel"] = np.zeros((0, 0))
@@ -225,10 +249,17 @@ class OnsetSegmenter:
             return
         flux_frames = self._flux_candidates(np.arange(lo, hi))
         # (onset frame, start frame or None to backtrack, by pitch)
-        events = [(int(f), None, False) for f in flux_frames] + \
-                 [(f, start, True) for f, start in self._pitch_changes(lo, hi)]
-        for frame, start, by_pitch in sorted(events, key=lambda e: (e[0], e[2])):
+        events = [(int(f), None, False, None) for f in flux_frames] + \
+                 [(f, start, True, None) for f, start in self._pitch_changes(lo, hi)] + \
+                 [(f, start, True, note) for f, start, note in self._note_changes(lo, hi)]
+        for frame, start, by_pitch, note in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
             last = self.onset_frames[-1] if self.onset_frames else None
+            since, old_from = note if note is not None else (None, None)
+            if since is not None and last is not None and last >= since - self.pitch_merge:
+                # a note change already marked by an onset since the old note was heard: the
+                # unit starts where the new note's partials began to rise, if that is earlier
+                self._revise_start(since - self.pitch_merge, frame, start)
+                continue
             if last is not None and frame - last <= self.pitch_merge and by_pitch != self._last_by_pitch:
                 continue  # the same note seen by both cues: the first one found stands
             if frame - self._last_onset <= self.wait:
@@ -237,7 +268,12 @@ class OnsetSegmenter:
                 continue
             if not by_pitch and last is not None and self._retrigger(last, frame):
                 continue
-            if last is not None and self._same_attack(last, frame):
+            # a note change whose old note was heard stable for note_heard_s after the
+            # previous onset, and whose new partials began to rise after that: the previous
+            # onset was the old note's, not a breath before this one
+            heard = since is not None and last is not None and since - max(last, old_from) >= self.note_heard \
+                and start > last + self.note_stable
+            if last is not None and self._same_attack(last, frame, breath=not heard):
                 continue
             self._add_onset(frame, start=start)
             self._last_by_pitch = by_pitch
@@ -339,6 +375,58 @@ class OnsetSegmenter:
             refined.append((int(f), max(min(start, j - 1), 0)))
         return refined
 
+    def _note_changes(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """The note-level pitch cue: stable pitches, compared across what lies between them.
+        A frame starts a stable run when the note_stable_s from it are all pitched (clarity
+        >= pitch_clarity) within note_spread_semitones; the run's median is its pitch. A run
+        whose pitch differs from the last stable note's by pitch_jump_semitones or more (and
+        not by whole octaves, the estimator's usual error) is a new note, however long the
+        cross-fade between them stayed unpitched or mixed (the short-window pitch cue needs
+        pitched frames on both sides of the change). Returns (the run's first frame, the
+        unit's start: where the new note's partials start rising within note_back_s before
+        it, the old note's last stable frame); state carries across batches."""
+        t = self._track
+        n = self.note_stable
+        a, b = max(t.start, lo), min(t.end, hi + n - 1)
+        semi = t.get("semi", a, b)
+        if len(semi) < n:
+            return []
+        win = np.lib.stride_tricks.sliding_window_view(semi, n)  # win[j] = frames a+j .. a+j+n-1
+        with np.errstate(invalid="ignore"):
+            spread = win.max(axis=1) - win.min(axis=1)
+        stable = np.isfinite(spread) & (spread <= self.note_spread)
+        out = []
+        idx = np.flatnonzero(stable[:hi - a])
+        meds = np.median(win[idx], axis=1).tolist() if idx.size else []
+        for j, m in zip(idx.tolist(), meds):
+            f = a + j
+            d = abs(m - self._note_pitch)
+            if not math.isfinite(d) or d < self.pitch_jump / 2:
+                if not math.isfinite(d):
+                    self._note_from = f
+                self._note_pitch, self._note_end = m, f + n - 1  # the same note (or a slow drift)
+                continue
+            if d < self.pitch_jump:
+                continue
+            if self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol:
+                continue  # an octave error, not a new note: the flux must say it
+            old, since, old_from = self._note_pitch, self._note_end, self._note_from
+            # the new note began at most note_pad_s before the old one was last heard stable
+            back = min(self.note_back, max(f - since + self.note_pad, self.rise_back))
+            rise_at, rise_db = self._partials_rise(f, m, old, back=back, share=self.note_rise_share)
+            if rise_db < self.pitch_rise_db:
+                continue  # no new partials rose: a misreading (a mixture, a subharmonic)
+            self._note_pitch, self._note_end, self._note_from = m, f + n - 1, f
+            if rise_db < self.note_weak_rise_db:
+                # the new partials hardly stand out (a step of a semitone or two in a low
+                # register, a slow swell): the old note's release, when it comes shortly
+                # before, marks the change better
+                fall_at = self._partials_fall(f, old, m, back=back)
+                if fall_at is not None and rise_at - self.note_fall_back <= fall_at < rise_at:
+                    rise_at = fall_at
+            out.append((f, max(min(rise_at, f - 1), 0), (since, old_from)))
+        return out
+
     def _backtracked(self, frame: int) -> int:
         """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
         before the onset (and after the previous onset): where the rise starts (plain argmin
@@ -363,7 +451,8 @@ class OnsetSegmenter:
             return max(b, frame - 1)
         return b
 
-    def _partials_rise(self, frame: int, new_semi: float, old_semi: float) -> tuple[int, float]:
+    def _partials_rise(self, frame: int, new_semi: float, old_semi: float,
+                       back: int | None = None, share: float = 0.0) -> tuple[int, float]:
         """Where the new note's partials start to rise, before a pitch onset at `frame`: the
         level of the onset bands holding its first partials (and not the old note's),
         backtracked as a flux onset is. A soft attack builds up for tens of ms before the new
@@ -381,7 +470,7 @@ class OnsetSegmenter:
         if not bands:
             return frame, 0.0
         t = self._track
-        lo = max(t.start, frame - self.rise_back)
+        lo = max(t.start, frame - (self.rise_back if back is None else back))
         if lo > frame:  # the previous onset is at or after this frame
             return frame, 0.0
         mel = t.get("mel", lo, frame + self.pitch_win)
@@ -389,8 +478,39 @@ class OnsetSegmenter:
             return frame, 0.0
         e = mel[:, sorted(bands)].mean(axis=1)
         before = e[:frame - lo + 1]
-        near_min = np.flatnonzero(before <= before.min() + self.backtrack_tol_db)
-        return lo + int(near_min[-1]), float(e[frame - lo:].max() - before.min())
+        rise = float(e[frame - lo:].max() - before.min())
+        near_min = np.flatnonzero(before <= before.min() + max(self.backtrack_tol_db, share * rise))
+        return lo + int(near_min[-1]), rise
+
+    def _partials_fall(self, frame: int, old_semi: float, new_semi: float, back: int) -> int | None:
+        """Where the old note's partials (the onset bands of its first 4, not the new note's
+        first 8) start to fall for good, in the `back` frames before `frame`: the first frame
+        note_fall_db below their highest level so far, after which they stay backtrack_tol_db
+        below it, reached within note_fall_s from the last frame within backtrack_tol_db of
+        it (that frame is returned). None if they do not fall so."""
+        if self._mel_centres is None or not np.isfinite(old_semi):
+            return None
+        top = self._mel_centres[-1]
+        olds = 440.0 * 2 ** ((old_semi - 69) / 12) * np.arange(1, 5)
+        bands = set(self._nearest_band(olds[olds < top]).tolist())
+        news = 440.0 * 2 ** ((new_semi - 69) / 12) * np.arange(1, 9)
+        bands -= set(self._nearest_band(news[news < top]).tolist())
+        if not bands:
+            return None
+        t = self._track
+        lo = max(t.start, frame - back)
+        e = t.get("mel", lo, frame + 1)[:, sorted(bands)].mean(axis=1)
+        if len(e) < 2:
+            return None
+        runmax = np.maximum.accumulate(e)
+        tol = self.backtrack_tol_db
+        plateau = np.flatnonzero(e >= runmax - tol)
+        for d in np.flatnonzero(e <= runmax - self.note_fall_db):
+            top = runmax[d]
+            if (e[d:] < top - tol).all():  # down for good
+                j = int(plateau[plateau < d][-1])  # the plateau's last frame before the drop
+                return lo + j if d - j <= self.note_fall else None
+        return None
 
     def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
         """Index of the onset band whose centre is nearest (in log frequency) to each hz."""
@@ -410,7 +530,7 @@ class OnsetSegmenter:
             return False
         return bool(after.max() < before.max() - self.ending_drop_db)
 
-    def _same_attack(self, last: int, frame: int) -> bool:
+    def _same_attack(self, last: int, frame: int, *, breath: bool = True) -> bool:
         """The same note seen twice, not a new one:
         - an onset less than min_dur_s after the previous one while the level has not dipped
           since (a double-peaked flux). Hits faster than min_dur_s each dip before the next,
@@ -419,7 +539,7 @@ class OnsetSegmenter:
           its value just before the previous onset all the way between: the previous onset
           was the old note stopping (a breath, a bow change: a burst of noise as the level
           falls) and this is the new note's tone arriving. A real attack raises the level."""
-        if frame - last <= self.breath:
+        if breath and frame - last <= self.breath:
             lvl = self._track.get("level", last - 2, frame + 1)
             between = lvl[3:frame - last + 2]  # after the previous onset frame, before this one
             if len(lvl) == frame - last + 3 and len(between) and between.max() < lvl[:2].max():
@@ -450,6 +570,20 @@ class OnsetSegmenter:
         no_dip = lvl[1:].min() >= np.maximum.accumulate(lvl)[:-1].max() - self.retrigger_dip_db if len(lvl) > 1 else True
         return bool(same and no_dip)
 
+    def _revise_start(self, since: int, frame: int, start: int) -> None:
+        """Move the start of the first onset found after `since` (and at most note_back_s
+        before `frame`) back to `start` when that is more than note_revise_s earlier, never
+        before the previous onset's frame. (A flux or short-window pitch onset found while
+        the new note was already under way: the note-level cue knows where it began.)"""
+        for i, (onset, b, shift) in enumerate(self._pending):
+            if onset < since or onset < frame - self.note_back:
+                continue
+            if start < b - self.note_revise:  # (less is within the onset bands' 46 ms frames)
+                prev = self._pending[i - 1][0] if i else (self.onset_frames[-len(self._pending) - 1]
+                                                          if len(self.onset_frames) > len(self._pending) else -1)
+                self._pending[i] = (onset, max(start, prev + 1), shift)
+            return
+
     def _add_onset(self, frame: int, *, start: int | None = None) -> None:
         b = self._backtracked(frame) if start is None else start
         if self._pending:
@@ -474,6 +608,8 @@ class OnsetSegmenter:
             if next_start is not None:
                 limit = min(limit, next_start)
             known = min(limit, t.end)
+            if next_start is not None and not final and self._decided <= self._pending[1][0] + self.note_back:
+                break  # the next unit's start may still move back (_revise_start): this one's end
             lvl = t.get("level", b, known)
             noise = t.get("noise", b, known)
             end_frame = None
@@ -519,7 +655,8 @@ class OnsetSegmenter:
         # history the next decisions read: the flux windows (norm), backtracking and the
         # partials' rise, the pitch windows and the same-note checks
         keep = self._decided - max(self.pre_max, self.pre_avg, self.norm) \
-            - max(self.backtrack, self.rise_back, self.retrigger, self.breath) - 3 * self.pitch_win - self.pitch_merge - 4
+            - max(self.backtrack, self.rise_back, self.retrigger, self.breath, self.note_back) \
+            - 3 * self.pitch_win - self.pitch_merge - 4
         if self._pending:
             keep = min(keep, self._pending[0][1])
         self._track.trim(keep)

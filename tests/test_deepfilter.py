@@ -20,6 +20,8 @@ from audiotrove.dsp.deepfilter import (
     DeepFilterStream,
     deep_filter,
     erb_band_widths,
+    fuse_magnitudes,
+    fusion_weights,
     norm_alpha,
     vorbis_window,
 )
@@ -237,13 +239,15 @@ def test_network_beats_the_statistical_denoiser_on_speech():
 
 
 @needs_model
-def test_network_output_does_not_depend_on_blocks_and_keeps_stereo_image():
+@pytest.mark.parametrize("fusion", [False, True])
+def test_network_output_does_not_depend_on_blocks_and_keeps_stereo_image(fusion):
     sr = 48000
     clean, noisy, _ = _noisy(sr=sr)
     x = np.stack([noisy, 0.5 * noisy], axis=1)
     net = dfm.load_deepfilternet()
-    a = stream(DeepFilterStream(net, sample_rate=sr, channels=2, chunk_frames=100, context_frames=50), x, 4096)
-    b = stream(DeepFilterStream(net, sample_rate=sr, channels=2, chunk_frames=100, context_frames=50), x, 30000)
+    make = lambda: DeepFilterStream(net, sample_rate=sr, channels=2, chunk_frames=100, context_frames=50, lsa_fusion=fusion)
+    a = stream(make(), x, 4096)
+    b = stream(make(), x, 30000)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a[:, 1], 0.5 * a[:, 0], atol=1e-6)  # one gain for both channels
 
@@ -304,7 +308,7 @@ def test_default_chain_is_no_worse_on_music():
 def test_default_chain_on_speech_takes_the_network_and_does_better():
     from audiotrove.steps.enhance import enhance_array
 
-    clean, noisy, sr = _noisy("sense_and_sensibility_01_austen_64kb-0870.wav", snr_db=5.0)
+    clean, noisy, sr = _noisy("sense_and_sensibility_01_austen_64kb-0870.wav", snr_db=0.0)
     default = enhance_array(noisy, sample_rate=sr)
     lsa = enhance_array(noisy, sample_rate=sr, options={"preset": "archival", "denoise_method": "lsa"})
     assert default.shape == noisy.shape and lag_of(clean, default) == 0
@@ -329,3 +333,28 @@ def test_short_inputs_keep_their_length(n):
         assert out.shape == (n, 2)
         if sr == 48000 and n:
             np.testing.assert_allclose(out, x, atol=1e-6)
+
+
+# --- fusion with MMSE-LSA ---------------------------------------------------------------------
+
+def test_fusion_is_a_weighted_geometric_mean_of_magnitudes_with_the_network_phase():
+    rng = np.random.default_rng(4)
+    spec = (rng.standard_normal((6, 9, 2)) + 1j * rng.standard_normal((6, 9, 2))).astype(np.complex64)
+    net = (spec * rng.uniform(0.05, 1.2, (6, 9, 2)) * np.exp(1j * rng.uniform(-0.3, 0.3, (6, 9, 2)))).astype(np.complex64)
+    g = rng.uniform(0.06, 1.0, (6, 9))
+    a = np.array([1.0, 0.0, 0.0, 0.5, 0.9, 0.4])
+    b = np.array([0.0, 1.0, 0.0, 0.5, 0.1, 0.4])
+    out = fuse_magnitudes(net, spec, g, net_weight=a, lsa_weight=b)
+    want = np.abs(net) ** a[:, None, None] * (g[:, :, None] * np.abs(spec)) ** b[:, None, None] \
+        * np.abs(spec) ** (1 - a - b)[:, None, None]
+    np.testing.assert_allclose(np.abs(out), want, rtol=2e-5)
+    np.testing.assert_allclose(np.angle(out * np.conj(net)), 0.0, atol=2e-5)  # the network's phase
+    np.testing.assert_allclose(out[0], net[0], rtol=2e-6)                          # a = 1: the network
+    np.testing.assert_allclose(np.abs(out[1]), g[1][:, None] * np.abs(spec[1]), rtol=2e-5)  # b = 1: LSA
+    np.testing.assert_allclose(np.abs(out[2]), np.abs(spec[2]), rtol=2e-5)        # neither: the input
+    silent = fuse_magnitudes(np.zeros_like(net), spec, g, net_weight=a, lsa_weight=b)
+    assert np.all(silent == 0)  # where the network removes everything, nothing comes back
+    # the weights: mostly the network in loud noise, more LSA and input as the frame gets cleaner
+    a_w, b_w = fusion_weights(np.array([-10.0, 0.0, 5.0, 10.0, 20.0, 40.0]))
+    np.testing.assert_allclose(a_w, [0.9, 0.9, 0.75, 0.6, 0.4, 0.4])
+    np.testing.assert_allclose(b_w, [0.1, 0.1, 0.2, 0.3, 0.4, 0.4])

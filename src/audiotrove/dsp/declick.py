@@ -15,7 +15,10 @@ model around it, given the untouched samples on both sides.
 
 `Declicker` streams: frames are taken on a fixed grid of the input with a look-ahead, repairs
 are written back before later frames see them, and the output is sample-aligned with the
-input and exactly as long. Channels are treated independently.
+input and exactly as long. Channels are treated independently. Speed: the frames at hand are
+first screened together (`screen_frames`: the same AR fit and error, batched over frames); only
+a frame whose error comes within 10 % of the threshold, or whose samples an earlier repair
+changed, goes through the frame-by-frame detection and repair (about a third of speech frames).
 """
 from __future__ import annotations
 
@@ -49,6 +52,43 @@ def ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
     r[0] *= 1.0 + 1e-9  # white-noise correction for numerical stability
     a = linalg.solve_toeplitz(r[:order], r[1: order + 1], check_finite=False)
     return np.concatenate([[1.0], -a])
+
+
+def levinson(r: np.ndarray, order: int) -> np.ndarray:
+    """Prediction-error filters [1, -a1, ..., -ap] from autocorrelations r (frames, >= order + 1),
+    by the Levinson-Durbin recursion vectorised over the frames."""
+    m = len(r)
+    a = np.zeros((m, order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, order + 1):
+        k = -(a[:, :i] * r[:, i:0:-1]).sum(axis=1) / np.maximum(err, 1e-300)
+        a[:, 1:i + 1] += k[:, None] * a[:, i - 1::-1][:, :i]
+        err *= 1.0 - k * k
+    return a
+
+
+def screen_frames(segs: np.ndarray, *, order: int, threshold: float, first: int, last: int,
+                  margin: float = 0.9) -> np.ndarray:
+    """Which frames (rows of `segs`, each with its context) may hold a click starting within
+    [first, last): their AR prediction error (fitted as `ar_coefficients` does) exceeds
+    `margin` x threshold x its robust scale there. False means `detect_clicks` finds no run
+    starting in that part (the margin covers the batched arithmetic's rounding)."""
+    m, n = segs.shape
+    x = segs - segs.mean(axis=1, keepdims=True)
+    nfft = sfft.next_fast_len(n + order + 1, real=True)
+    spec = sfft.rfft(x * _hann(n), nfft, axis=1)
+    r = sfft.irfft(spec.real ** 2 + spec.imag ** 2, nfft, axis=1)[:, : order + 1]
+    silent = r[:, 0] <= 1e-20
+    r[:, 0] *= 1.0 + 1e-9
+    a = levinson(np.where(silent[:, None], np.eye(1, order + 1), r), order)
+    a[silent] = np.eye(1, order + 1)
+    n_conv = sfft.next_fast_len(n + order, real=True)
+    err = sfft.irfft(sfft.rfft(segs, n_conv, axis=1) * sfft.rfft(a, n_conv, axis=1), n_conv, axis=1)[:, :n]
+    mag = np.abs(err[:, order:])
+    scale = 1.4826 * np.median(mag, axis=1) + 1e-12
+    lo, hi = max(first - 2 - order, 0), min(last + 2 - order, n - order)
+    return (mag[:, lo:hi] > margin * threshold * scale[:, None]).any(axis=1)
 
 
 def detect_clicks(x: np.ndarray, *, order: int, threshold: float = DEFAULT_THRESHOLD,
@@ -180,12 +220,22 @@ class Declicker:
         return self._run(final=True)
 
     def _run(self, *, final: bool) -> np.ndarray:
-        while self._pos + self.frame + self.context <= len(self._buf):
-            lo = self._pos - self.context
-            hi = self._pos + self.frame + self.context
+        span = self.frame + 2 * self.context
+        count = max(0, (len(self._buf) - self._pos - self.frame - self.context) // self.frame + 1)
+        if count:
+            starts = self._pos - self.context + self.frame * np.arange(count)
             for c in range(self.channels):
-                self._frame_channel(self._buf[lo:hi, c])
-            self._pos += self.frame
+                col = self._buf[:, c]
+                segs = np.lib.stride_tricks.sliding_window_view(col, span)[starts]
+                maybe = screen_frames(segs, order=self.order, threshold=self.threshold,
+                                      first=self.context, last=self.context + self.frame)
+                changed_to = -1  # repairs so far reach up to here (buffer index)
+                for k, lo in enumerate(starts):
+                    if maybe[k] or lo < changed_to:
+                        end = self._frame_channel(col[lo:lo + span])
+                        if end:
+                            changed_to = max(changed_to, lo + end)
+            self._pos += self.frame * count
         # Everything before the current frame's look-behind is final.
         ready = self._pos - self.context
         out = self._buf[:ready]
@@ -202,10 +252,12 @@ class Declicker:
             self._emitted = self._seen
         return out.astype(np.float32)
 
-    def _frame_channel(self, seg: np.ndarray) -> None:
-        """Detect and repair clicks starting inside the frame part of `seg` (a view: in place)."""
+    def _frame_channel(self, seg: np.ndarray) -> int:
+        """Detect and repair clicks starting inside the frame part of `seg` (a view: in place).
+        Returns the end (index in seg) of the last repair, 0 when nothing changed."""
+        changed = 0
         if not np.any(seg):
-            return
+            return changed
         coeffs = ar_coefficients(seg, self.order)
         runs = detect_clicks(seg, order=self.order, threshold=self.threshold, max_len=self.max_len,
                              coeffs=coeffs, periodic_gap=self.periodic_gap)
@@ -220,6 +272,8 @@ class Declicker:
                     continue
                 self.clicks += 1
                 self.repaired_samples += e - s
+                changed = max(changed, e)
+        return changed
 
     def result(self) -> dict:
         return {"clicks_repaired": self.clicks, "samples_repaired": self.repaired_samples}

@@ -30,6 +30,16 @@ Channels: the features come from the channels' mean (one network run whatever th
 count); the same gains and deep-filter coefficients are applied to every channel, which keeps
 the stereo image.
 
+Fusion with MMSE-LSA (`lsa_fusion`, on in `audiotrove enhance`): the network distorts the
+speech it keeps where the speech is loud (measured: 15-35 dB SI-SDR on clean recordings), while
+the statistical estimator (dsp.denoise's MmseLsaGain, run on the same 48 kHz frames, its noise
+tracked by speech presence probability) keeps it but leaves more noise. Each frame's output
+magnitude is the weighted geometric mean |network|^a |LSA|^b |input|^(1-a-b), with the
+network's phase; the weights follow the frame's SNR against the tracked noise (`FUSION_WEIGHTS`:
+mostly the network in loud noise, more of the others where the speech dominates).
+bench/bench_enhance.py: SI-SDR improvement +6.51 -> +7.03 dB on its 120 mixtures, +6.97 ->
++7.45 dB on 80 held-out ones (other speakers, noise excerpts and SNRs), PESQ-wb 2.00 -> 1.92.
+
 amount (0-100): the attenuation limit, as in libDF's `atten_lim_db` and our other methods'
 gain floor: the output is (1 - l) * enhanced + l * input with l = floor (-0.4 dB per point:
 -24 dB at 60, -40 dB at 100).
@@ -43,8 +53,37 @@ from scipy import fft as sfft
 from scipy import signal
 
 from .blocks import AlignedOutput
+from .denoise import MmseLsaGain
 
 MAX_FLOOR_DB = -40.0  # as dsp.denoise: AMOUNT 100 -> -40 dB
+# Fusion weights (a: network, b: MMSE-LSA; the input gets 1 - a - b) at frame SNRs (dB), linear
+# in between and constant outside; chosen on bench_enhance.py's mixtures, checked on held-out ones.
+FUSION_WEIGHTS = ((0.0, 0.9, 0.1), (10.0, 0.6, 0.3), (20.0, 0.4, 0.4))
+FUSION_MAX_HZ = 8000.0   # fused below, the network alone above (speech's band; a third of the cost)
+FUSION_LSA_AMOUNT = 60.0  # the MMSE-LSA estimate at the enhance default (floor -24 dB)
+
+
+def fusion_weights(frame_snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) per frame for `fuse_magnitudes` from the frames' SNR (dB)."""
+    snr, a, b = (np.array(c) for c in zip(*FUSION_WEIGHTS))
+    return np.interp(frame_snr_db, snr, a), np.interp(frame_snr_db, snr, b)
+
+
+def fuse_magnitudes(net: np.ndarray, spec: np.ndarray, lsa_gain: np.ndarray, *,
+                    net_weight: np.ndarray, lsa_weight: np.ndarray) -> np.ndarray:
+    """|net|^a (g |spec|)^b |spec|^(1-a-b) with the phase of `net`.
+
+    net, spec: (frames, bins[, channels]) complex (the network's output and its input);
+    lsa_gain: (frames, bins) real >= 0; net_weight (a), lsa_weight (b): (frames,).
+    """
+    extra = (slice(None), None) + (None,) * (spec.ndim - 2)
+    a = np.asarray(net_weight, np.float32)[extra]
+    b = np.asarray(lsa_weight, np.float32)[extra]
+    log_g = np.log(np.maximum(np.asarray(lsa_gain, np.float32), 1e-30))
+    log_g = log_g if spec.ndim == 2 else log_g[:, :, None]
+    # log of the network's effective gain |net| / |spec|; where the network gave 0, 0 stays 0
+    log_ratio = np.log(np.maximum(np.abs(net), 1e-30)) - np.log(np.maximum(np.abs(spec), 1e-30))
+    return (net * np.exp((a - 1.0) * log_ratio + b * log_g)).astype(np.complex64)
 
 
 @dataclass(frozen=True)
@@ -167,7 +206,7 @@ class DeepFilterStream:
     """
 
     def __init__(self, net, *, sample_rate: int, channels: int, amount: float = 60.0,
-                 chunk_frames: int = 2000, context_frames: int = 100):
+                 chunk_frames: int = 2000, context_frames: int = 100, lsa_fusion: bool = False):
         import soxr
 
         if not 0 <= amount <= 100:
@@ -183,6 +222,11 @@ class DeepFilterStream:
         self.chunk = int(chunk_frames)
         self.context = int(context_frames)
         self.features = DeepFilterFeatures(cfg)
+        self._lsa = None
+        if lsa_fusion:
+            self._lsa = MmseLsaGain(amount=FUSION_LSA_AMOUNT)
+            self._lsa.setup(sample_rate=cfg.sample_rate_hz, n_fft=cfg.n_fft, hop=cfg.hop, first_frame_time_s=0.0)
+        self._fusion_bins = int(FUSION_MAX_HZ * cfg.n_fft / cfg.sample_rate_hz) + 1
         self.window = vorbis_window(cfg.n_fft).astype(np.float32)
         self.wnorm = 2.0 * cfg.hop / cfg.n_fft ** 2   # libDF's analysis scale
         self.synth = (self.window * cfg.n_fft).astype(np.float32)  # libDF's inverse FFT is not scaled by 1/N
@@ -298,6 +342,14 @@ class DeepFilterStream:
         if lo < 0:  # frames before the first one are zeros
             ctx = np.concatenate([np.zeros((-lo,) + ctx.shape[1:], np.complex64), ctx])
         y[:, : cfg.nb_df] = deep_filter(ctx, coefs, lookahead=cfg.df_lookahead)
+        if self._lsa is not None:
+            low = slice(0, self._fusion_bins)
+            power = (spec[:, low].real ** 2 + spec[:, low].imag ** 2).mean(axis=2).astype(np.float64)
+            g = self._lsa.gains(power, a)
+            noise = self._lsa.noise_track
+            snr = 10.0 * np.log10(np.maximum(power.sum(axis=1) / noise.sum(axis=1) - 1.0, 1e-3))
+            net_w, lsa_w = fusion_weights(snr)
+            y[:, low] = fuse_magnitudes(y[:, low], spec[:, low], g, net_weight=net_w, lsa_weight=lsa_w)
         if self.limit:
             y = (1.0 - self.limit) * y + self.limit * spec
         frames = sfft.irfft(y, cfg.n_fft, axis=1) * self.synth[None, :, None]  # (b - a, n_fft, channels)

@@ -303,26 +303,31 @@ class MmseLsaGain:
         a_n, a_p, a_dd, xi_min = self.a_noise, self.a_spp, self.a_dd, self.xi_min
         noise, a2_prev, p_bar = self.noise, self.a2_prev, self.p_bar.copy()
         track = np.empty_like(power)
-        scaled = power * (xi_h1 / (1.0 + xi_h1))
+        neg_scaled = power * -(xi_h1 / (1.0 + xi_h1))
         # The recursions run frame by frame (each frame needs the previous estimate); every
         # operation inside is vectorised over the frequency bins.
         # 1) noise PSD by speech presence probability (Gerkmann & Hendriks 2012)
-        c_n = 1.0 - a_n
+        c_n, c_p = 1.0 - a_n, 1.0 - a_p
+        t = np.empty(bins)
+        u = np.empty(bins)
+        stuck = np.empty(bins, bool)
         for i in range(n_frames):
-            t = scaled[i] / noise
-            np.negative(t, out=t)
+            np.divide(neg_scaled[i], noise, out=t)
             np.exp(t, out=t)
             t *= spp_c1
             t += 1.0
             p1 = np.reciprocal(t, out=t)                  # P(speech | frame), prior 0.5
             p_bar *= a_p
-            p_bar += (1.0 - a_p) * p1
-            np.minimum(p1, np.where(p_bar > 0.99, 0.99, 1.0), out=p1)  # stagnation guard
+            np.multiply(p1, c_p, out=u)
+            p_bar += u
+            np.greater(p_bar, 0.99, out=stuck)
+            np.minimum(p1, 0.99, out=p1, where=stuck)     # stagnation guard
             if isolating and learn[i]:
                 p1[:] = 0.0
             np.subtract(1.0, p1, out=p1)                  # now P(noise): noise learns from it
             p1 *= c_n
-            p1 *= power[i] - noise
+            np.subtract(power[i], noise, out=u)
+            p1 *= u
             noise = noise + p1
             np.maximum(noise, 1e-12, out=noise)
             track[i] = noise
@@ -339,6 +344,7 @@ class MmseLsaGain:
             a2_prev = g * g * power[i]
             xi_out[i] = xi
         self.noise, self.a2_prev, self.p_bar = noise, a2_prev, p_bar
+        self.noise_track = track  # the noise PSD tracked at each of these frames
         # OM-LSA: weight the LSA gain by the speech presence probability, down to the floor.
         g_lsa = lsa_gain(xi_out, gamma_out)
         if self.Q_ABSENCE > 0:

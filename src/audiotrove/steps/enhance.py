@@ -423,7 +423,8 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
             net = load_deepfilternet()
         except ModelError as exc:
             raise EnhanceError(f"--denoise-method deepfilter: {exc}") from None
-        plan.stages.append(DeepFilterStream(net, sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
+        plan.stages.append(DeepFilterStream(net, sample_rate=sample_rate, channels=channels, amount=opts["denoise"],
+                                              lsa_fusion=True))
         plan.description.append(f"denoise deepfilter {opts['denoise']:g}")
     elif method == "rnnoise":
         plan.stages.append(dn.RnnoiseStream(sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))

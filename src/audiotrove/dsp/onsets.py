@@ -32,6 +32,10 @@ Onset mode: three cues.
   they rise less than note_weak_rise_db, where the old note's partials fell, if that came
   within note_fall_back_s before); when a flux or pitch onset already marks the change but
   later than that, its start moves back there (units are held until no such move can come).
+  A step of whole octaves is usually the estimator's error; a leap up counts when the lower
+  note's odd partials fell octave_odd_db against its even ones (the balance of a steady note
+  stays) and the new note's partials rose; it starts where the old note's odd partials began
+  to fall for good.
 A unit lasts until the next onset, or until its level falls to the floor (release_db below its
 peak, the noise floor, or an absolute floor), or max_dur_s. A unit that ends (released) before
 min_dur_s is extended to min_dur_s, but never past the next onset: a short percussive hit is a
@@ -134,7 +138,7 @@ class OnsetSegmenter:
                  note_back_s: float = 0.5, note_pad_s: float = 0.15, note_rise_share: float = 0.35,
                  note_revise_s: float = 0.025, note_weak_rise_db: float = 20.0, note_fall_db: float = 5.0,
                  note_fall_s: float = 0.05, note_fall_back_s: float = 0.09, note_heard_s: float = 0.1,
-                 min_unit_s: float = 0.01):
+                 octave_odd_db: float = 20.0, min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
         self.sr, self.hop = float(sample_rate_hz), int(hop)
@@ -159,6 +163,7 @@ class OnsetSegmenter:
         self.note_weak_rise_db, self.note_fall_db = note_weak_rise_db, note_fall_db
         self.note_fall, self.note_fall_back = _frames(note_fall_s, fr), _frames(note_fall_back_s, fr)
         self.note_heard = _frames(note_heard_s, fr)
+        self.octave_odd_db = octave_odd_db
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
         self._note_end = -(10 ** 9)
         self._note_from = -(10 ** 9)  # the first frame of its stable runs
@@ -254,8 +259,10 @@ class OnsetSegmenter:
                  [(f, start, True, note) for f, start, note in self._note_changes(lo, hi)]
         for frame, start, by_pitch, note in sorted(events, key=lambda e: (e[0], e[2], e[3] is not None)):
             last = self.onset_frames[-1] if self.onset_frames else None
-            since, old_from = note if note is not None else (None, None)
+            since, old_from, octave = note if note is not None else (None, None, False)
             if since is not None and last is not None and last >= since - self.pitch_merge:
+                if octave:
+                    continue  # an octave leap already marked (by the flux): its start stands
                 # a note change already marked by an onset since the old note was heard: the
                 # unit starts where the new note's partials began to rise, if that is earlier
                 self._revise_start(since - self.pitch_merge, frame, start)
@@ -408,11 +415,34 @@ class OnsetSegmenter:
                 continue
             if d < self.pitch_jump:
                 continue
-            if self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol:
-                continue  # an octave error, not a new note: the flux must say it
+            octave = self.skip_octaves and d > 6 and abs(d - 12.0 * round(d / 12.0)) < self.octave_tol
             old, since, old_from = self._note_pitch, self._note_end, self._note_from
             # the new note began at most note_pad_s before the old one was last heard stable
             back = min(self.note_back, max(f - since + self.note_pad, self.rise_back))
+            if octave:
+                # usually the estimator's error; a real leap changes the balance of the lower
+                # note's odd partials against its even ones (an octave-up leap silences the
+                # odd ones, an octave-down leap brings them): no change, no new note
+                shift = self._odd_shift(f, m, old, since)
+                # Leaps up only: a reading an octave below the old note is, as often as not,
+                # a third of the new note's frequency (a fifth above the old one), whose odd
+                # partials (the new note at 3 f among them) rise as well
+                if m < old or not shift >= self.octave_odd_db:
+                    continue
+                # and the new note's partials rose (not a decaying note whose partials fade
+                # at different rates while the estimator changes its octave)
+                if self._partials_rise(f, m, math.nan, back=back)[1] < self.pitch_rise_db:
+                    continue
+                # the mixture of the two notes has the lower one's period: the estimator reads
+                # the old note until it is nearly gone, so the start is looked for over
+                # note_back_s: where the old note's odd partials began to fall for good (or
+                # else where the new note's partials began to rise)
+                fall_at = self._partials_fall(f, old, m, back=self.note_back)
+                rise_at = fall_at if fall_at is not None else self._partials_rise(
+                    f, m, math.nan, back=self.note_back, share=self.note_rise_share)[0]
+                self._note_pitch, self._note_end, self._note_from = m, f + n - 1, f
+                out.append((f, max(min(rise_at, f - 1), 0), (since, old_from, True)))
+                continue
             rise_at, rise_db = self._partials_rise(f, m, old, back=back, share=self.note_rise_share)
             if rise_db < self.pitch_rise_db:
                 continue  # no new partials rose: a misreading (a mixture, a subharmonic)
@@ -424,7 +454,7 @@ class OnsetSegmenter:
                 fall_at = self._partials_fall(f, old, m, back=back)
                 if fall_at is not None and rise_at - self.note_fall_back <= fall_at < rise_at:
                     rise_at = fall_at
-            out.append((f, max(min(rise_at, f - 1), 0), (since, old_from)))
+            out.append((f, max(min(rise_at, f - 1), 0), (since, old_from, False)))
         return out
 
     def _backtracked(self, frame: int) -> int:
@@ -511,6 +541,28 @@ class OnsetSegmenter:
                 j = int(plateau[plateau < d][-1])  # the plateau's last frame before the drop
                 return lo + j if d - j <= self.note_fall else None
         return None
+
+    def _odd_shift(self, frame: int, new_semi: float, old_semi: float, since: int) -> float:
+        """For an octave step from old_semi (last stable at `since`) to new_semi (stable from
+        `frame`): by how many dB the lower note's odd partials (1, 3, 5) changed against its
+        even ones (2, 4, 6), in the direction a real leap moves them (down for a leap up, up
+        for a leap down), between the old note's last note_stable_s and the new one's first."""
+        if self._mel_centres is None:
+            return 0.0
+        top = self._mel_centres[-1]
+        low = 440.0 * 2 ** ((min(new_semi, old_semi) - 69) / 12)
+        odd, even = low * np.array([1.0, 3.0, 5.0]), low * np.array([2.0, 4.0, 6.0])
+        odd, even = self._nearest_band(odd[odd < top]), self._nearest_band(even[even < top])
+        if not len(odd) or not len(even):
+            return 0.0
+        n = self.note_stable
+        before = self._track.get("mel", since - n + 1, since + 1)
+        after = self._track.get("mel", frame, frame + n)
+        if not len(before) or not len(after):
+            return 0.0
+        balance = lambda mel: float(mel[:, odd].mean() - mel[:, even].mean())
+        shift = balance(after) - balance(before)
+        return -shift if new_semi > old_semi else shift
 
     def _nearest_band(self, hz: np.ndarray) -> np.ndarray:
         """Index of the onset band whose centre is nearest (in log frequency) to each hz."""

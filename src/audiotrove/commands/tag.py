@@ -158,7 +158,7 @@ def classify_predict_cmd(
 
     Stored per file: class.label, class.confidence, class.scores.<label>; for a window or unit
     model also class.shares.<label> (% of the time) and class.unlabelled, and every item's
-    label in a table (`audiotrove classify items`, Collection.predictions()).
+    label in a table (`Collection.predict()` returns the rows).
     """
     from ..models import ModelError
     from ..models import classifier as clf

@@ -145,6 +145,22 @@ def test_colour_by_a_unit_label_before_its_step_says_which_command_gives_it(coll
 CHROMIUM = "/usr/bin/chromium"
 
 
+def _in_polygon(point, vertices):
+    """Even-odd rule (a ray towards +x), as the page's lasso decides."""
+    x, y = point
+    inside = False
+    for (ax, ay), (bx, by) in zip(vertices, vertices[-1:] + vertices[:-1]):
+        if (ay > y) != (by > y) and x < bx + (y - by) * (ax - bx) / (ay - by):
+            inside = not inside
+    return inside
+
+
+def _segment_distance(point, a, b):
+    p, a, b = (np.asarray(v, float) for v in (point, a, b))
+    t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0, 1)
+    return float(np.linalg.norm(p - (a + t * (b - a))))
+
+
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -240,6 +256,42 @@ def test_html_map_in_chromium(coll, tmp_path, browser):
     page.keyboard.press("Escape")  # clears the selection
     assert page.get_attribute("#map-selection", "data-count") == "0"
 
+    # lasso (alt-drag): a triangle over the upper-left half of the points; then Ctrl + a box in
+    # "box" mode adds the lower-right corner's points to it
+    x0, x1, y0, y1 = min(xs) - 6, max(xs) + 6, min(ys) - 6, max(ys) + 6
+    triangle = [(x0, y0), (x1, y0), (x0, y1)]
+    inside, near = set(), set()
+    for k, p in enumerate(at):
+        d = min(_segment_distance((p["cssX"], p["cssY"]), triangle[j], triangle[j - 1]) for j in range(3))
+        (near if d < 1.5 else inside if _in_polygon((p["cssX"], p["cssY"]), triangle) else set()).add(k)
+    assert 0 < len(inside) < n - len(near)
+    page.keyboard.down("Alt")
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1, box["y"] + y0, steps=6)
+    page.mouse.move(box["x"] + x0, box["y"] + y1, steps=6)
+    page.mouse.up()
+    page.keyboard.up("Alt")
+    lassoed = set(page.evaluate("Array.from(window.audiotroveMap.map.selected)"))
+    assert inside <= lassoed <= inside | near
+    assert page.evaluate("window.audiotroveMap.map.selectionShape") == "lasso"
+    assert page.get_attribute("#map-selection", "data-count") == str(len(lassoed))
+    corner = {k for k, p in enumerate(at) if p["cssX"] > split and p["cssY"] > (min(ys) + max(ys)) / 2}
+    page.select_option("#map-mode", "select")
+    page.keyboard.down("Control")
+    page.mouse.move(box["x"] + split, box["y"] + (min(ys) + max(ys)) / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1, box["y"] + y1, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Control")
+    added = set(page.evaluate("Array.from(window.audiotroveMap.map.selected)"))
+    boxed = {k for k, p in enumerate(at) if p["cssX"] >= split and p["cssY"] >= (min(ys) + max(ys)) / 2}
+    assert lassoed | corner <= added <= lassoed | boxed and len(added) > len(lassoed)
+    assert page.evaluate("window.audiotroveMap.map.selectionShape") == "union"
+    page.select_option("#map-mode", "pan")
+    page.keyboard.press("Escape")
+    assert page.get_attribute("#map-selection", "data-count") == "0"
+
     # the grid view draws every point in its cell
     page.select_option("#map-view", "grid")
     page.wait_for_function("document.getElementById('map-canvas').dataset.view === 'grid'", timeout=5000)
@@ -250,7 +302,7 @@ def test_html_map_in_chromium(coll, tmp_path, browser):
 
 def test_html_map_at_100000_points(browser, tmp_path):
     """A stored map of 100 000 units (synthetic positions): every point drawn, hover and box
-    selection answer from the bucket index as a full scan would."""
+    (and lasso) selection answer from the bucket index as a full scan would."""
     import pandas as pd
 
     from audiotrove.catalog.db import Catalog
@@ -286,10 +338,12 @@ def test_html_map_at_100000_points(browser, tmp_path):
           out.hover.push(Math.hypot(p.sx - q.sx, p.sy - q.sy)); }
         const sel = m.inBox(0, 0, c.width / 2, c.height);
         out.box = sel.length;
+        out.poly = m.inPolygon([[0, 0], [c.width / 2, 0], [c.width / 2, c.height], [0, c.height]]).length;
         out.inside = 0; out.edge = 0;   // a full scan: strictly left of the edge, and on it
         for (let i = 0; i < m.n; i++) { const d = m.screenOf(i).sx - c.width / 2; if (d < -1e-6) out.inside++; else if (d <= 1e-6) out.edge++; }
         return out; })()""")
     page.close()
     assert max(checks["hover"]) < 1e-6
     assert 0 < checks["inside"] <= checks["box"] <= checks["inside"] + checks["edge"] < n
+    assert checks["inside"] <= checks["poly"] <= checks["inside"] + checks["edge"]  # the lasso's test, as a rectangle
     assert errors == []

@@ -41,13 +41,13 @@ def ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
     """Prediction-error filter [1, -a1, ..., -ap] of an AR(order) fit (autocorrelation method)."""
     x = x - x.mean()
     n = len(x)
-    nfft = sfft.next_fast_len(2 * n, real=True)
+    nfft = sfft.next_fast_len(n + order + 1, real=True)  # lags 0..order without wrap-around
     spec = sfft.rfft(x * _hann(n), nfft)
     r = sfft.irfft(spec.real ** 2 + spec.imag ** 2, nfft)[: order + 1]
     if r[0] <= 1e-20:
         return np.concatenate([[1.0], np.zeros(order)])
     r[0] *= 1.0 + 1e-9  # white-noise correction for numerical stability
-    a = linalg.solve_toeplitz(r[:order], r[1: order + 1])
+    a = linalg.solve_toeplitz(r[:order], r[1: order + 1], check_finite=False)
     return np.concatenate([[1.0], -a])
 
 
@@ -56,7 +56,7 @@ def detect_clicks(x: np.ndarray, *, order: int, threshold: float = DEFAULT_THRES
                   periodic_gap: tuple[int, int] = (0, 0)) -> list[tuple[int, int]]:
     """Half-open sample ranges [start, end) of clicks in the 1-D signal `x`."""
     a = ar_coefficients(x, order) if coeffs is None else coeffs
-    err = signal.lfilter(a, [1.0], x)
+    err = np.convolve(x, a)[: len(x)]  # the prediction error, e[t] = sum_k a[k] x[t - k]
     err[:order] = 0.0  # the filter's start-up has no past samples
     mag = np.abs(err)
     scale = 1.4826 * np.median(mag[order:]) + 1e-12

@@ -5,7 +5,8 @@
 //
 // `data` is views.map_points' result (plus, from `map --html`, files.url: a URL per file).
 // Hover a point: its unit is shown (and played when "play on hover" is ticked); click: play it.
-// Shift-drag (or drag in "select" mode): a box; the selected units are listed, and can be
+// Shift-drag (or drag in "select" mode): a box; alt-drag (or drag in "lasso" mode): a free-hand
+// outline; with Ctrl / Cmd held, the new points are added; the selected units are listed, and can be
 // copied as CSV or as a query (`audiotrove units QUERY` / `ls QUERY`).
 import { mountMap, renderLegend } from "./mapview.js";
 
@@ -43,8 +44,9 @@ export function mountMapPage(root, data, opts = {}) {
   const view = el("select", { id: "map-view", title: "the 2-D map or its grid" },
     el("option", { value: "map", textContent: "map" }));
   if (data.grid) view.append(el("option", { value: "grid", textContent: `grid ${data.grid[0]}x${data.grid[1]}` }));
-  const mode = el("select", { id: "map-mode", title: "drag to pan, or drag to select (shift-drag selects too)" },
-    el("option", { value: "pan", textContent: "drag: pan" }), el("option", { value: "select", textContent: "drag: select" }));
+  const mode = el("select", { id: "map-mode", title: "drag to pan, to select a box (shift-drag too) or to draw a lasso (alt-drag too)" },
+    el("option", { value: "pan", textContent: "drag: pan" }), el("option", { value: "select", textContent: "drag: box" }),
+    el("option", { value: "lasso", textContent: "drag: lasso" }));
   const hoverPlay = el("input", { type: "checkbox", id: "map-hoverplay", checked: true });
   const fitBtn = el("button", { id: "map-fit", textContent: "fit", type: "button" });
   const title = `${data.name}: ${data.shown.toLocaleString("en")}${data.sampled ? ` of ${data.count.toLocaleString("en")}` : ""} ${level}s` +
@@ -52,12 +54,12 @@ export function mountMapPage(root, data, opts = {}) {
   const toolbar = el("div", { className: "map-toolbar" },
     el("strong", { textContent: title }), " colour ", colour, " view ", view, " ", mode, " ",
     el("label", {}, hoverPlay, " play on hover"), " ", fitBtn,
-    el("span", { className: "map-help", textContent: " wheel: zoom · drag: pan · shift-drag: select (Esc clears) · click: play · double-click: fit" }));
+    el("span", { className: "map-help", textContent: " wheel: zoom · drag: pan · shift-drag: box · alt-drag: lasso · +Ctrl: add (Esc clears) · click: play · double-click: fit" }));
   const canvas = el("canvas", { id: "map-canvas" });
   const info = el("div", { id: "map-hovered", className: "map-hovered", textContent: "hover a point" });
   const legend = el("div", { id: "map-legend", className: "map-legend" });
   const audio = el("audio", { id: "map-audio", controls: true, preload: "none" });
-  const selInfo = el("div", { id: "map-selcount", textContent: "no selection (shift-drag a box)" });
+  const selInfo = el("div", { id: "map-selcount", textContent: "no selection (shift-drag a box, alt-drag a lasso)" });
   const selList = el("table", { id: "map-selection", className: "map-selection" });
   const copyCsv = el("button", { id: "map-copy-csv", textContent: "copy CSV", type: "button", disabled: true });
   const copyQuery = el("button", { id: "map-copy-query", textContent: "copy query", type: "button", disabled: true });
@@ -134,7 +136,7 @@ export function mountMapPage(root, data, opts = {}) {
     const any = sel.length > 0;
     copyCsv.disabled = copyQuery.disabled = clearBtn.disabled = !any;
     selList.dataset.count = String(sel.length);
-    if (!any) { selInfo.textContent = "no selection (shift-drag a box)"; return; }
+    if (!any) { selInfo.textContent = "no selection (shift-drag a box, alt-drag a lasso)"; return; }
     selInfo.textContent = `${sel.length.toLocaleString("en")} selected` + (sel.length > LIST_MAX ? ` (first ${LIST_MAX} listed)` : "");
     selList.append(el("tr", {}, ...["path", level === "file" ? "file" : "unit", "start", "dur"].map((h) => el("th", { textContent: h }))));
     for (const i of sel.slice(0, LIST_MAX)) {
@@ -166,7 +168,7 @@ export function mountMapPage(root, data, opts = {}) {
       const parts = [...byFile].map(([f, units]) => `(file_id = ${f} and unit in (${units.sort((a, b) => a - b).join(", ")}))`);
       return `units '${parts.join(" or ")}'`;
     }
-    if (level === "unit" && data.name === "map" && lastBox) { // the box itself, on the map's fields
+    if (level === "unit" && data.name === "map" && lastBox && map.selectionShape === "box") { // the box itself, on the map's fields
       const [f1, f2] = map.view === "grid" ? ["grid.col", "grid.row"] : ["map.x", "map.y"];
       const [x0, y0, x1, y1] = lastBox;
       return `units '${f1} >= ${x0} and ${f1} <= ${x1} and ${f2} >= ${y0} and ${f2} <= ${y1}'`;

@@ -12,7 +12,9 @@
 // zoomed out, squares growing with the zoom while the points on screen are few), then strokes
 // the hovered point and the selection box on top. Hover: a bucket grid over the data (each
 // bucket holding about 4 points) answers "nearest point within 12 px" by looking at a few
-// buckets. Pan: drag; zoom: wheel; box select: shift-drag (or drag in "select" mode);
+// buckets. Pan: drag; zoom: wheel; box select: shift-drag (or drag in "select" mode); lasso
+// select: alt-drag (or drag in "lasso" mode), a free-hand outline closed by a straight line;
+// holding Ctrl (or Cmd) while a box or lasso ends adds its points to the selection;
 // double-click: fit. Callbacks get point indices (into the columns).
 
 const HOVER_PX = 12;
@@ -183,14 +185,14 @@ export function bucketIndex(px, py) {
 
 /**
  * Draw `data` on `canvas` and make it interactive. Options: colorBy (a key of data.colors),
- * view ("map" | "grid"), mode ("pan" | "select"), onHover(i | -1, event), onClick(i, event),
+ * view ("map" | "grid"), mode ("pan" | "select" | "lasso"), onHover(i | -1, event), onClick(i, event),
  * onSelect(Int32Array of indices), onDraw({drawn, ms}). Returns the controller.
  */
 export function mountMap(canvas, data, opts = {}) {
   const n = data.columns.x.length;
   const ctx = canvas.getContext("2d");
   const state = { view: opts.view === "grid" && data.grid ? "grid" : "map", colorBy: opts.colorBy || data.color || "cluster",
-    mode: opts.mode || "pan", scale: 1, tx: 0, ty: 0, hover: -1, box: null, selected: null,
+    mode: opts.mode || "pan", scale: 1, tx: 0, ty: 0, hover: -1, box: null, lasso: null, selected: null, shape: null,
     drawn: 0, visible: n, frame: 0 };
   let px, py, index, colours, dimmed, mark;
 
@@ -301,6 +303,17 @@ export function mountMap(canvas, data, opts = {}) {
       ctx.fillRect(Math.min(ax, bx), Math.min(ay, by), Math.abs(bx - ax), Math.abs(by - ay));
       ctx.strokeRect(Math.min(ax, bx), Math.min(ay, by), Math.abs(bx - ax), Math.abs(by - ay));
     }
+    if (state.lasso && state.lasso.length > 1) {
+      ctx.lineWidth = dpr;
+      ctx.strokeStyle = "#0060df";
+      ctx.fillStyle = "rgba(0,96,223,0.08)";
+      ctx.beginPath();
+      ctx.moveTo(state.lasso[0][0], state.lasso[0][1]);
+      for (const [x, y] of state.lasso) ctx.lineTo(x, y);
+      ctx.closePath();
+      ctx.fill();
+      ctx.stroke();
+    }
   }
 
   function request() {
@@ -333,20 +346,48 @@ export function mountMap(canvas, data, opts = {}) {
     return Int32Array.from(hits);
   }
 
+  /** Indices of the points inside the polygon of canvas pixels [[sx, sy], ...] (closed by a
+   * straight line from the last vertex to the first; even-odd rule, as canvas fills it). */
+  function inPolygon(vertices) {
+    if (!vertices || vertices.length < 3) return new Int32Array(0);
+    const vx = new Float64Array(vertices.length), vy = new Float64Array(vertices.length);
+    vertices.forEach(([sx, sy], k) => { [vx[k], vy[k]] = toData(sx, sy); });
+    let xa = Infinity, xb = -Infinity, ya = Infinity, yb = -Infinity;
+    for (let k = 0; k < vx.length; k++) {
+      xa = Math.min(xa, vx[k]); xb = Math.max(xb, vx[k]); ya = Math.min(ya, vy[k]); yb = Math.max(yb, vy[k]);
+    }
+    const m = vx.length, hits = [];
+    for (let i = 0; i < n; i++) {
+      const x = px[i], y = py[i];
+      if (!(x >= xa && x <= xb && y >= ya && y <= yb)) continue;
+      let inside = false;
+      for (let a = 0, b = m - 1; a < m; b = a++) { // a crossing of the ray from (x, y) towards +x
+        if ((vy[a] > y) !== (vy[b] > y) && x < vx[b] + ((y - vy[b]) * (vx[a] - vx[b])) / (vy[a] - vy[b])) inside = !inside;
+      }
+      if (inside) hits.push(i);
+    }
+    return Int32Array.from(hits);
+  }
+
   // --- events ---------------------------------------------------------------------------
   let drag = null;
   const onDown = (e) => {
     if (e.button !== 0) return;
     const [sx, sy] = eventXY(e);
-    drag = { sx, sy, tx: state.tx, ty: state.ty, box: e.shiftKey || state.mode === "select", moved: false };
+    const kind = e.altKey || state.mode === "lasso" ? "lasso" : e.shiftKey || state.mode === "select" ? "box" : "pan";
+    drag = { sx, sy, tx: state.tx, ty: state.ty, kind, moved: false };
+    if (kind === "lasso") state.lasso = [[sx, sy]];
     canvas.setPointerCapture?.(e.pointerId);
   };
   const onMove = (e) => {
     const [sx, sy] = eventXY(e);
     if (drag) {
       if (Math.abs(sx - drag.sx) + Math.abs(sy - drag.sy) > 3) drag.moved = true;
-      if (drag.box) state.box = [drag.sx, drag.sy, sx, sy];
-      else { state.tx = drag.tx + sx - drag.sx; state.ty = drag.ty + sy - drag.sy; }
+      if (drag.kind === "box") state.box = [drag.sx, drag.sy, sx, sy];
+      else if (drag.kind === "lasso") {
+        const [lx, ly] = state.lasso[state.lasso.length - 1];
+        if (Math.abs(sx - lx) + Math.abs(sy - ly) >= 2) state.lasso.push([sx, sy]);
+      } else { state.tx = drag.tx + sx - drag.sx; state.ty = drag.ty + sy - drag.sy; }
       request();
       return;
     }
@@ -362,10 +403,16 @@ export function mountMap(canvas, data, opts = {}) {
     const d = drag;
     drag = null;
     const [sx, sy] = eventXY(e);
-    if (d.box && d.moved) {
+    const add = e.ctrlKey || e.metaKey; // Ctrl / Cmd: add to the selection
+    if (d.kind === "box" && d.moved) {
       state.box = null;
-      select(inBox(d.sx, d.sy, sx, sy));
+      select(inBox(d.sx, d.sy, sx, sy), { add, shape: "box" });
+    } else if (d.kind === "lasso" && d.moved) {
+      const outline = state.lasso.concat([[sx, sy]]);
+      state.lasso = null;
+      select(inPolygon(outline), { add, shape: "lasso" });
     } else if (!d.moved) {
+      state.lasso = null;
       const i = nearest(sx, sy);
       if (opts.onClick) opts.onClick(i, e);
     }
@@ -396,8 +443,20 @@ export function mountMap(canvas, data, opts = {}) {
   });
   observer?.observe(canvas);
 
-  function select(indices) {
+  /** Make `indices` the selection (null or empty: none); with add, add them to it. shape: what
+   * drew it ("box", "lasso"; "points" when given); an added-to selection is a "union". */
+  function select(indices, { add = false, shape = "points" } = {}) {
+    if (add && state.selected && indices) {
+      shape = "union";
+      const union = new Uint8Array(n);
+      for (const i of state.selected) union[i] = 1;
+      for (const i of indices) union[i] = 1;
+      const all = [];
+      for (let i = 0; i < n; i++) if (union[i]) all.push(i);
+      indices = all;
+    }
     state.selected = indices && indices.length ? Int32Array.from(indices) : null;
+    state.shape = state.selected ? shape : null;
     paint();
     request();
     if (opts.onSelect) opts.onSelect(state.selected || new Int32Array(0));
@@ -414,11 +473,14 @@ export function mountMap(canvas, data, opts = {}) {
     get view() { return state.view; },
     get colorBy() { return state.colorBy; },
     get selected() { return state.selected || new Int32Array(0); },
+    /** What drew the selection: "box", "lasso", "union" (added to), "points" (given), or null. */
+    get selectionShape() { return state.shape; },
     get hover() { return state.hover; },
     draw,
     fit,
     nearest,
     inBox,
+    inPolygon,
     select,
     /** Canvas pixel (device pixels) and CSS pixel of point i in the current view. */
     screenOf(i) { const [sx, sy] = toScreen(px[i], py[i]); const dpr = window.devicePixelRatio || 1; return { sx, sy, cssX: sx / dpr, cssY: sy / dpr }; },

@@ -121,7 +121,7 @@ def add(
     ia_multi: bool = typer.Option(False, "--ia-multi", help="Every file of the format, not only the largest per item."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many Internet Archive items."),
     ia_base_url: Optional[str] = typer.Option(None, "--ia-base-url", help="Internet Archive API base (default $AUDIOTROVE_IA_URL or https://archive.org)."),
-    metadata: Optional[str] = typer.Option(None, "--metadata", help="CSV (or .tsv) of your metadata: each column becomes a field meta.<column>."),
+    metadata: Optional[str] = typer.Option(None, "--metadata", help="CSV (or .tsv) of your metadata: each column becomes a field `meta.<column>`."),
     match_column: Optional[str] = typer.Option(None, "--match-column", help="The --metadata column naming the file (path, URL, file name or id)."),
 ):
     """Register sources in the collection. Re-adding a file is a no-op.

@@ -63,7 +63,7 @@ def enhance_cmd(
                                "is the format of its audio stem (--stem)."),
     stem: Optional[str] = typer.Option(
         None, "--stem", metavar="wav|flac",
-        help="Videos: also write the cleaned audio, sample-aligned, as <name>.enhanced.stem.<ext> beside the video."),
+        help="Videos: also write the cleaned audio, sample-aligned, as `<name>.enhanced.stem.<ext>` beside the video."),
     preview: bool = typer.Option(False, "--preview", help="Also write a before/after spectrogram PNG."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (default: cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the files that failed before."),

@@ -18,7 +18,7 @@ def fetch_cmd(
     per_host: int = typer.Option(4, "--per-host", min=1, max=64, help="Parallel downloads per host."),
     rate: Optional[str] = typer.Option(None, "--rate", help="Request starts per second, all hosts: 5/s, 300/min."),
     max_size: Optional[str] = typer.Option(None, "--max-size", help="Largest file accepted: 2GB, 500MB (a bigger one is an item error)."),
-    to: Optional[str] = typer.Option(None, "--to", help="Folder for the copies (default: <collection>/.audiotrove/cache)."),
+    to: Optional[str] = typer.Option(None, "--to", help="Folder for the copies (default: `<collection>/.audiotrove/cache`)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.01, help="Seconds to wait for a connection or for data."),
     retries: int = typer.Option(5, "--retries", min=0, max=100, help="Further attempts on 5xx, 429, timeouts and dropped connections."),
     backoff: float = typer.Option(1.0, "--backoff", min=0.0, help="First wait between attempts in seconds; doubles each time."),

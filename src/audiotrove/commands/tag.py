@@ -40,7 +40,7 @@ def tag_cmd(
 ):
     """Tag what is in every file (or those matching --where) with YAMNet's 521 AudioSet classes.
 
-    Stored per file: tags.<class>, the share of the duration (%) where the class is present,
+    Stored per file: `tags.<class>`, the share of the duration (%) where the class is present,
     for every class present (field name: the class name in lower case, non-alphanumerics to
     `_`: "Narration, monologue" -> tags.narration_monologue); tags.top (the 5 most present
     classes with their %), tags.classes (their names, most present first) and tags.sections
@@ -156,9 +156,9 @@ def classify_predict_cmd(
 ):
     """Apply a trained classifier to every file (or its windows or units, as it was trained).
 
-    Stored per file: class.label, class.confidence, class.scores.<label>; for a window or unit
-    model also class.shares.<label> (% of the time) and class.unlabelled, and every item's
-    label in a table (`audiotrove classify items`, Collection.predictions()).
+    Stored per file: class.label, class.confidence, `class.scores.<label>`; for a window or unit
+    model also `class.shares.<label>` (% of the time) and class.unlabelled, and every item's
+    label in a table (`Collection.predict()` returns the rows).
     """
     from ..models import ModelError
     from ..models import classifier as clf

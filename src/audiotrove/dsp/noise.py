@@ -35,8 +35,8 @@ Definitions
   low (the 5th percentile of pink noise 1.7-3 dB under its level). The 1st and 5th percentiles
   (inside the noise lobe as long as 5 % of the frames are pauses) give the lobe's centre and
   spread (a normal distribution in dB); the noise level is the mean power of the frames up to
-  2 spreads above the centre, corrected for that cut. Steady noise reads within 0.5 dB (white
-  or pink). The spread is taken as at most MAX_SPREAD_DB: quiet frames that spread wider are
+  2 spreads above the centre, corrected for that cut. Steady noise reads within 0.4 dB on
+  average, 0.6 dB at most (white or pink; bench/RESULTS_noise.md). The spread is taken as at most MAX_SPREAD_DB: quiet frames that spread wider are
   not one steady noise (a fade, changing room tone), and the level stays near their 5th
   percentile. For a file that is never quiet (dense music, a steady tone) it is the level of
   its quietest stretches.
@@ -45,7 +45,8 @@ Definitions
   lobe (1.645 spreads over its centre) and within 30 dB of the loudest signal frames (as an
   active speech level, ITU-T P.56, leaves out pauses and breath); the mean of their signal
   power over the noise power. It tracks the true SNR of speech in white or pink noise to
-  within about 2 dB from 0 to 30 dB (bench/bench_noise_snr.py). None (with a reason) when no
+  within about 2 dB on average from 0 to 20 dB, and reads 2.5-3 dB low at 30 dB, where the
+  recordings' own background adds to the noise (bench/RESULTS_noise.md). None (with a reason) when no
   frame rises clearly out of the noise lobe (steady noise or a steady tone: there is no
   signal to set against the floor).
 - Hum: `audiotrove.dsp.hum`; clicks: `audiotrove.dsp.clicks` (both on the channel mix).

@@ -15,7 +15,7 @@ A unit row:
     flatness  0-1, spectral flatness (1 = white noise)
     rolloff   Hz, 85 % of the magnitude lies below
     zcr       0-1, zero-crossing rate (fraction of sample pairs changing sign)
-    mfcc      13 floats: mean MFCC over the unit's frames (40 mel bands, 0-8 kHz); the
+    mfcc      13 floats: mean MFCC over the unit's frames (dsp.features: 128 mel bands to Nyquist); the
               elements are fields of their own in queries, sorts and CSV: mfcc_1 .. mfcc_13
 """
 from __future__ import annotations

@@ -3,6 +3,7 @@ generated archival degradations.
 
     python bench/bench_enhance.py            # full run (about 5 min on 2 cores)
     python bench/bench_enhance.py --quick    # 3 speech files, for development
+    python bench/bench_enhance.py --heldout  # 8 other speech files, other noise excerpts, 2.5 / 7.5 dB
 
 Mixtures: clean speech (../shared/data/speech, resampled to 16 kHz, high-passed at 20 Hz,
 0.5 s of silence in front so a leading noise profile exists) + one of
@@ -25,6 +26,10 @@ Metrics against the clean speech: SI-SDR improvement (dB), PESQ wide-band (pesq 
 STOI (pystoi), and DNSMOS OVRL (dsp.quality, the clip repeated to 9.01 s) when available.
 Speed: seconds of audio processed per second of one core's CPU time, for the default chain
 at 16 kHz and 48 kHz (1 channel), measured in the same run.
+--heldout checks that what was chosen on the mixtures above holds on others: 8 other speech
+files (other speakers and recordings), other excerpts of the same noises (another seed), and
+SNRs of 2.5 and 7.5 dB; speech only. "default chain, network alone" is the default chain with
+the MMSE-LSA fusion off (dsp.deepfilter.FUSION_WEIGHTS all network).
 Results are printed and, with --write, appended to bench/RESULTS_enhance.md.
 """
 from __future__ import annotations
@@ -65,6 +70,17 @@ NOISES = {
     "rain": "noise/sms_rain.wav",
 }
 SNRS_DB = (0, 5, 10)
+SPEECH_HELDOUT = [
+    "speech/cmu_arctic_us_aew_a0002.wav",
+    "speech/cmu_arctic_us_axb_a0005.wav",
+    "speech/librosa_198-209-0000.ogg",
+    "speech/librosa_3436-172162-0000.ogg",
+    "speech/sense_and_sensibility_01_austen_64kb-0880.wav",
+    "speech/sms_speech-male.wav",
+    "speech/common_voice_en_651325.mp3",
+    "speech/ES2011a.Headset-0-40s-46s.wav",
+]
+SNRS_HELDOUT_DB = (2.5, 7.5)
 
 
 def load(rel: str) -> np.ndarray:
@@ -113,14 +129,14 @@ def clean_speech(rel: str) -> np.ndarray:
     return np.concatenate([np.zeros(int(LEAD_S * SR)), signal.sosfiltfilt(sos, load(rel))])
 
 
-def mixtures(speech_files, seed=7):
+def mixtures(speech_files, seed=7, snrs=SNRS_DB):
     rng = np.random.default_rng(seed)
     noises = {name: load(rel) for name, rel in NOISES.items()}
     for rel in speech_files:
         clean = clean_speech(rel)
         for kind in list(NOISES) + ["archival"]:
             base = archival_noise(len(clean), rng) if kind == "archival" else noise_segment(noises[kind], len(clean), rng)
-            for snr in SNRS_DB:
+            for snr in snrs:
                 n = base * np.sqrt(np.mean(clean ** 2) / np.mean(base ** 2) / 10 ** (snr / 10))
                 noisy = clean + n
                 if kind == "archival":
@@ -219,6 +235,17 @@ def m_default(noisy, sample_rate=SR):
     return enhance_array(noisy, sample_rate=sample_rate)
 
 
+def m_default_unfused(noisy, sample_rate=SR):
+    import audiotrove.dsp.deepfilter as df
+
+    saved = df.FUSION_WEIGHTS
+    df.FUSION_WEIGHTS = ((0.0, 1.0, 0.0),)  # all network at every SNR: the fusion off
+    try:
+        return m_default(noisy, sample_rate)
+    finally:
+        df.FUSION_WEIGHTS = saved
+
+
 METHODS = {
     "input": m_input,
     "classic 0.2 s": m_classic,
@@ -226,6 +253,7 @@ METHODS = {
     "rnnoise": m_rnnoise,
     "deepfilter": m_deepfilter,
     "lsa chain": m_lsa_chain,
+    "default chain, network alone": m_default_unfused,
     "default chain": m_default,
 }
 MUSIC = [
@@ -239,10 +267,10 @@ MUSIC = [
 MUSIC_SR = 44100
 
 
-def evaluate(methods: dict, speech_files, *, with_dnsmos=True, verbose=False):
+def evaluate(methods: dict, speech_files, *, with_dnsmos=True, verbose=False, seed=7, snrs=SNRS_DB):
     dnsmos = dnsmos_fn() if with_dnsmos else None
     rows = []
-    for name, kind, snr, clean, noisy in mixtures(speech_files):
+    for name, kind, snr, clean, noisy in mixtures(speech_files, seed=seed, snrs=snrs):
         base_sdr = si_sdr(clean, noisy)
         for mname, fn in methods.items():
             est = np.asarray(fn(noisy.astype(np.float32)), np.float64)
@@ -353,18 +381,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--write", action="store_true", help="append to bench/RESULTS_enhance.md")
     ap.add_argument("--no-dnsmos", action="store_true")
+    ap.add_argument("--heldout", action="store_true", help="other speech files, noise excerpts and SNRs; speech only")
     args = ap.parse_args()
-    files = SPEECH[:3] if args.quick else SPEECH
+    files = SPEECH_HELDOUT if args.heldout else SPEECH[:3] if args.quick else SPEECH
+    snrs = SNRS_HELDOUT_DB if args.heldout else SNRS_DB
     started = time.time()
-    rows = evaluate(METHODS, files, with_dnsmos=not args.no_dnsmos)
+    rows = evaluate(METHODS, files, with_dnsmos=not args.no_dnsmos, seed=11 if args.heldout else 7, snrs=snrs)
     text = summarize(rows)
-    text += "\n\nMusic: SI-SDR (dB) of the output against the clean music:\n\n" + music()
-    text += "\n\nSpeed (one core):\n\n" + speed()
+    if not args.heldout:
+        text += "\n\nMusic: SI-SDR (dB) of the output against the clean music:\n\n" + music()
+        text += "\n\nSpeed (one core):\n\n" + speed()
     print(text)
     if args.write:
-        cmd = "python bench/bench_enhance.py" + (" --quick" if args.quick else "")
+        cmd = "python bench/bench_enhance.py" + (" --quick" if args.quick else "") + (" --heldout" if args.heldout else "")
         header = (f"\n## {time.strftime('%Y-%m-%d')} — `{cmd}`\n\nmachine: 2-core x86_64, 24 GB; "
-                  f"{len(files)} speech files x {len(NOISES) + 1} noises x {len(SNRS_DB)} SNRs; "
+                  f"{len(files)} speech files x {len(NOISES) + 1} noises x {len(snrs)} SNRs; "
                   f"wall {time.time() - started:.0f} s\n\n")
         with open(ROOT / "bench" / "RESULTS_enhance.md", "a") as f:
             f.write(header + text + "\n")

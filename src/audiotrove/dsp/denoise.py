@@ -301,7 +301,7 @@ class MmseLsaGain:
         xi_h1 = 10 ** (self.XI_H1_DB / 10)
         spp_c1 = 1.0 + xi_h1
         a_n, a_p, a_dd, xi_min = self.a_noise, self.a_spp, self.a_dd, self.xi_min
-        noise, a2_prev, p_bar = self.noise, self.a2_prev, self.p_bar.copy()
+        noise, a2_prev, p_bar = self.noise.copy(), self.a2_prev.copy(), self.p_bar.copy()
         track = np.empty_like(power)
         neg_scaled = power * -(xi_h1 / (1.0 + xi_h1))
         # The recursions run frame by frame (each frame needs the previous estimate); every
@@ -328,7 +328,7 @@ class MmseLsaGain:
             p1 *= c_n
             np.subtract(power[i], noise, out=u)
             p1 *= u
-            noise = noise + p1
+            noise += p1
             np.maximum(noise, 1e-12, out=noise)
             track[i] = noise
         lam = track * self.oversub_amount
@@ -338,11 +338,13 @@ class MmseLsaGain:
         xi_out = np.empty_like(power)
         # 2) decision-directed a priori SNR (Ephraim & Malah 1984)
         for i in range(n_frames):
-            xi = a2_prev * carry[i] + ml[i]
+            xi = xi_out[i]
+            np.multiply(a2_prev, carry[i], out=xi)
+            xi += ml[i]
             np.maximum(xi, xi_min, out=xi)
             g = lsa_gain(xi, gamma_out[i])
-            a2_prev = g * g * power[i]
-            xi_out[i] = xi
+            np.multiply(g, g, out=a2_prev)
+            a2_prev *= power[i]
         self.noise, self.a2_prev, self.p_bar = noise, a2_prev, p_bar
         self.noise_track = track  # the noise PSD tracked at each of these frames
         # OM-LSA: weight the LSA gain by the speech presence probability, down to the floor.

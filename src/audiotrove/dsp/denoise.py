@@ -201,6 +201,25 @@ def lsa_gain(xi: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     return np.minimum(pos, 1.0, out=pos)
 
 
+def _lsa_gain_into(xi: np.ndarray, gamma: np.ndarray, out: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`lsa_gain(xi, gamma)` written into `out` (w: a scratch array of the same shape): the
+    same operations in the same order, without temporaries (it runs once per frame)."""
+    np.add(xi, 1.0, out=w)
+    np.divide(xi, w, out=w)
+    np.multiply(w, gamma, out=out)
+    np.maximum(out, _LSA_V_MIN, out=out)
+    np.sqrt(out, out=out)
+    out *= _LSA_SCALE
+    np.minimum(out, _LSA_STEPS, out=out)
+    i = out.astype(np.intp)
+    out -= i
+    lo = _LSA_VALUES[i]
+    out *= _LSA_VALUES[i + 1] - lo
+    out += lo
+    out *= w
+    return np.minimum(out, 1.0, out=out)
+
+
 def _per_hop(value_at_ref: float, ref_hop_s: float, hop_s: float) -> float:
     """Rescale a per-frame smoothing constant given for a reference hop to another hop."""
     return value_at_ref ** (hop_s / ref_hop_s)
@@ -337,12 +356,13 @@ class MmseLsaGain:
         carry = a_dd / lam
         xi_out = np.empty_like(power)
         # 2) decision-directed a priori SNR (Ephraim & Malah 1984)
+        g, w = np.empty(bins), np.empty(bins)
         for i in range(n_frames):
             xi = xi_out[i]
             np.multiply(a2_prev, carry[i], out=xi)
             xi += ml[i]
             np.maximum(xi, xi_min, out=xi)
-            g = lsa_gain(xi, gamma_out[i])
+            _lsa_gain_into(xi, gamma_out[i], g, w)
             np.multiply(g, g, out=a2_prev)
             a2_prev *= power[i]
         self.noise, self.a2_prev, self.p_bar = noise, a2_prev, p_bar

@@ -59,7 +59,7 @@ from ..errors import ItemError
 from ..io.decode import open_audio
 from .base import Item, Step
 
-VERSION = "4"  # 4: denoise method auto (DeepFilterNet3 on speech); 3: bounded speech isolation, true-peak limiter
+VERSION = "5"  # 5: DeepFilterNet3 fused with MMSE-LSA; 4: denoise method auto (DeepFilterNet3 on speech); 3: bounded speech isolation, true-peak limiter
 
 PRESETS: dict[str, dict] = {
     # rumble cut, detected hum notched, the speech network (DeepFilterNet3)

@@ -184,26 +184,13 @@ _LSA_SCALE = _LSA_STEPS / _LSA_SQRTV_MAX
 def lsa_gain(xi: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """MMSE log-spectral amplitude gain from a priori SNR `xi` and a posteriori SNR `gamma`:
     xi / (1 + xi) * exp(E1(v) / 2), v = xi * gamma / (1 + xi), capped at 1."""
-    w = xi / (1.0 + xi)
-    pos = w * gamma
-    np.maximum(pos, _LSA_V_MIN, out=pos)
-    np.sqrt(pos, out=pos)
-    pos *= _LSA_SCALE
-    np.minimum(pos, _LSA_STEPS, out=pos)
-    i = pos.astype(np.intp)
-    pos -= i
-    lo = _LSA_VALUES[i]
-    pos *= _LSA_VALUES[i + 1] - lo
-    pos += lo
-    pos *= w
-    # The estimator exceeds 1 where the observed power falls far below the expected one;
-    # a restoration gain never amplifies.
-    return np.minimum(pos, 1.0, out=pos)
+    xi = np.asarray(xi, np.float64)
+    return _lsa_gain_into(xi, gamma, np.empty_like(xi), np.empty_like(xi))
 
 
 def _lsa_gain_into(xi: np.ndarray, gamma: np.ndarray, out: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """`lsa_gain(xi, gamma)` written into `out` (w: a scratch array of the same shape): the
-    same operations in the same order, without temporaries (it runs once per frame)."""
+    """`lsa_gain(xi, gamma)` written into `out` (w: a scratch array of the same shape; no
+    temporaries: the decision-directed loop calls it once per frame)."""
     np.add(xi, 1.0, out=w)
     np.divide(xi, w, out=w)
     np.multiply(w, gamma, out=out)
@@ -217,6 +204,8 @@ def _lsa_gain_into(xi: np.ndarray, gamma: np.ndarray, out: np.ndarray, w: np.nda
     out *= _LSA_VALUES[i + 1] - lo
     out += lo
     out *= w
+    # The estimator exceeds 1 where the observed power falls far below the expected one;
+    # a restoration gain never amplifies.
     return np.minimum(out, 1.0, out=out)
 
 

@@ -38,7 +38,7 @@ magnitude is the weighted geometric mean |network|^a |LSA|^b |input|^(1-a-b), wi
 network's phase; the weights follow the frame's SNR against the tracked noise (`FUSION_WEIGHTS`:
 mostly the network in loud noise, more of the others where the speech dominates).
 bench/bench_enhance.py: SI-SDR improvement +6.51 -> +7.03 dB on its 120 mixtures, +6.97 ->
-+7.45 dB on 80 held-out ones (other speakers, noise excerpts and SNRs), PESQ-wb 2.00 -> 1.92.
++7.45 dB on 80 held-out ones (other speakers, noise excerpts and SNRs), PESQ-wb 2.00 -> 1.93.
 
 amount (0-100): the attenuation limit, as in libDF's `atten_lim_db` and our other methods'
 gain floor: the output is (1 - l) * enhanced + l * input with l = floor (-0.4 dB per point:

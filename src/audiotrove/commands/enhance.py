@@ -42,7 +42,7 @@ def enhance_cmd(
     denoise: Optional[float] = typer.Option(None, "--denoise", metavar="AMOUNT", help="Noise reduction 0-100."),
     denoise_method: Optional[str] = typer.Option(
         None, "--denoise-method", help="auto (default: deepfilter when speech is the main content, else lsa) | deepfilter "
-             "(DeepFilterNet3 speech network) | lsa (MMSE-LSA, any content) | classic | rnnoise."),
+             "(DeepFilterNet3 speech network, fused with MMSE-LSA below 8 kHz) | lsa (MMSE-LSA, any content) | classic | rnnoise."),
     noise_profile: Optional[str] = typer.Option(
         None, "--noise-profile", metavar="START:END|auto",
         help="Classic subtraction: noise profile from this region (seconds) or the quiet stretches."),

@@ -54,19 +54,7 @@ CACHE = Path(tempfile.gettempdir()) / "audiotrove-bench-onsets"
 
 
 def match(truth: np.ndarray, found: np.ndarray, tol: float = TOL_S) -> list[tuple[int, int]]:
-    """Pairs (truth index, found index) within tol, each used once, closest first."""
-    pairs = []
-    for i, t in enumerate(truth):
-        for j in np.flatnonzero(np.abs(found - t) <= tol):
-            pairs.append((abs(found[j] - t), i, int(j)))
-    pairs.sort()
-    used_t, used_f, out = set(), set(), []
-    for _, i, j in pairs:
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            out.append((i, j))
-    return out
+    return midi_render.match_onsets(truth, found, tol)
 
 
 def f_measure(n_truth: int, n_found: int, n_match: int) -> float:

@@ -116,19 +116,6 @@ def mixed_renders(seconds: float, seeds: int):
     return out
 
 
-def match(truth: np.ndarray, found: np.ndarray, tol: float = 0.05) -> list[tuple[int, int]]:
-    """Pairs (truth index, found index) within tol, each used once, closest first."""
-    pairs = sorted((abs(found[j] - t), i, int(j)) for i, t in enumerate(truth)
-                   for j in np.flatnonzero(np.abs(found - t) <= tol))
-    used_t, used_f, out = set(), set(), []
-    for _, i, j in pairs:
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            out.append((i, j))
-    return out
-
-
 def midi(hz):
     return None if hz is None or not math.isfinite(hz) else round(69 + 12 * math.log2(hz / 440.0))
 
@@ -180,11 +167,13 @@ def main() -> None:
     lines += ["", "| two-part render | onsets | matched units | pitch right: base | this tree |",
               "|---|---|---|---|---|"]
     acc = {}
+    import midi_render  # bench/, beside this script
+
     for name, y, sr, truth in mixed_renders(args.seconds, args.seeds):
         rows = {k: units(ex, y, sr) for k, (ex, _) in loaded.items()}
         assert [r["start"] for r in rows["base"]] == [r["start"] for r in rows["this"]], "segmentation differs"
         t = np.array([e[0] for e in truth])
-        pairs = match(t, np.array([r["start"] for r in rows["this"]]))
+        pairs = midi_render.match_onsets(t, np.array([r["start"] for r in rows["this"]]))
         a = acc.setdefault(name, [0, 0, 0, 0])
         a[0] += len(truth)
         a[1] += len(pairs)

@@ -128,3 +128,16 @@ def audible_onsets(notes: list[tuple[float, float, int]], *, program: int, path:
         first = int(np.argmax(lvl >= lvl.max() - below_peak_db))
         out.append(onset + first * h / sr)
     return np.asarray(out)
+
+
+def match_onsets(truth: np.ndarray, found: np.ndarray, tol: float = 0.05) -> list[tuple[int, int]]:
+    """Pairs (truth index, found index) of onset times (s) within tol, each used once, closest first."""
+    pairs = sorted((abs(found[j] - t), i, int(j)) for i, t in enumerate(truth)
+                   for j in np.flatnonzero(np.abs(found - t) <= tol))
+    used_t, used_f, out = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_t and j not in used_f:
+            used_t.add(i)
+            used_f.add(j)
+            out.append((i, j))
+    return out

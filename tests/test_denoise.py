@@ -308,6 +308,31 @@ def test_declick_block_independent_and_stereo():
     assert d.clicks >= 8
 
 
+
+def test_declick_screen_keeps_every_frame_the_detector_would_repair():
+    """The batched screen may only skip frames where detect_clicks finds no click starting in
+    the frame part; its Levinson-Durbin fit is scipy's Toeplitz solution."""
+    from audiotrove.dsp.declick import ar_coefficients, autocorrelation, detect_clicks, levinson, screen_frames
+
+    sr, order, frame, context = 16000, 32, 640, 264
+    rng = np.random.default_rng(23)
+    x = speech_like(sr, 4.0, seed=24) + (0.003 * rng.standard_normal(sr * 4)).astype(np.float32)
+    c, _ = add_clicks(x, sr, rng, 30, amp=(0.01, 0.3))  # small and large clicks
+    x = (x + c).astype(np.float64)
+    starts = np.arange(0, len(x) - frame - 2 * context, frame)
+    segs = np.stack([x[s:s + frame + 2 * context] for s in starts])
+    r = autocorrelation(segs, order)
+    r[:, 0] *= 1.0 + 1e-9
+    for k in (0, len(segs) // 2, len(segs) - 1):
+        np.testing.assert_allclose(levinson(r[k:k + 1], order)[0], ar_coefficients(segs[k], order), rtol=1e-6, atol=1e-9)
+    maybe = screen_frames(segs, order=order, threshold=8.0, first=context, last=context + frame)
+    needed = np.array([any(context <= a < context + frame for a, _ in
+                           detect_clicks(seg, order=order, max_len=64, periodic_gap=(40, 200))) for seg in segs])
+    assert needed.sum() >= 10                  # the clicks are there to be found
+    assert not (needed & ~maybe).any()         # none of them is screened out
+    assert maybe.sum() < len(segs)             # and the screen does skip frames
+
+
 # --- gain -------------------------------------------------------------------------------------
 
 def test_normalization_gain_respects_true_peak_ceiling():

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import linalg, signal
+from scipy import linalg
 
 FRAME_S = 0.04           # analysis frame (s)
 DEFAULT_THRESHOLD = 8.0  # prediction error / its robust scale
@@ -40,13 +40,18 @@ def _hann(n: int) -> np.ndarray:
     return np.hanning(n)
 
 
+def autocorrelation(x: np.ndarray, order: int) -> np.ndarray:
+    """Lags 0..order of the Hann-windowed, mean-removed signal along the last axis."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    n = x.shape[-1]
+    nfft = sfft.next_fast_len(n + order + 1, real=True)  # lags 0..order without wrap-around
+    spec = sfft.rfft(x * _hann(n), nfft, axis=-1)
+    return sfft.irfft(spec.real ** 2 + spec.imag ** 2, nfft, axis=-1)[..., : order + 1]
+
+
 def ar_coefficients(x: np.ndarray, order: int) -> np.ndarray:
     """Prediction-error filter [1, -a1, ..., -ap] of an AR(order) fit (autocorrelation method)."""
-    x = x - x.mean()
-    n = len(x)
-    nfft = sfft.next_fast_len(n + order + 1, real=True)  # lags 0..order without wrap-around
-    spec = sfft.rfft(x * _hann(n), nfft)
-    r = sfft.irfft(spec.real ** 2 + spec.imag ** 2, nfft)[: order + 1]
+    r = autocorrelation(x, order)
     if r[0] <= 1e-20:
         return np.concatenate([[1.0], np.zeros(order)])
     r[0] *= 1.0 + 1e-9  # white-noise correction for numerical stability
@@ -74,11 +79,8 @@ def screen_frames(segs: np.ndarray, *, order: int, threshold: float, first: int,
     [first, last): their AR prediction error (fitted as `ar_coefficients` does) exceeds
     `margin` x threshold x its robust scale there. False means `detect_clicks` finds no run
     starting in that part (the margin covers the batched arithmetic's rounding)."""
-    m, n = segs.shape
-    x = segs - segs.mean(axis=1, keepdims=True)
-    nfft = sfft.next_fast_len(n + order + 1, real=True)
-    spec = sfft.rfft(x * _hann(n), nfft, axis=1)
-    r = sfft.irfft(spec.real ** 2 + spec.imag ** 2, nfft, axis=1)[:, : order + 1]
+    n = segs.shape[1]
+    r = autocorrelation(segs, order)
     silent = r[:, 0] <= 1e-20
     r[:, 0] *= 1.0 + 1e-9
     a = levinson(np.where(silent[:, None], np.eye(1, order + 1), r), order)

@@ -226,7 +226,7 @@ class DeepFilterStream:
         if lsa_fusion:
             self._lsa = MmseLsaGain(amount=FUSION_LSA_AMOUNT)
             self._lsa.setup(sample_rate=cfg.sample_rate_hz, n_fft=cfg.n_fft, hop=cfg.hop, first_frame_time_s=0.0)
-        self._fusion_bins = int(FUSION_MAX_HZ * cfg.n_fft / cfg.sample_rate_hz) + 1
+            self._fusion_bins = int(FUSION_MAX_HZ * cfg.n_fft / cfg.sample_rate_hz) + 1
         self.window = vorbis_window(cfg.n_fft).astype(np.float32)
         self.wnorm = 2.0 * cfg.hop / cfg.n_fft ** 2   # libDF's analysis scale
         self.synth = (self.window * cfg.n_fft).astype(np.float32)  # libDF's inverse FFT is not scaled by 1/N

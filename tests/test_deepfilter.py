@@ -41,19 +41,21 @@ class IdentityNet:
     config = CFG
 
     def __init__(self):
-        self.calls = []
+        self.calls = []   # the sequence lengths of each run_many call
 
-    def run(self, feat_erb, feat_spec):
-        self.calls.append(len(feat_erb))
-        t = len(feat_erb)
+    def outputs(self, t):
         coefs = np.zeros((t, CFG.nb_df, CFG.df_order), np.complex64)
         coefs[:, :, CFG.df_order - 1 - CFG.df_lookahead] = 1.0
         return np.ones((t, CFG.nb_erb), np.float32), coefs
 
+    def run_many(self, sequences):
+        self.calls.append([len(feat_erb) for feat_erb, _ in sequences])
+        return [self.outputs(len(feat_erb)) for feat_erb, _ in sequences]
+
 
 class MuteNet(IdentityNet):
-    def run(self, feat_erb, feat_spec):
-        gains, coefs = super().run(feat_erb, feat_spec)
+    def outputs(self, t):
+        gains, coefs = super().outputs(t)
         return gains * 0, coefs * 0
 
 
@@ -121,8 +123,9 @@ def test_identity_network_gives_the_input_back_aligned(sr, channels, block):
         assert lag_of(x[:, c], out[:, c]) == 0
         err_db = 10 * np.log10(np.sum((out[:, c] - ref[:, c]) ** 2) / np.sum(x[:, c] ** 2))
         assert err_db < (-100 if sr == 48000 else -50)
-    # bounded chunks: every run is at most context + chunk + look-ahead frames
-    assert max(net.calls) <= 16 + 64 + CFG.conv_lookahead
+    # bounded chunks: every run is at most three chunks of context + chunk + look-ahead frames
+    assert max(len(lengths) for lengths in net.calls) == 3
+    assert max(max(lengths) for lengths in net.calls) <= 16 + 64 + CFG.conv_lookahead
 
 
 def test_amount_is_a_floor_under_the_network():
@@ -240,15 +243,19 @@ def test_network_beats_the_statistical_denoiser_on_speech():
 
 @needs_model
 @pytest.mark.parametrize("fusion", [False, True])
-def test_network_output_does_not_depend_on_blocks_and_keeps_stereo_image(fusion):
+def test_network_output_does_not_depend_on_blocks_or_batches_and_keeps_stereo_image(fusion):
     sr = 48000
     clean, noisy, _ = _noisy(sr=sr)
     x = np.stack([noisy, 0.5 * noisy], axis=1)
     net = dfm.load_deepfilternet()
-    make = lambda: DeepFilterStream(net, sample_rate=sr, channels=2, chunk_frames=100, context_frames=50, lsa_fusion=fusion)
-    a = stream(make(), x, 4096)
-    b = stream(make(), x, 30000)
+    make = lambda batch: DeepFilterStream(net, sample_rate=sr, channels=2, chunk_frames=100, context_frames=50,
+                                          batch_chunks=batch, lsa_fusion=fusion)
+    a = stream(make(2), x, 4096)
+    b = stream(make(2), x, 30000)
     np.testing.assert_array_equal(a, b)
+    # chunks run together give each the numbers of a run of its own, padding included
+    np.testing.assert_array_equal(a, stream(make(1), x, 30000))
+    np.testing.assert_array_equal(a, stream(make(3), x, 4096))
     np.testing.assert_allclose(a[:, 1], 0.5 * a[:, 0], atol=1e-6)  # one gain for both channels
 
 

@@ -178,6 +178,7 @@ def _lsa_table() -> np.ndarray:
 
 
 _LSA_VALUES = _lsa_table()
+_LSA_SLOPES = np.diff(_LSA_VALUES)  # per interval: linear interpolation is value + fraction * slope
 _LSA_SCALE = _LSA_STEPS / _LSA_SQRTV_MAX
 
 
@@ -200,9 +201,8 @@ def _lsa_gain_into(xi: np.ndarray, gamma: np.ndarray, out: np.ndarray, w: np.nda
     np.minimum(out, _LSA_STEPS, out=out)
     i = out.astype(np.intp)
     out -= i
-    lo = _LSA_VALUES[i]
-    out *= _LSA_VALUES[i + 1] - lo
-    out += lo
+    out *= _LSA_SLOPES[i]
+    out += _LSA_VALUES[i]
     out *= w
     # The estimator exceeds 1 where the observed power falls far below the expected one;
     # a restoration gain never amplifies.
@@ -344,20 +344,20 @@ class MmseLsaGain:
         ml = (1.0 - a_dd) * np.maximum(gamma_out - 1.0, 0.0)
         carry = a_dd / lam
         xi_out = np.empty_like(power)
-        # 2) decision-directed a priori SNR (Ephraim & Malah 1984)
-        g, w = np.empty(bins), np.empty(bins)
+        g_lsa = np.empty_like(power)
+        # 2) decision-directed a priori SNR (Ephraim & Malah 1984) and the LSA gain
+        w = np.empty(bins)
         for i in range(n_frames):
             xi = xi_out[i]
             np.multiply(a2_prev, carry[i], out=xi)
             xi += ml[i]
             np.maximum(xi, xi_min, out=xi)
-            _lsa_gain_into(xi, gamma_out[i], g, w)
+            g = _lsa_gain_into(xi, gamma_out[i], g_lsa[i], w)
             np.multiply(g, g, out=a2_prev)
             a2_prev *= power[i]
         self.noise, self.a2_prev, self.p_bar = noise, a2_prev, p_bar
         self.noise_track = track  # the noise PSD tracked at each of these frames
         # OM-LSA: weight the LSA gain by the speech presence probability, down to the floor.
-        g_lsa = lsa_gain(xi_out, gamma_out)
         if self.Q_ABSENCE > 0:
             v = xi_out * gamma_out / (1.0 + xi_out)
             q = self.Q_ABSENCE

@@ -2,7 +2,7 @@
 
     from audiotrove.models.deepfilternet import load_deepfilternet
     net = load_deepfilternet()            # once per process; ModelError if not installed
-    gains, coefs = net.run(feat_erb, feat_spec)   # see dsp/deepfilter.py for the features
+    [(gains, coefs), ...] = net.run_many([(feat_erb, feat_spec), ...])  # see dsp/deepfilter.py
 
 The weights: DeepFilterNet3 (Hendrik Schröter et al., github.com/Rikorose/DeepFilterNet,
 MIT OR Apache-2.0), exported by its authors as three ONNX graphs (encoder, ERB-gain
@@ -14,7 +14,12 @@ graphs are loaded from memory (nothing is unpacked on disk).
 
 The graphs take whole sequences (a free time axis 'S'): the encoder (feat_erb (1, 1, S, 32),
 feat_spec (1, 2, S, 96)) -> e0..e3, emb, c0, lsnr; the ERB decoder -> gains m (1, 1, S, 32);
-the DF decoder -> coefs (1, S, 96, 10), i.e. 5 complex taps per bin.
+the DF decoder -> coefs (1, S, 96, 10), i.e. 5 complex taps per bin. Their batch axis is
+made free (`with_free_batch`) so that several sequences run in one call: the recurrent layers
+then multiply a few state vectors at once instead of one, about 30 % less time per sequence on
+one core for two sequences of 2100 frames, and each sequence's outputs are bit-identical to a
+run of its own (zeros appended to a shorter one change none of its outputs either: every layer
+is causal, the look-ahead comes from shifting the features).
 """
 from __future__ import annotations
 
@@ -120,6 +125,18 @@ def grouped_linear_as_matmul(model: bytes) -> bytes:
     return graph.SerializeToString()
 
 
+def with_free_batch(model: bytes) -> bytes:
+    """The graph with the first axis of its inputs and outputs free (exported as 1)."""
+    import onnx
+
+    graph = onnx.load_from_string(model)
+    for value in list(graph.graph.input) + list(graph.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "batch"
+    return graph.SerializeToString()
+
+
 class DeepFilterNet:
     """The three sessions (one thread each: processes are the unit of parallelism)."""
 
@@ -138,21 +155,29 @@ class DeepFilterNet:
         # measured on 1 core: the blocked-layout (NCHWc) rewrites of ORT_ENABLE_ALL cost
         # more in layout reorders than they save on these small convolutions
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        make = lambda name: ort.InferenceSession(grouped_linear_as_matmul(files[name]), sess_options=opts,
+        make = lambda name: ort.InferenceSession(with_free_batch(grouped_linear_as_matmul(files[name])), sess_options=opts,
                                                  providers=["CPUExecutionProvider"])
         self.enc, self.erb_dec, self.df_dec = make("enc.onnx"), make("erb_dec.onnx"), make("df_dec.onnx")
 
-    def run(self, feat_erb: np.ndarray, feat_spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """feat_erb (T, nb_erb) float32, feat_spec (T, nb_df) complex -> gains (T, nb_erb)
-        float32, coefs (T, nb_df, df_order) complex64."""
+    def run_many(self, sequences: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(feat_erb (T_i, nb_erb) float32, feat_spec (T_i, nb_df) complex), ...] ->
+        [(gains (T_i, nb_erb) float32, coefs (T_i, nb_df, df_order) complex64), ...], in one
+        batched run (shorter sequences are padded with zeros at the end)."""
         cfg = self.config
-        erb = np.ascontiguousarray(feat_erb, np.float32)[None, None]
-        spec = np.ascontiguousarray(np.stack([feat_spec.real, feat_spec.imag]), np.float32)[None]
+        length = max(len(erb) for erb, _ in sequences)
+        n = len(sequences)
+        erb = np.zeros((n, 1, length, cfg.nb_erb), np.float32)
+        spec = np.zeros((n, 2, length, cfg.nb_df), np.float32)
+        for i, (feat_erb, feat_spec) in enumerate(sequences):
+            t = len(feat_erb)
+            erb[i, 0, :t] = feat_erb
+            spec[i, 0, :t], spec[i, 1, :t] = feat_spec.real, feat_spec.imag
         e0, e1, e2, e3, emb, c0, _lsnr = self.enc.run(None, {"feat_erb": erb, "feat_spec": spec})
-        gains = self.erb_dec.run(None, {"emb": emb, "e3": e3, "e2": e2, "e1": e1, "e0": e0})[0][0, 0]
-        coefs = self.df_dec.run(None, {"emb": emb, "c0": c0})[0][0]
-        coefs = coefs.reshape(len(coefs), cfg.nb_df, cfg.df_order, 2)
-        return gains, (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64)
+        gains = self.erb_dec.run(None, {"emb": emb, "e3": e3, "e2": e2, "e1": e1, "e0": e0})[0][:, 0]
+        coefs = self.df_dec.run(None, {"emb": emb, "c0": c0})[0]
+        coefs = coefs.reshape(n, length, cfg.nb_df, cfg.df_order, 2)
+        coefs = (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64)
+        return [(gains[i, :len(e)], coefs[i, :len(e)]) for i, (e, _) in enumerate(sequences)]
 
 
 _LOCK = threading.Lock()

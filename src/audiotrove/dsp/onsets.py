@@ -131,7 +131,7 @@ class OnsetSegmenter:
                  delta_db: float = 0.3, delta_rel: float = 0.07, norm_window_s: float = 10.0,
                  pre_max_s: float = 0.03, post_max_s: float = 0.03,
                  pre_avg_s: float = 0.1, post_avg_s: float = 0.1, wait_s: float = 0.03,
-                 backtrack_s: float = 0.1, backtrack_tol_db: float = 3.0, attack_s: float = 0.05, release_db: float = 30.0,
+                 backtrack_s: float = 0.1, backtrack_tol_db: float = 3.0, backtrack_bump_db: float = 1.0, attack_s: float = 0.05, release_db: float = 30.0,
                  floor_db: float = -70.0, noise_window_s: float = 3.0, noise_margin_db: float = 20.0,
                  pitch_window_s: float = 0.06, pitch_jump_semitones: float = 0.75,
                  pitch_clarity: float = 0.7, pitch_voiced_share: float = 0.6,
@@ -189,7 +189,7 @@ class OnsetSegmenter:
         self.backtrack = _frames(backtrack_s, fr)
         # how far before its onset frame a unit may start (backtracking, pitch refinement)
         self._back = max(self.backtrack, self.rise_back + self.pitch_win, 3 * self.pitch_win, self.note_back) + 1
-        self.backtrack_tol_db = backtrack_tol_db
+        self.backtrack_tol_db, self.backtrack_bump_db = backtrack_tol_db, backtrack_bump_db
         self.attack = _frames(attack_s, fr)
         self.release_db, self.floor_db, self.noise_margin_db = release_db, floor_db, noise_margin_db
         # frames needed after a frame before deciding it: the flux peak picking, and the pitch
@@ -473,7 +473,8 @@ class OnsetSegmenter:
     def _backtracked(self, frame: int) -> int:
         """The latest frame within backtrack_tol_db of the minimum level in the backtrack_s
         before the onset (and after the previous onset): where the rise starts (plain argmin
-        would land anywhere in a stretch of noise). Unless the level does not rise at the
+        would land anywhere in a stretch of noise); never before a bump of more than
+        backtrack_bump_db on the way back from the onset. Unless the level does not rise at the
         onset (its attack_s after it stays within backtrack_tol_db of the highest level since
         that minimum): a change of timbre or pitch with no attack (a legato horn, a violin's
         bow change) starts at its frame; the rise before it belonged to the old note."""
@@ -488,6 +489,13 @@ class OnsetSegmenter:
             return frame
         near_min = np.flatnonzero(seg <= seg.min() + self.backtrack_tol_db)
         b = floor + int(near_min[-1])
+        # never behind a bump: the rise starts after the last frame where the level, going
+        # back from the onset, grew by more than backtrack_bump_db (the beating of a choir's
+        # detuned voices makes dips deeper than the one the new note rises from)
+        j = len(seg) - 1
+        while j > 0 and seg[j - 1] <= seg[j] + self.backtrack_bump_db:
+            j -= 1
+        b = max(b, floor + j)
         after = t.get("level", frame, frame + self.attack + 1)
         before = t.get("level", b, frame)
         if len(before) and len(after) and after.max() <= before.max() + self.backtrack_tol_db:

@@ -170,13 +170,14 @@ def stoi_score(ref, est) -> float:
 def dnsmos_fn():
     try:
         from audiotrove.dsp.quality import DNSMOS_WINDOW_SAMPLES, dnsmos_scores
+        from audiotrove.models.dnsmos import load_dnsmos
     except Exception:
         return None
 
     def score(x: np.ndarray) -> float:
         reps = int(np.ceil(DNSMOS_WINDOW_SAMPLES / len(x)))
         w = np.tile(x, reps)[:DNSMOS_WINDOW_SAMPLES]
-        return float(dnsmos_scores(w[None, :])[0, 2])
+        return float(dnsmos_scores(w[None, :], model=load_dnsmos())[0, 2])
 
     try:
         score(np.zeros(SR))

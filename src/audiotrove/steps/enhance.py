@@ -314,8 +314,9 @@ class _ContentShares:
 
     def __init__(self, sample_rate: int, channels: int):
         from ..dsp.content import ContentMeter
+        from ..models.silero import load_silero
 
-        self.meter = ContentMeter(sample_rate, channels)
+        self.meter = ContentMeter(sample_rate, channels, vad_model=load_silero())
 
     def update(self, block: np.ndarray) -> None:
         self.meter.update(block)
@@ -334,8 +335,9 @@ class _VadSections:
         import soxr
 
         from ..dsp.vad import VAD_FRAME_S, VAD_SAMPLE_RATE_HZ, SileroVad
+        from ..models.silero import load_silero
 
-        self.vad = SileroVad()
+        self.vad = SileroVad(load_silero())
         self.frame_s = VAD_FRAME_S
         self.resampler = (soxr.ResampleStream(sample_rate, VAD_SAMPLE_RATE_HZ, 1, dtype="float32")
                           if sample_rate != VAD_SAMPLE_RATE_HZ else None)

@@ -206,8 +206,9 @@ def m_noisereduce(noisy):
 
 def m_rnnoise(noisy):
     from audiotrove.dsp.denoise import denoise
+    from audiotrove.models.rnnoise import load_rnnoise
 
-    return denoise(noisy, sample_rate=SR, method="rnnoise", amount=100)
+    return denoise(noisy, sample_rate=SR, method="rnnoise", amount=100, rnnoise=load_rnnoise())
 
 
 def m_deepfilter(noisy, sample_rate=SR):

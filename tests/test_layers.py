@@ -1,4 +1,5 @@
-"""The house in order: every import of an audiotrove module points to the same or a lower layer.
+"""The house in order: every import of an audiotrove module points to the same or a lower layer,
+and dsp/ imports nothing that reads files, databases, processes or model files.
 
 The layers, top first (README "Architecture"; DESIGN.md "The house"). A name is a top-level
 package or module of src/audiotrove ("__init__" is the package itself, `audiotrove.open`).
@@ -29,6 +30,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("dsp",),  # pure numpy/scipy: arrays in, numbers out
     ("errors",),  # the error classes every layer raises
 ]
+
+# dsp/ is arrays in, numbers out: none of these (files, databases, processes, model files and
+# runtimes; models/ loads networks and hands them in).
+NOT_IN_DSP = ("os", "pathlib", "shutil", "tempfile", "glob", "soundfile", "av", "pyarrow", "duckdb",
+              "sqlite3", "subprocess", "multiprocessing", "concurrent", "importlib", "onnxruntime",
+              "onnx", "pyrnnoise", "ctranslate2", "faster_whisper")
 
 
 @dataclass(frozen=True)
@@ -108,10 +115,26 @@ def check_layers(src: Path, root: str = "audiotrove",
     return violations, unplaced
 
 
+def dsp_imports(src: Path, root: str = "audiotrove", banned: tuple[str, ...] = NOT_IN_DSP) -> list[str]:
+    """'path:line: module' for each import of a banned library in src/root/dsp."""
+    out = []
+    for path in sorted((src / root / "dsp").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            out += [f"{path.relative_to(src)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in banned]
+    return out
+
+
 def test_imports_only_point_down():
     violations, unplaced = check_layers(SRC)
     assert not unplaced, f"place these in LAYERS (tests/test_layers.py): {unplaced}"
     assert not violations, "imports pointing up:\n" + "\n".join(map(str, violations))
+
+
+def test_dsp_knows_nothing_of_files_processes_or_models():
+    found = dsp_imports(SRC)
+    assert not found, "dsp/ imports what belongs to io/, runner/ or models/:\n" + "\n".join(found)
 
 
 def test_the_layer_table_names_each_package_once():
@@ -138,6 +161,7 @@ def test_a_planted_upward_import_is_reported(tmp_path):
         "errors.py": "",
         "dsp/__init__.py": "",
         "dsp/pure.py": "import numpy as np\nfrom ..errors import x\n",
+        "dsp/vad.py": "import numpy as np\n\n\ndef session():\n    import onnxruntime.capi as ort\n",
         "io/__init__.py": "",
         "io/decode.py": "from ..dsp.pure import y\n",
         "steps/__init__.py": "",
@@ -165,6 +189,7 @@ def test_a_planted_upward_import_is_reported(tmp_path):
     message = str(next(v for v in violations if v.importer == "units"))
     assert message == ("audiotrove/units/select.py:6: units imports audiotrove.steps.embed.run, "
                        "from the higher layer steps")
+    assert dsp_imports(src) == ["audiotrove/dsp/vad.py:5: onnxruntime.capi"]
     # a package no layer holds is reported too
     _, unplaced = check_layers(src, layers=[row for row in layers if row != ("maps",)])
     assert unplaced == ["maps"]

@@ -429,7 +429,14 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
                                               lsa_fusion=True))
         plan.description.append(f"denoise deepfilter {opts['denoise']:g}")
     elif method == "rnnoise":
-        plan.stages.append(dn.RnnoiseStream(sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
+        from ..models import ModelError
+        from ..models.rnnoise import load_rnnoise
+
+        try:
+            lib = load_rnnoise()
+        except ModelError as exc:
+            raise EnhanceError(f"--denoise-method rnnoise: {exc}") from None
+        plan.stages.append(dn.RnnoiseStream(lib, sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
         plan.description.append(f"denoise rnnoise {opts['denoise']:g}")
     elif method == "classic":
         profile = prepass.get("profile") or {}

@@ -347,6 +347,25 @@ def test_rendered_melody(tmp_path, name, f_min):
     assert p >= 0.9, p
 
 
+def test_a_flute_whose_held_notes_swell_is_one_onset_per_note(tmp_path):
+    """TimGM6mb's flute swells every 0.3 s within a held note (3-5 dB, the same pitch and
+    spectral shape): flux peaks that are not onsets (F 0.74 on this melody before, 0.93 now)."""
+    import soundfile as sf
+
+    mr = _midi_render()
+    soundfont = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+    if not mr.available(soundfont):
+        pytest.skip("needs fluidsynth and timgm6mb-soundfont")
+    program, low, high = mr.INSTRUMENTS["flute"]
+    notes = mr.melody(low=low, high=high, seconds=10, seed=0)
+    wav = mr.render(notes, program=program, path=tmp_path / "m.wav", soundfont=soundfont)
+    y, sr = sf.read(wav, dtype="float32", always_2d=True)
+    rows = units(y.mean(axis=1), sr=sr)
+    f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    assert f >= 0.9, f
+    assert p >= 0.9, p
+
+
 def test_a_swell_before_a_legato_change_is_not_backtracked_into():
     # each note swells 8 dB over its last 100 ms (as a horn leaning into the next note); the
     # next note starts at that level with no rise of its own: its unit starts at the change,

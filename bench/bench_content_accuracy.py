@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from audiotrove.dsp.content import FRAME_S, ContentMeter
 from audiotrove.dsp.vad import SileroVad
+from audiotrove.models.dnsmos import load_dnsmos
+from audiotrove.models.silero import load_silero
 from audiotrove.io.decode import read_all
 
 DATA = ROOT.parent / "shared" / "data"
@@ -196,7 +198,9 @@ def run_meter(audio_mono: np.ndarray, *, block: int = 65536, stereo: bool = True
     CPU time, not wall time: the machine is shared, and the target is speed per core
     (onnxruntime and numpy run single-threaded here)."""
     x = np.stack([audio_mono, audio_mono * 0.8], axis=1) if stereo else audio_mono[:, None]
-    meter = ContentMeter(SR, x.shape[1], **kwargs)
+    if kwargs.get("quality"):
+        kwargs.setdefault("quality_model", load_dnsmos())
+    meter = ContentMeter(SR, x.shape[1], vad_model=load_silero(), **kwargs)
     t = time.process_time()
     for i in range(0, len(x), block):
         meter.update(x[i : i + block])
@@ -249,7 +253,7 @@ def speed(pools, seconds: float = 120.0) -> None:
     for backend in ("sequence", "stream"):
         ts = []
         for _ in range(3):
-            vad = SileroVad(backend=backend, gate_dbfs=None)
+            vad = SileroVad(load_silero(backend), gate_dbfs=None)
             t = time.process_time()
             for i in range(0, len(x16), 16384):
                 vad.probabilities(x16[i : i + 16384])

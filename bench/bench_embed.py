@@ -67,7 +67,7 @@ def audio_files(limit_s: float = 600.0) -> list[Path]:
 def bench_speed() -> dict:
     from audiotrove.io.decode import open_audio
     from audiotrove.models.embedders import get_embedder
-    from audiotrove.steps.embed import embed_file
+    from audiotrove.vectors.embed import embed_file
     from audiotrove.steps.segment import segment_file
 
     import soxr
@@ -113,7 +113,7 @@ def bench_speed() -> dict:
 
 def real_vectors() -> np.ndarray:
     """YAMNet window (1 s) and unit vectors of the real recordings."""
-    from audiotrove.steps.embed import embed_file
+    from audiotrove.vectors.embed import embed_file
     from audiotrove.steps.segment import segment_file
     from audiotrove.vectors.store import read_vectors
 

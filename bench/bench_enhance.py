@@ -170,13 +170,14 @@ def stoi_score(ref, est) -> float:
 def dnsmos_fn():
     try:
         from audiotrove.dsp.quality import DNSMOS_WINDOW_SAMPLES, dnsmos_scores
+        from audiotrove.models.dnsmos import load_dnsmos
     except Exception:
         return None
 
     def score(x: np.ndarray) -> float:
         reps = int(np.ceil(DNSMOS_WINDOW_SAMPLES / len(x)))
         w = np.tile(x, reps)[:DNSMOS_WINDOW_SAMPLES]
-        return float(dnsmos_scores(w[None, :])[0, 2])
+        return float(dnsmos_scores(w[None, :], model=load_dnsmos())[0, 2])
 
     try:
         score(np.zeros(SR))
@@ -205,8 +206,9 @@ def m_noisereduce(noisy):
 
 def m_rnnoise(noisy):
     from audiotrove.dsp.denoise import denoise
+    from audiotrove.models.rnnoise import load_rnnoise
 
-    return denoise(noisy, sample_rate=SR, method="rnnoise", amount=100)
+    return denoise(noisy, sample_rate=SR, method="rnnoise", amount=100, rnnoise=load_rnnoise())
 
 
 def m_deepfilter(noisy, sample_rate=SR):

@@ -24,6 +24,8 @@ from audiotrove.dsp.sections import (
     remove_short_runs,
     runs,
 )
+from audiotrove.models.dnsmos import load_dnsmos
+from audiotrove.models.silero import load_silero
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SR = 44100
@@ -76,11 +78,18 @@ def _at(x: np.ndarray, level_dbfs: float) -> np.ndarray:
     return (x / rms * 10 ** (level_dbfs / 20)).astype(np.float32)
 
 
+def content_meter(sr: int, channels: int, **kwargs) -> ContentMeter:
+    """The meter with the shipped networks, as the analyze step makes it."""
+    if kwargs.get("quality"):
+        kwargs.setdefault("quality_model", load_dnsmos())
+    return ContentMeter(sr, channels, vad_model=load_silero(), **kwargs)
+
+
 def analyse(x: np.ndarray, sr: int = SR, *, block: int = 65536, **kwargs) -> dict:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[:, None]
-    meter = ContentMeter(sr, x.shape[1], **kwargs)
+    meter = content_meter(sr, x.shape[1], **kwargs)
     for i in range(0, len(x), block):
         meter.update(x[i : i + block])
     return meter.result()
@@ -251,7 +260,7 @@ def test_results_do_not_depend_on_block_size():
     ref = json.dumps(analyse(x, block=65536), sort_keys=True)
     assert json.dumps(analyse(x, block=4097), sort_keys=True) == ref
     rng = np.random.default_rng(0)
-    meter = ContentMeter(SR, 2)
+    meter = content_meter(SR, 2)
     i = 0
     while i < len(x):
         n = int(rng.integers(1, 30000))
@@ -296,7 +305,7 @@ def test_single_sample_silence_only_and_empty():
     check_shape(res)
     res = analyse(np.zeros(5 * SR, np.float32))
     assert res["silence"]["percentage"] == 100.0 and res["silence"]["sections"] == [[0.0, 5.0]]
-    empty = ContentMeter(SR, 2).result()
+    empty = content_meter(SR, 2).result()
     for name in CLASSES:
         assert empty[name]["percentage"] is None and empty[name]["reason"]
 
@@ -320,7 +329,7 @@ def test_memory_stays_bounded_on_long_input():
     import tracemalloc
 
     block = (np.random.default_rng(3).standard_normal((65536, 2)) * 0.05).astype(np.float32)
-    meter = ContentMeter(SR, 2, quality=True)
+    meter = content_meter(SR, 2, quality=True)
     tracemalloc.start()
     try:
         for _ in range(40):  # ~1 min
@@ -337,8 +346,13 @@ def test_memory_stays_bounded_on_long_input():
     assert meter.result()["other"]["percentage"] > 90
 
 
+def test_quality_needs_the_dnsmos_network():
+    with pytest.raises(ValueError, match="quality_model"):
+        ContentMeter(SR, 1, vad_model=load_silero(), quality=True)
+
+
 def test_update_after_result_is_an_error():
-    meter = ContentMeter(SR, 1)
+    meter = content_meter(SR, 1)
     meter.update(white(1.0)[:, None])
     meter.result()
     assert meter.result() is meter.result()
@@ -467,7 +481,7 @@ def test_short_speech_is_scored_on_a_repeated_stretch():
 
 def test_dnsmos_matches_the_reference_implementation():
     x = load("speech", "librosa_198-209-0000.ogg", sr=16000)[:DNSMOS_WINDOW_SAMPLES]
-    ours = dnsmos_scores(x[None, :])[0]
+    ours = dnsmos_scores(x[None, :], model=load_dnsmos())[0]
     try:
         from speechmos import dnsmos  # imports librosa: reference only
     except ImportError as exc:  # pragma: no cover - depends on the environment

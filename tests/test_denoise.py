@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from audiotrove.dsp import denoise as dn
+from audiotrove.models.rnnoise import load_rnnoise
 from audiotrove.dsp.declick import Declicker, declick
 from audiotrove.dsp.filters import (
     FirStream,
@@ -201,11 +202,11 @@ def test_rnnoise_is_aligned_and_exact_length(sr):
     rng = np.random.default_rng(14)
     clean = speech_like(sr, 2.0, seed=15)
     noisy = (clean + 0.01 * rng.standard_normal(len(clean))).astype(np.float32)
-    out = stream(dn.RnnoiseStream(sample_rate=sr, channels=1, amount=100), noisy[:, None], 5000)[:, 0]
+    out = stream(dn.RnnoiseStream(load_rnnoise(), sample_rate=sr, channels=1, amount=100), noisy[:, None], 5000)[:, 0]
     assert len(out) == len(noisy)
     assert abs(lag_of(clean, out)) <= 1  # the network's own phase: within one sample
     noise_only = dn.denoise((0.02 * rng.standard_normal(sr * 2)).astype(np.float32), sample_rate=sr,
-                            method="rnnoise", amount=100)
+                            method="rnnoise", amount=100, rnnoise=load_rnnoise())
     assert 10 * np.log10(np.mean(noise_only[sr:] ** 2) / 0.02 ** 2) < -10
 
 
@@ -215,7 +216,7 @@ def test_rnnoise_on_real_speech():
         pytest.skip("shared data not available")
     clean, sr = sf.read(path, dtype="float32")
     noisy = clean + (0.02 * np.random.default_rng(16).standard_normal(len(clean))).astype(np.float32)
-    out = dn.denoise(noisy, sample_rate=sr, method="rnnoise", amount=100)
+    out = dn.denoise(noisy, sample_rate=sr, method="rnnoise", amount=100, rnnoise=load_rnnoise())
     assert lag_of(clean, out) == 0
     assert si_sdr(clean, out) - si_sdr(clean, noisy) > 2.0
 

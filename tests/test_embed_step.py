@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiotrove.steps.embed import StreamCutter, WindowCutter, embed_file
+from audiotrove.vectors.embed import StreamCutter, WindowCutter, embed_file
 from audiotrove.vectors.store import read_vectors
 
 

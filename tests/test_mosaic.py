@@ -172,6 +172,21 @@ def test_descriptors_match_the_pitch_and_the_level(coll, tmp_path):
     assert score["gain_db"].abs().max() > 3  # the corpus levels differ from the target's: gains did work
 
 
+def test_the_summary_says_1_file_and_2_files(coll, tmp_path):
+    from audiotrove.report.format import counted
+
+    assert [counted(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+    assert counted(1, "match", "matches") == "1 match" and counted(3, "match", "matches") == "3 matches"
+    root, _, target, _ = coll
+    for where, files in (("path ~ organ_a", "1 file"), ("path ~ organ", "3 files")):
+        *_, score, output = mosaic(root, target, tmp_path / "m.wav", "--corpus-where", where)
+        line = " ".join(output.split())
+        assert score["path"].nunique() == int(files[0])
+        assert f" from {files}, " in line and "(s)" not in line, line
+        jumps = int(line.split(f"from {files}, ")[1].split()[0])
+        assert f"{counted(jumps, 'jump')} between sources" in line
+
+
 def test_units_start_at_the_target_sample(coll, tmp_path):
     """A target that is a corpus file at another level: each chosen unit is the same note, placed
     sample-exactly (the cross-correlation of output and source peaks at lag 0)."""

@@ -1,4 +1,5 @@
-"""dsp/vad.py: Silero VAD through onnxruntime, streamed, block-size independent, gated."""
+"""dsp/vad.py + models/silero.py: Silero VAD through onnxruntime, streamed, block-size independent,
+gated; the graphs checked and loaded once per process."""
 from __future__ import annotations
 
 import sys
@@ -7,14 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiotrove.dsp.vad import (
-    GATE_RESET_FRAMES,
-    SEQUENCE_MODEL,
-    STREAM_MODEL,
-    VAD_FRAME_SAMPLES,
-    SileroVad,
-    silero_model_dir,
-)
+from audiotrove.dsp.vad import GATE_RESET_FRAMES, VAD_FRAME_SAMPLES
+from audiotrove.dsp.vad import SileroVad as _SileroVad
+from audiotrove.models import ModelError
+from audiotrove.models.silero import SEQUENCE_MODEL, STREAM_MODEL, load_silero, silero_model_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -37,7 +34,11 @@ def _white(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal(int(seconds * 16000)) * 10 ** (dbfs / 20)).astype(np.float32)
 
 
-def _all(vad: SileroVad, x: np.ndarray, chunks=None) -> np.ndarray:
+def SileroVad(*, backend: str = "auto", **kwargs) -> _SileroVad:
+    return _SileroVad(load_silero(backend), **kwargs)
+
+
+def _all(vad: _SileroVad, x: np.ndarray, chunks=None) -> np.ndarray:
     if chunks is None:
         out = [vad.probabilities(x)]
     else:
@@ -132,21 +133,26 @@ def test_gate_skips_silent_frames_and_resets_the_state():
     x = _white(1.0, -80)  # below the -70 dBFS gate
     vad = SileroVad(gate_dbfs=-70.0)
     calls = {"n": 0}
-    real_run = vad._session.run
+    net = vad.model
 
-    def counting_run(*args, **kwargs):
-        calls["n"] += 1
-        return real_run(*args, **kwargs)
+    class Counting:
+        def initial_state(self):
+            return net.initial_state()
 
-    vad._session = type("S", (), {"run": staticmethod(counting_run)})()
+        def run(self, *args, **kwargs):
+            calls["n"] += 1
+            return net.run(*args, **kwargs)
+
+    vad.model = Counting()
     p = _all(vad, x)
     assert calls["n"] == 0 and np.all(p == 0.0)
     # After a long gated run the recurrent state is back at zeros, as at the start.
-    vad2 = SileroVad(gate_dbfs=-70.0)
-    vad2.probabilities(_white(1.0, -20))
-    assert np.abs(vad2._h).sum() + np.abs(vad2._state).sum() > 0
-    vad2.probabilities(np.zeros(VAD_FRAME_SAMPLES * (GATE_RESET_FRAMES + 1), np.float32))
-    assert np.abs(vad2._h).sum() == 0 and np.abs(vad2._c).sum() == 0 and np.abs(vad2._state).sum() == 0
+    for backend in ("auto", "stream"):
+        vad2 = SileroVad(backend=backend, gate_dbfs=-70.0)
+        vad2.probabilities(_white(1.0, -20))
+        assert sum(np.abs(s).sum() for s in vad2._state) > 0
+        vad2.probabilities(np.zeros(VAD_FRAME_SAMPLES * (GATE_RESET_FRAMES + 1), np.float32))
+        assert all(np.abs(s).sum() == 0 for s in vad2._state)
 
 
 def test_speech_after_a_long_digital_silence_is_still_found():
@@ -158,4 +164,19 @@ def test_speech_after_a_long_digital_silence_is_still_found():
 
 def test_bad_backend_is_rejected():
     with pytest.raises(ValueError):
-        SileroVad(backend="gpu")
+        load_silero("gpu")
+
+
+def test_one_session_per_process_and_the_graphs_are_checked(tmp_path, monkeypatch):
+    from audiotrove.models import silero
+
+    assert load_silero() is load_silero()
+    assert load_silero("stream").session is load_silero("stream").session
+    # a damaged graph is refused with a ModelError naming it, not loaded
+    damaged = tmp_path / "data"
+    damaged.mkdir()
+    (damaged / STREAM_MODEL).write_bytes((silero_model_dir() / STREAM_MODEL).read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(silero, "silero_model_dir", lambda: damaged)
+    monkeypatch.setattr(silero, "_nets", {})
+    with pytest.raises(ModelError, match="damaged or not the pinned version"):
+        load_silero("stream")

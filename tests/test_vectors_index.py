@@ -144,7 +144,7 @@ def test_the_current_embed_result_is_the_one_searched(tmp_path):
     # set does not name): the file's current result (the catalog's pointer) is searched, not
     # the newest one; an older run made current again is searched again
     from audiotrove.catalog.db import Catalog
-    from audiotrove.steps.embed import VERSION
+    from audiotrove.vectors.embed import VERSION
     from audiotrove.vectors.index import VectorSet, current_entries, open_index
     from audiotrove.vectors.store import SHARDS_DIRNAME, vectors_root
 

@@ -53,6 +53,7 @@ def mosaic_cmd(
     from ..io.write import WriteError, format_for
     from ..models import ModelError
     from ..mosaic import make_mosaic, write_mosaic
+    from ..report.format import counted
 
     try:
         format_for(output)
@@ -78,8 +79,8 @@ def mosaic_cmd(
     for s in result.skipped[:5]:
         err.print(f"[yellow]skipped[/] {s}")
     placed = int(result.score["path"].notna().sum()) if len(result.score) else 0
-    err.print(f"{result.target_units} target units, {placed} corpus units from {result.sources} file(s), "
-              f"{result.jumps} jump(s) between sources"
+    err.print(f"{counted(result.target_units, 'target unit')}, {counted(placed, 'corpus unit')} from "
+              f"{counted(result.sources, 'file')}, {counted(result.jumps, 'jump')} between sources"
               + (f", {result.silent_units} left silent (--max-reuse)" if result.silent_units else "")
               + f"; {len(result.audio) / result.sample_rate:.2f} s, {result.sample_rate} Hz -> {output}")
     if score is not None:

@@ -4,7 +4,7 @@ Every 32 ms frame of the file gets exactly one class, so the four percentages ad
 100. How each class is decided:
 
 speech
-    Silero VAD (dsp/vad.py) on a 16 kHz mono mix (channels averaged, streaming soxr
+    Silero VAD (dsp/vad.py, the network given as `vad_model`) on a 16 kHz mono mix (channels averaged, streaming soxr
     resampler). Frame probabilities pass a hysteresis switch (on at `speech_on`, off below
     `speech_off`); pauses shorter than `speech_pause_s` are bridged and runs shorter than
     `speech_min_s` dropped. Speech wins over every other class: speech over music is speech.
@@ -47,7 +47,8 @@ Memory: per 32 ms frame the meter keeps 5 bytes (speech probability, level, thre
 features, quantised), about 0.56 MB per hour of audio, plus fixed-size history buffers
 and at most ~2 s (plus one block) of 16 kHz frames waiting to be analysed in one batch
 (and, with `quality=True`, at most `quality_max_windows` 9.01 s windows of 16-bit speech
-audio for DNSMOS, dsp/quality.py). Results do not depend on the block size.
+audio for DNSMOS, dsp/quality.py, the network given as `quality_model`). Results do not
+depend on the block size.
 """
 from __future__ import annotations
 
@@ -482,6 +483,8 @@ class ContentMeter:
     """Streaming content classifier; see the module docstring for the definitions.
 
     sample_rate (Hz), channels: of the blocks given to `update` ((frames, channels) float).
+    vad_model: the Silero VAD network (models.silero.load_silero(); see dsp/vad.py).
+    quality_model: the DNSMOS network (models.dnsmos.load_dnsmos()), needed with `quality`.
     silence_threshold_dbfs: absolute silence level (dBFS, RMS per 32 ms frame).
     silence_min_s: shortest silence section (seconds).
     silence_relative_db: width (dB) of the relative silence band above the file's floor;
@@ -503,6 +506,8 @@ class ContentMeter:
         sample_rate: int,
         channels: int,
         *,
+        vad_model,
+        quality_model=None,
         silence_threshold_dbfs: float = -60.0,
         silence_min_s: float = 2.0,
         silence_relative_db: float | None = 6.0,
@@ -521,6 +526,8 @@ class ContentMeter:
     ) -> None:
         if sample_rate <= 0 or channels <= 0:
             raise ValueError("sample_rate and channels must be positive")
+        if quality and quality_model is None:
+            raise ValueError("quality=True needs the DNSMOS network (quality_model)")
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.silence_threshold_dbfs = float(silence_threshold_dbfs)
@@ -536,6 +543,7 @@ class ContentMeter:
         self.other_min_s = float(other_min_s)
         self.max_sections = int(max_sections)
         self.quality = bool(quality)
+        self.quality_model = quality_model
 
         self._n_in = 0
         self._levels = _FrameLevels(self.sample_rate)
@@ -550,7 +558,7 @@ class ContentMeter:
         self._n16 = 0  # 16 kHz samples framed so far
         self._batch: list[np.ndarray] = []  # 16 kHz frames waiting for analysis
         self._batch_frames = 0
-        self._vad = SileroVad(gate_dbfs=vad_gate_dbfs)
+        self._vad = SileroVad(vad_model, gate_dbfs=vad_gate_dbfs)
         self._music = _MusicFeatures()
         self._reservoir = SpeechWindowReservoir(max_windows=quality_max_windows) if quality else None
         self._probs = _ByteTrack()
@@ -664,7 +672,7 @@ class ContentMeter:
         if self.quality:
             windows = self._reservoir.windows()
             if windows:
-                out["quality_score"] = quality_score(windows)
+                out["quality_score"] = quality_score(windows, model=self.quality_model)
             else:
                 out["quality_score"] = quality_score(
                     [], reason="no speech stretch long enough (>= 1 s) to score"

@@ -13,8 +13,8 @@ Three estimators share one streaming STFT engine (`StftDenoiser`):
   to a floor.
 - `SpectralSubtractionGain` (classic): a noise profile (mean magnitude spectrum of a region)
   subtracted from each frame's magnitude, phase kept, with a spectral floor.
-- `RnnoiseStream`: the RNNoise recurrent network (pyrnnoise's bundled library) at 48 kHz,
-  resampled with soxr, its delay compensated.
+- `RnnoiseStream`: the RNNoise recurrent network (pyrnnoise's bundled library, given by the
+  caller: models/rnnoise.py) at 48 kHz, resampled with soxr, its delay compensated.
 
 Every stream has `process(block) -> out` and `flush() -> out`: the concatenated output is
 sample-aligned with the input and exactly as long; blocks are float32 (frames, channels).
@@ -479,28 +479,21 @@ RNNOISE_FRAME = 480
 RNNOISE_DELAY = 960  # measured: the network's output lags its input by 20 ms (2 frames)
 
 
-def _rnnoise_lib():
-    # pyrnnoise's package __init__ pulls audiolab (an FFmpeg binding) for file I/O we do not
-    # need; its `rnnoise` module only loads the bundled C library with ctypes.
-    from pyrnnoise import rnnoise as rn
-
-    return rn.lib
-
-
 class RnnoiseStream:
     """RNNoise (bundled weights, 48 kHz) on any rate: soxr in, the network, soxr out.
 
+    lib: the RNNoise C library (models.rnnoise.load_rnnoise()).
     amount (0-100): how much of the denoised signal replaces the input (100 = all of it).
     The network's delay of 960 samples (20 ms at 48 kHz) is removed and soxr's
     streams are delay-compensated, so the output is sample-aligned and as long as the input.
     """
 
-    def __init__(self, *, sample_rate: int, channels: int, amount: float = 100.0):
+    def __init__(self, lib, *, sample_rate: int, channels: int, amount: float = 100.0):
         import soxr
 
         if not 0 <= amount <= 100:
             raise ValueError(f"amount must be within 0-100, got {amount}")
-        self.lib = _rnnoise_lib()
+        self.lib = lib
         self.sample_rate = sample_rate
         self.channels = channels
         self.wet = amount / 100.0
@@ -601,16 +594,19 @@ def run_stream(stream, audio: np.ndarray, *, block_frames: int = 65536) -> np.nd
 
 def denoise(audio: np.ndarray, *, sample_rate: int, amount: float = 60.0, method: str = "lsa",
             profile_sections: list | None = None, speech_sections: list | None = None,
-            isolate_amount: float | None = None) -> np.ndarray:
+            isolate_amount: float | None = None, rnnoise=None) -> np.ndarray:
     """Denoise a whole array (frames, channels) or (frames,); same shape and alignment out.
 
     method: "lsa" (default), "classic" (needs a profile: `profile_sections` [[start_s, end_s]]
-    or None for the quietest 10 % of frames) or "rnnoise".
+    or None for the quietest 10 % of frames) or "rnnoise" (needs `rnnoise`, the library:
+    models.rnnoise.load_rnnoise()).
     """
     x = np.asarray(audio, np.float32)
     channels = 1 if x.ndim == 1 else x.shape[1]
     if method == "rnnoise":
-        return run_stream(RnnoiseStream(sample_rate=sample_rate, channels=channels, amount=amount), x)
+        if rnnoise is None:
+            raise ValueError("method rnnoise needs the RNNoise library (rnnoise=)")
+        return run_stream(RnnoiseStream(rnnoise, sample_rate=sample_rate, channels=channels, amount=amount), x)
     if method == "classic":
         meter = NoiseProfileMeter(sample_rate=sample_rate, channels=channels, sections=profile_sections)
         meter.update(x[:, None] if x.ndim == 1 else x)

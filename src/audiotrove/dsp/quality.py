@@ -1,11 +1,10 @@
 """Speech quality (DNSMOS P.835: signal, background, overall MOS 1-5) on speech windows.
 
 DNSMOS (Reddy et al., ICASSP 2022) is a neural estimate of the ITU-T P.835 listening-test
-scores of noisy or processed speech. The speechmos wheel ships Microsoft's ONNX model
-(`speechmos/dnsmos_models/sig_bak_ovr.onnx`); we run it with onnxruntime directly (the
-wheel's own wrapper imports librosa, which the core does not depend on). That model takes
-raw 16 kHz audio, 9.01 s per window (144160 samples), and returns raw SIG, BAK, OVRL
-values that are mapped to the MOS scale by the cubic calibration polynomials published
+scores of noisy or processed speech. The network (Microsoft's ONNX model from the speechmos
+wheel) is models/dnsmos.py: functions here take it as `model`, any object whose
+`run(window)` gives the raw SIG, BAK, OVRL values of one (1, 144160) window of 16 kHz audio
+(9.01 s). Those are mapped to the MOS scale by the cubic calibration polynomials published
 with DNSMOS (`dnsmos_local.py`, non-personalised model) — the same mapping speechmos uses.
 
 Cost is about 0.2 s of CPU per window, so a file is scored on a bounded number of windows:
@@ -19,17 +18,13 @@ is mostly speech.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-from .vad import VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE_HZ, _session
+from .vad import VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE_HZ
 
 __all__ = [
     "DNSMOS_WINDOW_SAMPLES",
     "SpeechWindowReservoir",
-    "dnsmos_model_path",
     "dnsmos_scores",
     "quality_score",
 ]
@@ -42,36 +37,27 @@ _POLY_BAK = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
 _POLY_OVR = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
 
 
-def dnsmos_model_path() -> Path:
-    spec = importlib.util.find_spec("speechmos")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the speechmos package is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
-    if not path.is_file():
-        raise RuntimeError(f"DNSMOS model not found at {path}")
-    return path
-
-
-def dnsmos_scores(windows: np.ndarray) -> np.ndarray:
+def dnsmos_scores(windows: np.ndarray, *, model) -> np.ndarray:
     """Calibrated (SIG, BAK, OVRL) MOS for each 9.01 s window of 16 kHz mono audio.
 
     windows: (n, 144160) float array in [-1, 1] (values are clipped to that range).
+    model: the DNSMOS network (models.dnsmos.load_dnsmos()).
     Returns (n, 3) float64: columns dnsmos_sig, dnsmos_bak, dnsmos_ovrl, each on 1..5.
     """
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim != 2 or windows.shape[1] != DNSMOS_WINDOW_SAMPLES:
         raise ValueError(f"windows must have shape (n, {DNSMOS_WINDOW_SAMPLES})")
-    sess = _session(dnsmos_model_path())
     out = np.empty((windows.shape[0], 3), dtype=np.float64)
     for i, w in enumerate(windows):  # batching does not help on one thread
         x = np.clip(np.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)[None, :]
-        sig, bak, ovr = sess.run(None, {"input_1": x})[0][0]
+        sig, bak, ovr = model.run(x)
         out[i] = (_POLY_SIG(sig), _POLY_BAK(bak), _POLY_OVR(ovr))
     return np.clip(out, 1.0, 5.0)
 
 
-def quality_score(windows: list[np.ndarray] | np.ndarray, *, reason: str | None = None) -> dict:
-    """The `quality_score` group: mean DNSMOS over `windows`, or None values with a reason."""
+def quality_score(windows: list[np.ndarray] | np.ndarray, *, model=None, reason: str | None = None) -> dict:
+    """The `quality_score` group: mean DNSMOS over `windows` (scored by `model`, needed when
+    there are windows), or None values with a reason."""
     windows = list(windows)
     if not windows:
         return {
@@ -81,7 +67,7 @@ def quality_score(windows: list[np.ndarray] | np.ndarray, *, reason: str | None 
             "windows": 0,
             "reason": reason or "no speech to score",
         }
-    scores = dnsmos_scores(np.stack(windows)).mean(axis=0)
+    scores = dnsmos_scores(np.stack(windows), model=model).mean(axis=0)
     return {
         "dnsmos_ovrl": round(float(scores[2]), 3),
         "dnsmos_sig": round(float(scores[0]), 3),

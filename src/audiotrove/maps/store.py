@@ -1,6 +1,7 @@
 """Where a map lives.
 
-Every map is a Parquet table <collection>/.audiotrove/maps/<name>-<level>.parquet (one row per
+Every map is a Parquet table <collection>/.audiotrove/maps/<name>-<level>.parquet (where:
+units/labels.py, which joins the default unit map to the units when they are listed; one row per
 item: path, file_id, unit, start, dur, map.x, map.y, map.order, grid.col, grid.row, map.cluster)
 with a JSON sidecar <name>-<level>.json (settings, clusters, medoids). Written atomically.
 
@@ -12,26 +13,17 @@ map.NAME.x ... grid.NAME.col. Recomputing a map clears its old values from every
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from ..catalog.db import CATALOG_DIR, Catalog
+from ..catalog.db import Catalog
 from ..io.write import atomic_path
+from ..units.labels import DEFAULT_MAP_NAME as DEFAULT_NAME
+from ..units.labels import maps_dir, table_path
 
-MAPS_DIRNAME = "maps"
-DEFAULT_NAME = "map"
 MAP_KEYS = ("x", "y", "order", "cluster")
 GRID_KEYS = ("col", "row")
-
-
-def maps_dir(root: str | os.PathLike) -> Path:
-    return Path(root) / CATALOG_DIR / MAPS_DIRNAME
-
-
-def table_path(root, name: str, level: str) -> Path:
-    return maps_dir(root) / f"{name}-{level}.parquet"
 
 
 def save_table(root, name: str, level: str, df: pd.DataFrame, info: dict) -> Path:

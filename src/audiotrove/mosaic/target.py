@@ -129,8 +129,8 @@ def embed_units(audio: np.ndarray, sample_rate: int, rows: list[dict], *, model:
     """(len(rows), dim) vectors of the target's units, made by the embed step itself (the same
     cutting, mixing and resampling as the corpus's unit vectors), row for row."""
     from ..io.write import write_audio
-    from ..steps.embed import embed_file
     from ..units.store import write_shard
+    from ..vectors.embed import embed_file
     from ..vectors.store import read_vectors
 
     with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:

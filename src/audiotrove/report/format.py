@@ -23,6 +23,11 @@ def stored_list(value, *, text_as_item: bool = False) -> list:
     return value if isinstance(value, list) else []
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '0 files', '2 files' (`plural` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def hours(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"

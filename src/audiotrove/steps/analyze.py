@@ -14,6 +14,8 @@ from ..dsp.loudness import LoudnessMeter
 from ..dsp.noise import NoiseMeter
 from ..io.decode import DecodeError, open_audio
 from ..io.probe import probe
+from ..models.dnsmos import load_dnsmos
+from ..models.silero import load_silero
 from .base import Item, Step
 
 VERSION = "2"  # 2: noise level and SNR as in issue 11
@@ -38,6 +40,8 @@ def build_meters(sample_rate: int, channels: int, params: dict, codec: str | Non
         BandwidthMeter(sample_rate, channels),
         ContentMeter(
             sample_rate, channels,
+            vad_model=load_silero(),
+            quality_model=load_dnsmos() if params["quality"] else None,
             silence_threshold_dbfs=params["silence_threshold_dbfs"],
             silence_min_s=params["silence_min_s"],
             quality=params["quality"],

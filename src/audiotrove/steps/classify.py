@@ -48,8 +48,8 @@ def item_vectors(path: str, embedding: dict, *, level: str = "file", window_s: f
     """([(unit, start_s, dur_s)], vectors (n, dim)) of `path` at `level`, computed as the `embed`
     step does (decoded in blocks). At unit level without `units_path`, the file is segmented
     first with `segment`'s defaults (onset units), in a temporary folder."""
+    from ..vectors.embed import embed_file
     from ..vectors.store import read_vectors
-    from .embed import embed_file
 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")

@@ -314,8 +314,9 @@ class _ContentShares:
 
     def __init__(self, sample_rate: int, channels: int):
         from ..dsp.content import ContentMeter
+        from ..models.silero import load_silero
 
-        self.meter = ContentMeter(sample_rate, channels)
+        self.meter = ContentMeter(sample_rate, channels, vad_model=load_silero())
 
     def update(self, block: np.ndarray) -> None:
         self.meter.update(block)
@@ -334,8 +335,9 @@ class _VadSections:
         import soxr
 
         from ..dsp.vad import VAD_FRAME_S, VAD_SAMPLE_RATE_HZ, SileroVad
+        from ..models.silero import load_silero
 
-        self.vad = SileroVad()
+        self.vad = SileroVad(load_silero())
         self.frame_s = VAD_FRAME_S
         self.resampler = (soxr.ResampleStream(sample_rate, VAD_SAMPLE_RATE_HZ, 1, dtype="float32")
                           if sample_rate != VAD_SAMPLE_RATE_HZ else None)
@@ -427,7 +429,14 @@ def build_chain(opts: dict, *, sample_rate: int, channels: int, analysis_audio: 
                                               lsa_fusion=True))
         plan.description.append(f"denoise deepfilter {opts['denoise']:g}")
     elif method == "rnnoise":
-        plan.stages.append(dn.RnnoiseStream(sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
+        from ..models import ModelError
+        from ..models.rnnoise import load_rnnoise
+
+        try:
+            lib = load_rnnoise()
+        except ModelError as exc:
+            raise EnhanceError(f"--denoise-method rnnoise: {exc}") from None
+        plan.stages.append(dn.RnnoiseStream(lib, sample_rate=sample_rate, channels=channels, amount=opts["denoise"]))
         plan.description.append(f"denoise rnnoise {opts['denoise']:g}")
     elif method == "classic":
         profile = prepass.get("profile") or {}

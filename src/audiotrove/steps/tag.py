@@ -231,7 +231,7 @@ def tag_file(path: str, params: dict, *, net=None, units_path: str | None = None
     rate = SAMPLE_RATE_HZ
     unit_tagger = None
     if units_path is not None:
-        from .embed import unit_spans
+        from ..units.store import unit_spans
 
         unit_tagger = UnitTagger(*unit_spans(units_path), net.class_names)
     acc = TagAccumulator(len(fields), min_score=params["min_score"], max_gap_s=params["max_gap_s"],

@@ -8,10 +8,15 @@ from an older segmentation never labels the new units):
 The step's current result names its table (tags.unit_table, class.shard with class.level
 "unit"); list_units (units/select.py) joins them as the unit fields tag, tag_score,
 class.label and class.confidence (units/schema.py).
+
+A map (maps/) is stored as a Parquet table <collection>/.audiotrove/maps/<name>-<level>.parquet
+(`table_path`, here because list_units reads it); the default unit map gives units the fields
+map.x, map.y, map.order, map.cluster, grid.col and grid.row. maps/store.py writes it.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +29,24 @@ LABELS = {
 }
 TAGS_DIRNAME = "tags"
 CLASSES_DIRNAME = "classes"
+MAPS_DIRNAME = "maps"
+DEFAULT_MAP_NAME = "map"
+
+
+def maps_dir(root: str | os.PathLike) -> Path:
+    """<collection>/.audiotrove/maps (not created)."""
+    return Path(root) / CATALOG_DIR / MAPS_DIRNAME
+
+
+def table_path(root: str | os.PathLike, name: str, level: str) -> Path:
+    """Where the map `name` of `level` (file | unit) lives."""
+    return maps_dir(root) / f"{name}-{level}.parquet"
+
+
+def current_unit_map(root: str | os.PathLike) -> str | None:
+    """The default unit map's table, when there is one."""
+    path = table_path(root, DEFAULT_MAP_NAME, "unit")
+    return str(path) if path.exists() else None
 
 
 def _table_name(kind: str, data: dict) -> str | None:

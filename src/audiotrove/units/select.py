@@ -259,11 +259,9 @@ def list_units(catalog, query: str | None = None, sort: str | list[SortKey] | No
     for f in catalog.files({r.file_id for r in refs}):  # rendering reads headerless PCM too
         if f.raw_format:
             declare_raw(f.path, f.raw_format)
-    from ..maps.store import table_path
-    from .labels import current_label_tables
+    from .labels import current_label_tables, current_unit_map
 
-    unit_map = table_path(catalog.root, "map", "unit")
-    return select_units(refs, query, sort, limits, unit_map=str(unit_map) if unit_map.exists() else None,
+    return select_units(refs, query, sort, limits, unit_map=current_unit_map(catalog.root),
                         labels=current_label_tables(catalog, {r.file_id for r in refs}))
 
 

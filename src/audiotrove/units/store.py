@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -69,6 +70,16 @@ def write_shard(directory: str | os.PathLike, name: str, rows: Iterable[dict]) -
 
 def read_shard(path: str | os.PathLike) -> pa.Table:
     return pq.read_table(path, schema=SCHEMA)
+
+
+def unit_spans(units_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit, start_s, dur_s) of a unit shard, sorted by start."""
+    table = read_shard(units_path).select(["unit", "start", "dur"])
+    unit = table.column("unit").to_numpy()
+    start = table.column("start").to_numpy()
+    dur = table.column("dur").to_numpy()
+    order = np.argsort(start, kind="stable")
+    return unit[order], start[order], dur[order]
 
 
 @dataclass

@@ -108,7 +108,7 @@ def current_entries(catalog: Catalog, vs: VectorSet) -> list[Entry]:
     Unit vectors count only when made from the file's current segmentation (the `units` key of
     the embed parameters equals the config key of the file's latest segment shard).
     """
-    from ..steps.embed import VERSION
+    from .embed import VERSION
 
     current_units: dict[int, str] = {}
     if vs.level == "unit":

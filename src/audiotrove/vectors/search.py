@@ -102,7 +102,7 @@ def _file_target(catalog: Catalog, text: str, by_path: dict) -> Target:
 def embed_target_audio(path: str, model: str, *, start_s: float | None = None,
                        end_s: float | None = None, window_s: float = 1.0) -> np.ndarray:
     """The vector of a file or of a stretch of it, pooled like a file's vector."""
-    from ..steps.embed import embed_file
+    from .embed import embed_file
     from .store import read_vectors
 
     with tempfile.TemporaryDirectory(prefix="audiotrove-target-") as tmp:

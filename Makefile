@@ -65,7 +65,7 @@ test: venv system-test-deps
 
 bench: venv
 	@command -v ffmpeg >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }
-	@command -v fluidsynth >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq fluidsynth fluid-soundfont-gm timgm6mb-soundfont >/dev/null; }
+	@{ command -v fluidsynth && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq fluidsynth fluid-soundfont-gm timgm6mb-soundfont >/dev/null; }
 	$(PY) -m pip install -q librosa pyloudnorm opencc==1.4.2
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 

@@ -301,8 +301,8 @@ class DeepFilterStream:
             ranges, a = [], self._done
             while len(ranges) < self.batch:
                 n = min(self.chunk, ready - a)
-                if n <= 0 or (n < self.chunk and not (last and not ranges)):
-                    break
+                if n <= 0 or (n < self.chunk and (ranges or not last)):
+                    break  # a short chunk only at the end, and alone
                 ranges.append((a, a + n))
                 a += n
             if not ranges or (len(ranges) < self.batch and not last):

@@ -7,9 +7,12 @@ site-packages, and checked again there.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import threading
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from ..errors import AudiotroveError
 
@@ -47,4 +50,23 @@ def check_sha256(path: str | os.PathLike, expected: str) -> Path:
     return path
 
 
-__all__ = ["ModelError", "cache_dir", "check_sha256", "sha256_of"]
+T = TypeVar("T")
+
+
+def once_per_process(make: Callable[[], T]) -> Callable[[], T]:
+    """Decorate a loader: the first call makes the model, later calls return that same one (a
+    lock keeps two threads from loading it twice; a failed load is tried again next time)."""
+    lock = threading.Lock()
+    loaded: list[T] = []
+
+    @functools.wraps(make)
+    def load() -> T:
+        with lock:
+            if not loaded:
+                loaded.append(make())
+            return loaded[0]
+
+    return load
+
+
+__all__ = ["ModelError", "cache_dir", "check_sha256", "once_per_process", "sha256_of"]

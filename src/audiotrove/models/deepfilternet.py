@@ -16,8 +16,9 @@ The graphs take whole sequences (a free time axis 'S'): the encoder (feat_erb (1
 feat_spec (1, 2, S, 96)) -> e0..e3, emb, c0, lsnr; the ERB decoder -> gains m (1, 1, S, 32);
 the DF decoder -> coefs (1, S, 96, 10), i.e. 5 complex taps per bin. Their batch axis is
 made free (`with_free_batch`) so that several sequences run in one call: the recurrent layers
-then multiply a few state vectors at once instead of one, about 30 % less time per sequence on
-one core for two sequences of 2100 frames, and each sequence's outputs are bit-identical to a
+then multiply a few state vectors at once instead of one (per 2100-frame sequence on one core,
+real features: 0.200 s alone, 0.179 s two at a time, 0.166 s three at a time), and each
+sequence's outputs are bit-identical to a
 run of its own (zeros appended to a shorter one change none of its outputs either: every layer
 is causal, the look-ahead comes from shifting the features).
 """

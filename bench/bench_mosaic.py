@@ -413,7 +413,7 @@ def speed_child(root: Path, target: Path) -> dict:
             "timings": result.timings, "target_units": result.target_units,
             "placed": int(result.score["path"].notna().sum()), "memory_start_mb": rss0,
             "memory_after_open_mb": rss_corpus, "memory_end_mb": memory(),
-            "target_s": len(result.audio) / result.sample_rate}
+            "target_s": result.frames / result.sample_rate}
 
 
 def bench_speed(work: Path, rows: int, minutes: float) -> dict:

@@ -126,12 +126,14 @@ class Collection:
         """(audio, score) of `audiotrove mosaic TARGET`: audio (frames, channels) float32 at the
         target's rate, score the DataFrame `--score` writes (mosaic/__init__.py). Options as the
         command's, by their Python names (corpus_where, corpus_units, segment, match, k, pitch,
-        max_reuse, layers, smooth, crossfade_ms, fade_ms, mix, seed); `output` writes the audio."""
-        from .mosaic import make_mosaic, write_mosaic
+        max_reuse, layers, smooth, crossfade_ms, fade_ms, mix, seed). `output` writes the audio
+        to that file block by block instead (memory bounded whatever the target's length) and
+        audio comes back None; `score_path` writes the score as CSV."""
+        from .mosaic import make_mosaic, write_score
 
-        result = make_mosaic(self.catalog, target, **options)
-        if output is not None:
-            write_mosaic(result, output, score_path=score_path)
+        result = make_mosaic(self.catalog, target, output=output, **options)
+        if score_path is not None:
+            write_score(result.score, score_path)
         return result.audio, result.score
 
     def map(self, name: str = "map", level: str = "file"):

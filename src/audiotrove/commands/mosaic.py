@@ -46,13 +46,14 @@ def mosaic_cmd(
     (--smooth, dynamic programming over the candidates) and --max-reuse. Each chosen unit is
     gain-matched to the target unit's level, optionally pitch-shifted (--pitch match), fitted
     to its duration with short fades and placed at its start: the output has the target's
-    length, rate and rhythm, sample-aligned. Needs `segment` and `embed --units` (with the
-    model --match names) first.
+    length, rate and rhythm, sample-aligned. The target is read and the output written block
+    by block: memory does not grow with the target's audio. Needs `segment` and
+    `embed --units` (with the model --match names) first.
     """
     from ..catalog.query import QueryError
     from ..io.write import WriteError, format_for
     from ..models import ModelError
-    from ..mosaic import make_mosaic, write_mosaic
+    from ..mosaic import make_mosaic, write_score
     from ..report.format import counted
 
     try:
@@ -63,26 +64,26 @@ def mosaic_cmd(
         raise fail("--score writes CSV: give a name ending in .csv")
     with open_catalog() as cat:
         try:
-            result = make_mosaic(cat, target, corpus_where=corpus_where, corpus_units=corpus_units,
+            output_folder(output)
+            if score is not None:
+                output_folder(score)
+            result = make_mosaic(cat, target, output=output, corpus_where=corpus_where, corpus_units=corpus_units,
                                  segment=segment, match=match, k=k, pitch=pitch, max_reuse=max_reuse,
                                  layers=layers, smooth=smooth, crossfade_ms=crossfade, fade_ms=fade, mix=mix,
                                  seed=seed)
+            if score is not None:
+                write_score(result.score, score)
         except (UsageError, QueryError, ModelError) as exc:
             raise fail(str(exc))
-    output_folder(output)
-    if score is not None:
-        output_folder(score)
-    try:
-        write_mosaic(result, output, score_path=score)
-    except (WriteError, OSError) as exc:
-        raise fail(f"cannot write {output}: {exc}", code=EXIT_FAILURES)
+        except (WriteError, OSError) as exc:
+            raise fail(f"cannot write {output}: {exc}", code=EXIT_FAILURES)
     for s in result.skipped[:5]:
         err.print(f"[yellow]skipped[/] {s}")
     placed = int(result.score["path"].notna().sum()) if len(result.score) else 0
     err.print(f"{counted(result.target_units, 'target unit')}, {counted(placed, 'corpus unit')} from "
               f"{counted(result.sources, 'file')}, {counted(result.jumps, 'jump')} between sources"
               + (f", {result.silent_units} left silent (--max-reuse)" if result.silent_units else "")
-              + f"; {len(result.audio) / result.sample_rate:.2f} s, {result.sample_rate} Hz -> {output}")
+              + f"; {result.frames / result.sample_rate:.2f} s, {result.sample_rate} Hz -> {output}")
     if score is not None:
         err.print(f"score -> {score}")
     raise typer.Exit(EXIT_FAILURES if result.skipped else EXIT_OK)

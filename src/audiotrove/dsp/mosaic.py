@@ -6,6 +6,7 @@
     y = fit_to_length(y, n_samples=8820, fade_in=220, fade_out=220)  # trimmed/padded, faded
     path = best_path(unit_cost, transition_cost)                      # Viterbi over a lattice
     layers = greedy_layers(target_mel, candidate_mels, max_layers=3)  # [(index, power scale)]
+    out = RollingOutput(frames=n, channels=2, block_frames=65536)    # pieces in, finished blocks out
 
 Levels are dB RMS re full scale (dsp.features.power_db: a full-scale sine reads -3.01 dB).
 Pitch shifts are by resampling (the sound plays faster and higher, or slower and lower, as a
@@ -127,10 +128,74 @@ def fit_to_length(x: np.ndarray, *, n_samples: int, fade_in: int, fade_out: int,
     return out
 
 
-def best_path(unit_cost: np.ndarray, transition_cost: np.ndarray | None = None) -> np.ndarray:
+class RollingOutput:
+    """A long signal made of pieces added at their start samples, given out in finished blocks.
+
+        out = RollingOutput(frames=n, channels=2, block_frames=65536)
+        for start, piece in pieces:            # starts never decrease
+            for block in out.add(start, piece):
+                write(block)
+        for block in out.close():
+            write(block)
+
+    Once a piece starts at sample s, no later piece touches anything before s: the blocks
+    before it are final and go out. The blocks are block_frames long (the last one shorter) and
+    together exactly `frames` long; a piece running past `frames` is cut there. Samples add in
+    float32 in the order the pieces come, so the blocks are bit for bit those of adding every
+    piece into one array of `frames` samples. Memory: one block plus the longest piece.
+    """
+
+    def __init__(self, *, frames: int, channels: int, block_frames: int):
+        if block_frames < 1:
+            raise ValueError("block_frames must be at least 1")
+        self.frames, self.block_frames = int(frames), int(block_frames)
+        self._buf = np.zeros((self.block_frames, channels), np.float32)
+        self._start = 0  # the output sample at _buf[0]
+        self._last = 0  # the start of the last piece
+        self.max_buffered_frames = len(self._buf)  # for tests: the bound holds
+
+    def add(self, start: int, piece: np.ndarray) -> list[np.ndarray]:
+        """Add piece (frames, channels) at sample `start`; return the blocks now final."""
+        if start < self._last:
+            raise ValueError(f"pieces must come in the order of their starts ({start} < {self._last})")
+        self._last = start
+        done = self._release(min(start, self.frames))
+        end = min(start + len(piece), self.frames)
+        if end > start:
+            need = end - self._start
+            if need > len(self._buf):
+                grown = np.zeros((max(need, 2 * len(self._buf)), self._buf.shape[1]), np.float32)
+                grown[:len(self._buf)] = self._buf
+                self._buf = grown
+                self.max_buffered_frames = max(self.max_buffered_frames, len(grown))
+            self._buf[start - self._start:end - self._start] += piece[:end - start]
+        return done
+
+    def close(self) -> list[np.ndarray]:
+        """The remaining blocks, up to `frames`."""
+        done = self._release(self.frames)
+        rest = self.frames - self._start
+        if rest > 0:
+            done.append(self._buf[:rest].copy())
+            self._start = self.frames
+        return done
+
+    def _release(self, upto: int) -> list[np.ndarray]:
+        done = []
+        b = self.block_frames
+        while upto - self._start >= b:
+            done.append(self._buf[:b].copy())
+            self._buf[:-b] = self._buf[b:]
+            self._buf[-b:] = 0.0
+            self._start += b
+        return done
+
+
+def best_path(unit_cost: np.ndarray, transition_cost=None) -> np.ndarray:
     """The path through a (T, K) lattice that minimises the sum of unit costs plus transition
     costs (Viterbi). transition_cost: (T-1, K, K), [t, a, b] the cost of going from candidate a
-    at step t to candidate b at step t+1; None for independent choices. Infinite costs forbid
+    at step t to candidate b at step t+1, or a function t -> that (K, K) matrix (so that a long
+    lattice never holds all of them); None for independent choices. Infinite costs forbid
     a choice; a step with no finite choice takes its cheapest index (the caller checks).
     Ties go to the lower index. Returns (T,) candidate indices."""
     cost = np.asarray(unit_cost, np.float64)
@@ -142,7 +207,8 @@ def best_path(unit_cost: np.ndarray, transition_cost: np.ndarray | None = None) 
     back = np.zeros((T, K), np.int64)
     acc = cost[0].copy()
     for t in range(1, T):
-        total = acc[:, None] + np.asarray(transition_cost[t - 1], np.float64)  # (a, b)
+        step = transition_cost(t - 1) if callable(transition_cost) else transition_cost[t - 1]
+        total = acc[:, None] + np.asarray(step, np.float64)  # (a, b)
         back[t] = np.argmin(total, axis=0)
         acc = total[back[t], np.arange(K)] + cost[t]
         acc[~np.isfinite(acc)] = np.inf
@@ -201,6 +267,6 @@ def greedy_layers(target: np.ndarray, candidates: np.ndarray, *, max_layers: int
     return out
 
 
-__all__ = ["MAX_SHIFT_SEMITONES", "best_path", "db_to_amplitude", "equal_power", "fit_to_length",
+__all__ = ["MAX_SHIFT_SEMITONES", "RollingOutput", "best_path", "db_to_amplitude", "equal_power", "fit_to_length",
            "greedy_layers", "level_db", "match_gain_db", "pitch_shift_semitones", "raised_cosine",
            "resample_shift", "source_seconds_needed"]

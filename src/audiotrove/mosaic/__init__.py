@@ -1,14 +1,21 @@
 """Mosaic: re-make a target out of units of the collection (concatenative synthesis).
 
-    result = make_mosaic(catalog, "song.wav", match="yamnet,hz=1", k=20, smooth=0.5)
-    result.audio, result.sample_rate, result.score       # (frames, ch) float32, Hz, DataFrame
-    write_mosaic(result, "out.wav", score_path="out.csv")
+    result = make_mosaic(catalog, "song.wav", output="out.wav", match="yamnet,hz=1", k=20, smooth=0.5)
+    result.score, result.frames, result.sample_rate      # DataFrame, the target's length, Hz
+    write_score(result.score, "out.csv")
+    result = make_mosaic(catalog, "song.wav")             # no output: result.audio (frames, ch) float32
 
-Steps: the target is decoded (mosaic/target.py), cut into units and described as `segment`
-does it, and embedded as `embed --units` does it; the index proposes k candidates per target
-unit within the corpus filters (mosaic/corpus.py); a path through the candidates is chosen
-(mosaic/choose.py: match cost, continuity, reuse limits); the chosen units are pitch-shifted,
-gain-matched, fitted and placed at the target units' samples (mosaic/synth.py).
+Steps: the target is decoded block by block (mosaic/target.py), cut into units and described as
+`segment` does it, and embedded as `embed --units` does it; the index proposes k candidates per
+target unit within the corpus filters (mosaic/corpus.py); a path through the candidates is
+chosen (mosaic/choose.py: match cost, continuity, reuse limits); the chosen units are
+pitch-shifted, gain-matched, fitted and placed at the target units' samples, and the output
+written block by block (mosaic/synth.py).
+
+Memory is bounded whatever the target's length: neither the target nor the output is ever held
+whole (a block, the longest unit and the units being placed). What is kept is small and per
+unit: the unit rows and vectors, the k candidates with their costs, the choice and the score
+(see the README's mosaic section for the measured figure per hour of target).
 
 The score (one row per layer placed; a target unit nothing could fill has one row with an
 empty corpus side):
@@ -23,13 +30,18 @@ Deterministic: the same target, corpus, options and seed give the same samples a
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..io.decode import DEFAULT_BLOCK_FRAMES
 from .match import MatchSpec, parse_match
+
+BLOCK_FRAMES = DEFAULT_BLOCK_FRAMES  # the target is read and the output written in blocks of this many frames
 
 SCORE_COLUMNS = ["target_unit", "target_start", "target_dur", "target_power", "target_hz", "path", "file_id",
                  "unit", "start", "dur", "hz", "distance", "cost", "gain_db", "shift_semitones", "layer"]
@@ -37,9 +49,10 @@ SCORE_COLUMNS = ["target_unit", "target_start", "target_dur", "target_power", "t
 
 @dataclass
 class MosaicResult:
-    audio: np.ndarray  # (frames, channels) float32, the target's length
+    audio: np.ndarray | None  # (frames, channels) float32; None when it went to an output file
     sample_rate: int
     score: pd.DataFrame
+    frames: int = 0  # the output's length: the target's, in samples
     target_units: int = 0
     silent_units: int = 0  # target units left silent (every candidate used up or unreadable)
     jumps: int = 0  # consecutive choices that do not continue the same source
@@ -48,21 +61,25 @@ class MosaicResult:
     timings: dict = field(default_factory=dict)  # per stage: {"wall_s", "cpu_s"}
 
 
-def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_units: str | None = None,
+def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None, corpus_units: str | None = None,
                 segment: str = "onset", match: str | MatchSpec | None = None, k: int = 20,
                 pitch: str = "free", max_reuse: int | None = None, layers: int = 1, smooth: float = 0.0,
                 crossfade_ms: float = 0.0, fade_ms: float = 5.0, mix: float = 0.0, seed: int = 0,
-                corpus=None) -> MosaicResult:
+                corpus=None, block_frames: int = BLOCK_FRAMES) -> MosaicResult:
     """Re-make `target` (text as `load_target` reads it, or a TargetAudio) out of corpus units.
 
+    `output`: the audio file to write, block by block (io/write.py: a temporary name renamed
+    at the end; never over the target); without it the audio comes back in result.audio.
     `corpus`: a ready CollectionCorpus (else one is opened on `catalog` with the filters).
-    Raises UsageError for bad options or a target / corpus that cannot be used."""
+    `block_frames`: the blocks the target is read and the output written in (memory).
+    Raises UsageError for bad options or a target / corpus that cannot be used, WriteError
+    when the output cannot be written."""
     import time
 
     from .choose import build_lattice, choose_path, jumps
     from .corpus import CollectionCorpus
-    from .synth import LAYER_CANDIDATES, choose_layers, render, request
-    from .target import TargetAudio, cut_units, embed_units, load_target
+    from .synth import choose_layers, render
+    from .target import TargetAudio, embed_units, load_target, scan_target
 
     spec = match if isinstance(match, MatchSpec) else parse_match(match)
     if k < 1:
@@ -87,7 +104,11 @@ def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_unit
         clock = now
 
     t = target if isinstance(target, TargetAudio) else load_target(catalog, target)
-    lap("decode")
+    if output is not None:
+        from ..io.write import same_file
+
+        if same_file(output, t.path):
+            raise UsageError(f"{output} is the target: write the mosaic under another name")
     if corpus is None:
         models = [spec.model] if not spec.random else ["yamnet", "descriptors"]
         for i, model in enumerate(models):  # random: the units of whichever model has vectors
@@ -99,57 +120,76 @@ def make_mosaic(catalog, target, *, corpus_where: str | None = None, corpus_unit
                 if i == len(models) - 1:
                     raise
     lap("open_corpus")
-    rows = cut_units(t.audio, t.sample_rate, mode=segment)
-    lap("segment")
-    sr = t.sample_rate
-    n_out = len(t.audio)
-    spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
-    vectors = None if spec.random or not rows else embed_units(t.audio, sr, rows, model=spec.model)
+    with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
+        mix_path = None if spec.random else os.path.join(tmp, "target-mix.wav")
+        rows = scan_target(t, mode=segment, mix_path=mix_path, block_frames=block_frames)
+        lap("segment")  # decoding included
+        vectors = embed_units(mix_path, rows, model=spec.model) if mix_path and rows else None
     lap("embed")
-    rng = np.random.default_rng(seed)
+    sr, n_out = t.sample_rate, t.frames
+    spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
+    chosen: list[list[tuple[int, dict]]] = []
+    lat = None
+    silent = np.zeros(0, bool)
+    if rows:
+        rng = np.random.default_rng(seed)
+        lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch == "match", rng=rng)
+        lap("search")
+        choice, silent = choose_path(lat, smooth=smooth, max_reuse=max_reuse)
+        lap("choose")
+        chosen = _requests(rows, lat, choice, silent, layers=layers, tail_s=crossfade_ms / 1000.0)
+        if layers > 1:
+            shares = choose_layers(t.blocks(block_frames), sr, t.channels, spans,
+                                   [[q for _, q in c] for c in chosen], max_layers=layers)
+            chosen = [[(chosen[ti][j][0], {**chosen[ti][j][1], "share": share}) for j, share in shares[ti]]
+                      for ti in range(len(rows))]
+            lap("layers")
+        else:
+            chosen = [c[:1] for c in chosen]
+    parts: list[np.ndarray] = []
+    options = dict(frames=n_out, channels=t.channels, sample_rate=sr, spans=spans,
+                   target_db=[r["power"] for r in rows], layers=[[q for _, q in c] for c in chosen],
+                   fade_ms=fade_ms, crossfade_ms=crossfade_ms, mix=mix,
+                   target_blocks=t.blocks(block_frames) if mix > 0 else None, block_frames=block_frames)
+    if output is None:
+        gains, skipped = render(parts.append, **options)
+    else:
+        from ..io.write import open_writer
+
+        with open_writer(output, sample_rate=sr, channels=t.channels, protect=[t.path],
+                         expected_frames=n_out) as writer:
+            gains, skipped = render(writer.write, **options)
+    lap("render")
+    audio = None if output is not None else (
+        np.concatenate(parts) if parts else np.zeros((0, t.channels), np.float32))
     if not rows:
-        return MosaicResult(np.zeros_like(t.audio), sr, pd.DataFrame(columns=SCORE_COLUMNS), timings=timings)
-    lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch == "match", rng=rng)
-    lap("search")
-    choice, silent = choose_path(lat, smooth=smooth, max_reuse=max_reuse)
-    lap("choose")
-    tail_s = crossfade_ms / 1000.0
-    table = lat.table
-    picks: list[list[int]] = []  # candidate indices per target unit, the chosen first
+        return MosaicResult(audio, sr, pd.DataFrame(columns=SCORE_COLUMNS), frames=n_out, timings=timings)
+    score = _score(rows, lat, chosen, gains)
+    main = score[(score["layer"] == 0) & score["path"].notna()]
+    src = [int(lat.table.loc[r, "source"]) for r in main["row"]] if len(main) else []
+    return MosaicResult(audio, sr, score.drop(columns=["row"]), frames=n_out, target_units=len(rows),
+                        silent_units=int(silent.sum()), jumps=jumps(np.array(src), main["unit"].to_numpy()),
+                        sources=int(main["path"].nunique()), skipped=skipped, timings=timings)
+
+
+def _requests(rows, lat, choice, silent, *, layers: int, tail_s: float) -> list[list[tuple[int, dict]]]:
+    """Per target unit, [(candidate index, what to read)]: the chosen candidate first, then (for
+    --layers) the cheapest others, up to LAYER_CANDIDATES; [] where the unit stays silent."""
+    from .synth import LAYER_CANDIDATES, request
+
+    out = []
     for ti, r in enumerate(rows):
         if silent[ti]:
-            picks.append([])
+            out.append([])
             continue
         order = [int(choice[ti])]
         if layers > 1:
             others = [j for j in np.argsort(lat.cost[ti], kind="stable")
                       if j != choice[ti] and np.isfinite(lat.cost[ti, j])]
             order += [int(j) for j in others[:LAYER_CANDIDATES - 1]]
-        picks.append(order)
-    reqs = [[request(table.loc[lat.rows[ti, j]], target_dur_s=r["dur"], shift=lat.shift[ti, j], tail_s=tail_s)
-             for j in picks[ti]] for ti, r in enumerate(rows)]
-    if layers > 1:
-        shares = choose_layers(t.audio, sr, spans, reqs, max_layers=layers)
-        chosen = []
-        for ti in range(len(rows)):
-            keep = []
-            for j, share in shares[ti]:
-                keep.append((picks[ti][j], {**reqs[ti][j], "share": share}))
-            chosen.append(keep)
-        lap("layers")
-    else:
-        chosen = [[(picks[ti][0], reqs[ti][0])] if picks[ti] else [] for ti in range(len(rows))]
-    audio, gains, skipped = render(t.audio, sr, spans, [r["power"] for r in rows],
-                                   [[q for _, q in c] for c in chosen], fade_ms=fade_ms,
-                                   crossfade_ms=crossfade_ms, mix=mix)
-    lap("render")
-    score = _score(rows, lat, chosen, gains)
-    main = score[(score["layer"] == 0) & score["path"].notna()]
-    src = [int(table.loc[r, "source"]) for r in main["row"]] if len(main) else []
-    result = MosaicResult(audio, sr, score.drop(columns=["row"]), target_units=len(rows),
-                          silent_units=int(silent.sum()), jumps=jumps(np.array(src), main["unit"].to_numpy()),
-                          sources=int(main["path"].nunique()), skipped=skipped, timings=timings)
-    return result
+        out.append([(j, request(lat.table.loc[lat.rows[ti, j]], target_dur_s=r["dur"], shift=lat.shift[ti, j],
+                                tail_s=tail_s)) for j in order])
+    return out
 
 
 def _score(rows, lat, chosen, gains) -> pd.DataFrame:
@@ -176,14 +216,12 @@ def _score(rows, lat, chosen, gains) -> pd.DataFrame:
     return df
 
 
-def write_mosaic(result: MosaicResult, output, *, score_path=None) -> None:
-    """Write the audio (atomically, io/write.py; WAV/FLAC 24-bit) and, when asked, the score (CSV)."""
-    from ..io.write import atomic_path, write_audio
+def write_score(score: pd.DataFrame, path) -> None:
+    """Write the score as CSV, atomically (io/write.py)."""
+    from ..io.write import atomic_path
 
-    write_audio(output, result.audio, sample_rate=result.sample_rate)
-    if score_path is not None:
-        with atomic_path(score_path) as tmp:
-            result.score.to_csv(tmp, index=False)
+    with atomic_path(path) as tmp:
+        score.to_csv(tmp, index=False)
 
 
-__all__ = ["MosaicResult", "SCORE_COLUMNS", "make_mosaic", "write_mosaic"]
+__all__ = ["BLOCK_FRAMES", "MosaicResult", "SCORE_COLUMNS", "make_mosaic", "write_score"]

@@ -105,10 +105,11 @@ def _f(v) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def transition_costs(source: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """(T-1, K, K) continuity costs between the candidates of consecutive target units."""
-    a_src, b_src = source[:-1, :, None], source[1:, None, :]
-    a_unit, b_unit = unit[:-1, :, None], unit[1:, None, :]
+def transition_step(source: np.ndarray, unit: np.ndarray, t: int) -> np.ndarray:
+    """(K, K) continuity costs from the candidates of target unit t to those of t + 1; computed
+    step by step, so that a long target never holds the (T - 1, K, K) of them."""
+    a_src, b_src = source[t, :, None], source[t + 1, None, :]
+    a_unit, b_unit = unit[t, :, None], unit[t + 1, None, :]
     same = (a_src == b_src) & (a_src >= 0)
     follows = same & (b_unit == a_unit + 1)
     return np.where(follows, 0.0, np.where(same, SAME_SOURCE_COST, JUMP_COST))
@@ -118,7 +119,10 @@ def choose_path(lat: Lattice, *, smooth: float = 0.0, max_reuse: int | None = No
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(choice (T,) candidate index, silent (T,) bool): see the module docstring."""
     T, K = lat.cost.shape
-    trans = smooth * transition_costs(lat.source, lat.unit) if smooth > 0 and T > 1 else None
+    trans = None
+    if smooth > 0 and T > 1:
+        def trans(t: int) -> np.ndarray:
+            return smooth * transition_step(lat.source, lat.unit, t)
     forbidden = np.zeros((T, K), bool)
     while True:
         cost = np.where(forbidden, np.inf, lat.cost)
@@ -148,4 +152,4 @@ def jumps(sources: np.ndarray, units: np.ndarray) -> int:
     return int(np.sum(~((s[1:] == s[:-1]) & (u[1:] == u[:-1] + 1) & (s[1:] >= 0))))
 
 
-__all__ = ["Lattice", "build_lattice", "choose_path", "jumps", "transition_costs"]
+__all__ = ["Lattice", "build_lattice", "choose_path", "jumps", "transition_step"]

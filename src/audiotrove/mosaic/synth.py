@@ -19,10 +19,13 @@ and adds those that lower the spectral error, each with its share of the power.
 """
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 import numpy as np
 
 from ..dsp.melspec import YAMNET, htk_mel_matrix, magnitude_frames
 from ..dsp.mosaic import (
+    RollingOutput,
     db_to_amplitude,
     fit_to_length,
     greedy_layers,
@@ -31,7 +34,7 @@ from ..dsp.mosaic import (
     resample_shift,
     source_seconds_needed,
 )
-from ..io.decode import DecodeError
+from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError
 from ..units.render import SegmentReader, _Request, _to_channels
 
 LAYER_CANDIDATES = 8  # the cheapest candidates the layer search considers per target unit (the chosen one included)
@@ -89,25 +92,44 @@ def request(row, *, target_dur_s: float, shift: float, tail_s: float) -> dict:
             "shift": float(shift)}
 
 
-def choose_layers(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, int]],
-                  candidates: list[list[dict]], *, max_layers: int) -> list[list[tuple[int, float]]]:
+def target_spectra(blocks: Iterable[np.ndarray], sample_rate: int, spans: list[tuple[int, int]]
+                   ) -> list[np.ndarray]:
+    """mel_power of each span [s, e) of the target (spans sorted by start), from its blocks:
+    each span is cut from the mono mix as the stream passes it (vectors/embed.StreamCutter)."""
+    from ..vectors.embed import StreamCutter
+
+    cutter = StreamCutter(spans)
+    out: list[np.ndarray] = [None] * len(spans)  # type: ignore[list-item]
+    for block in blocks:
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        for i, x in cutter.push(mono):
+            out[i] = mel_power(x, sample_rate)
+    for i, x in cutter.finish():
+        out[i] = mel_power(x, sample_rate)
+    return out
+
+
+def choose_layers(target_blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                  spans: list[tuple[int, int]], candidates: list[list[dict]], *, max_layers: int
+                  ) -> list[list[tuple[int, float]]]:
     """For each target unit, [(candidate index, share of the target's power)], the chosen
-    candidate (index 0 of its list) first. candidates[t]: request dicts, chosen first."""
+    candidate (index 0 of its list) first. candidates[t]: request dicts, chosen first;
+    target_blocks: the target's audio, block by block (one pass)."""
     flat = [(t, j, c) for t, cs in enumerate(candidates) for j, c in enumerate(cs)]
-    reader = PieceReader([c for _, _, c in flat], sample_rate=sample_rate, channels=target_audio.shape[1])
+    reader = PieceReader([c for _, _, c in flat], sample_rate=sample_rate, channels=channels)
     spectra: dict[tuple[int, int], np.ndarray] = {}
     for i, (t, j, _) in enumerate(flat):
         s, e = spans[t]
         piece = reader.read(i)
         if piece is not None:
             spectra[(t, j)] = mel_power(piece[:e - s], sample_rate)
+    targets = target_spectra(target_blocks, sample_rate, spans)
     out = []
     for t, cs in enumerate(candidates):
-        s, e = spans[t]
         if not cs or (t, 0) not in spectra:
             out.append([(0, 1.0)] if cs else [])
             continue
-        target = mel_power(target_audio[s:e], sample_rate)
+        target = targets[t]
         total = target.sum()
         if total <= 0:
             out.append([(0, 1.0)])
@@ -119,14 +141,26 @@ def choose_layers(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[
     return out
 
 
-def render(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, int]],
-           target_db: list[float], layers: list[list[dict]], *, fade_ms: float, crossfade_ms: float,
-           mix: float) -> tuple[np.ndarray, list[list[float | None]], list[str]]:
-    """The mosaic audio (frames, channels) and each layer's gain (dB; None when unread).
+def render(write: Callable[[np.ndarray], None], *, frames: int, channels: int, sample_rate: int,
+           spans: list[tuple[int, int]], target_db: list[float], layers: list[list[dict]], fade_ms: float,
+           crossfade_ms: float, mix: float, target_blocks: Iterable[np.ndarray] | None = None,
+           block_frames: int = DEFAULT_BLOCK_FRAMES) -> tuple[list[list[float | None]], list[str]]:
+    """Render the mosaic (frames, channels) block by block: `write(block)` gets its blocks in
+    order (block_frames each, the last shorter). Returns each layer's gain (dB; None when
+    unread) and the corpus units that could not be read.
 
-    layers[t]: request dicts of target unit t, each with a "share" of the target's power."""
-    n_out, channels = target_audio.shape
-    out = np.zeros((n_out, channels), np.float32)
+    layers[t]: request dicts of target unit t, each with a "share" of the target's power;
+    target_blocks: the target's audio in blocks of block_frames (needed when mix > 0)."""
+    out = RollingOutput(frames=frames, channels=channels, block_frames=block_frames)
+    target = iter(target_blocks) if mix > 0 else None
+
+    def finish(blocks: list[np.ndarray]) -> None:
+        for block in blocks:
+            if target is not None:
+                block = (1.0 - mix) * block + mix * next(target)
+            np.clip(block, -1.0, 1.0, out=block)
+            write(block)
+
     flat = [(t, j, r) for t, ls in enumerate(layers) for j, r in enumerate(ls)]
     reader = PieceReader([r for _, _, r in flat], sample_rate=sample_rate, channels=channels)
     fade = int(round(fade_ms / 1000 * sample_rate))
@@ -138,7 +172,7 @@ def render(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, in
         piece = reader.read(i)
         if piece is None or n <= 0:
             continue
-        tail = min(xfade, n_out - e)
+        tail = min(xfade, frames - e)
         fitted = fit_to_length(piece, n_samples=n + tail, fade_in=0, fade_out=0)
         source_db = level_db(fitted[:n])
         want_db = target_db[t] + 10.0 * np.log10(max(r.get("share", 1.0), 1e-6))
@@ -147,12 +181,10 @@ def render(target_audio: np.ndarray, sample_rate: int, spans: list[tuple[int, in
             placed = fit_to_length(piece, n_samples=n + tail, fade_in=xfade, fade_out=xfade, equal_power_fades=True)
         else:
             placed = fit_to_length(piece, n_samples=n, fade_in=fade, fade_out=fade)
-        out[s:s + len(placed)] += placed * db_to_amplitude(gain)
+        finish(out.add(s, placed * db_to_amplitude(gain)))
         gains[t][j] = round(gain, 3)
-    if mix > 0:
-        out = (1.0 - mix) * out + mix * target_audio
-    np.clip(out, -1.0, 1.0, out=out)
-    return out, gains, reader.skipped
+    finish(out.close())
+    return gains, reader.skipped
 
 
-__all__ = ["choose_layers", "mel_power", "render", "request"]
+__all__ = ["choose_layers", "mel_power", "render", "request", "target_spectra"]

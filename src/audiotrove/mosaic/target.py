@@ -1,26 +1,29 @@
-"""The target of a mosaic: its audio, its units (cut and described as `segment` cuts the corpus)
-and one vector per unit (embedded as `embed --units` embeds the corpus).
+"""The target of a mosaic: where its audio is, its units (cut and described as `segment` cuts the
+corpus) and one vector per unit (embedded as `embed --units` embeds the corpus).
 
     t = load_target(catalog, "song.wav@0:30-1:10")   # or a collection file (path or id), a unit
-    rows = cut_units(t.audio, t.sample_rate, mode="onset")
-    vecs = embed_units(t.audio, t.sample_rate, rows, model="yamnet")
+    rows = scan_target(t, mode="onset", mix_path=tmp / "mix.wav")   # one pass; counts t.frames
+    vecs = embed_units(tmp / "mix.wav", rows, model="yamnet")
+    for block in t.blocks(): ...                     # the target again (the render's --mix, --layers)
 
-The target is held in memory (memory is bounded by the target, not by the corpus); a stretch
-is decoded block by block and only the stretch is kept.
+Memory is bounded whatever the target's length: the target is never held whole. Each pass
+decodes it block by block (io/decode.py; at most 2 channels, NaN/inf samples as 0, blocks of
+`block_frames` from the target's first sample); the unit extractor keeps the units not yet
+final; the embed step reads the target's mono mix, written block by block to a temporary file.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import UsageError
-from ..io.decode import DecodeError, open_audio
+from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError, _rebuffer, open_audio
 
-MAX_TARGET_SECONDS = 3600.0  # the target and the output are held in memory: 1 h of 48 kHz stereo is 1.4 GB each
+MAX_CHANNELS = 2  # the output's channels at most (a target with more gives its first two)
 
 
 @dataclass
@@ -29,17 +32,48 @@ class TargetAudio:
     path: str
     file_id: int | None  # when the file is in the collection
     start_s: float  # where the target begins in its file
-    audio: np.ndarray  # (frames, channels) float32
+    end_s: float | None  # where it ends (None: at the end of the file)
     sample_rate: int
+    channels: int  # at most 2
+    expected_frames: int | None = None  # from the header or the stretch (None: unknown)
+    frames: int | None = None  # counted by scan_target
 
     @property
     def duration_s(self) -> float:
-        return len(self.audio) / self.sample_rate
+        return (self.frames or 0) / self.sample_rate
+
+    def blocks(self, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The target's samples, (frames, channels) float32, in blocks of block_frames from its
+        first sample (the last block shorter). UsageError when the file cannot be decoded."""
+        try:
+            reader = open_audio(self.path)
+            for block in _rebuffer(self._stretch(reader), block_frames, reader.channels):
+                block = block[:, :MAX_CHANNELS]
+                yield np.where(np.isfinite(block), block, np.float32(0.0))
+        except DecodeError as exc:
+            raise UsageError(f"{self.label}: cannot read the target: {exc}") from None
+
+    def _stretch(self, reader) -> Iterator[np.ndarray]:
+        sr = reader.sample_rate
+        lo = int(round(self.start_s * sr))
+        hi = None if self.end_s is None else int(round(self.end_s * sr))
+        pos = 0
+        for block in reader.blocks():
+            b0, b1 = pos, pos + len(block)
+            pos = b1
+            if b1 <= lo:
+                continue
+            take = block[max(lo, b0) - b0:(len(block) if hi is None else min(hi, b1) - b0)]
+            if len(take):
+                yield np.asarray(take, np.float32)
+            if hi is not None and pos >= hi:
+                break
 
 
 def load_target(catalog, text: str) -> TargetAudio:
-    """Resolve and decode a target: a collection file (path or id), a unit (FILE_ID:UNIT), any
-    audio file, or PATH@START-END (s or m:ss). UsageError when it names nothing or has no audio."""
+    """Resolve and open a target: a collection file (path or id), a unit (FILE_ID:UNIT), any
+    audio file, or PATH@START-END (s or m:ss). Nothing is decoded yet (scan_target does it).
+    UsageError when it names nothing or cannot be read."""
     from ..vectors.search import parse_target
 
     if catalog is not None:
@@ -54,13 +88,17 @@ def load_target(catalog, text: str) -> TargetAudio:
         if not len(u):
             raise UsageError(f"no unit {t.file_id}:{t.unit}: run `audiotrove segment` first")
         start_s, end_s = float(u["start"].iloc[0]), float(u["start"].iloc[0] + u["dur"].iloc[0])
+    start_s = float(start_s or 0.0)
     try:
-        audio, rate = _decode(t.path, start_s or 0.0, end_s)
+        reader = open_audio(t.path)
     except DecodeError as exc:
         raise UsageError(f"{text}: cannot read the target: {exc}") from None
-    if len(audio) == 0:
-        raise UsageError(f"{text}: the target has no audio" + (" in that stretch" if start_s else ""))
-    return TargetAudio(text, t.path, t.file_id, float(start_s or 0.0), audio, rate)
+    sr = reader.sample_rate
+    lo = int(round(start_s * sr))
+    known = [n for n in (None if end_s is None else int(round(end_s * sr)) - lo,
+                         None if reader.declared_frames is None else reader.declared_frames - lo) if n is not None]
+    return TargetAudio(text, t.path, t.file_id, start_s, end_s, sr, min(reader.channels, MAX_CHANNELS),
+                       expected_frames=max(min(known), 0) if known else None)
 
 
 def _outside_target(text: str):
@@ -79,69 +117,61 @@ def _outside_target(text: str):
     return Target("file", path=os.path.abspath(text))
 
 
-def _decode(path: str, start_s: float, end_s: float | None) -> tuple[np.ndarray, int]:
-    reader = open_audio(path)
-    sr = reader.sample_rate
-    lo = int(round(start_s * sr))
-    hi = None if end_s is None else int(round(end_s * sr))
-    limit = int(MAX_TARGET_SECONDS * sr)
-    parts, pos = [], 0
-    for block in reader.blocks():
-        b0, b1 = pos, pos + len(block)
-        pos = b1
-        if b1 <= lo:
-            continue
-        take = block[max(lo, b0) - b0:(len(block) if hi is None else min(hi, b1) - b0)]
-        if len(take):
-            parts.append(np.asarray(take, np.float32))
-        if hi is not None and pos >= hi:
-            break
-        if pos - lo > limit:
-            raise UsageError(f"{path}: a target longer than {MAX_TARGET_SECONDS / 3600:g} h: "
-                             "choose a stretch (PATH@START-END)")
-    audio = np.concatenate(parts) if parts else np.zeros((0, reader.channels), np.float32)
-    audio = np.where(np.isfinite(audio), audio, np.float32(0.0))
-    if audio.shape[1] > 2:
-        audio = audio[:, :2]
-    return audio, sr
-
-
-def cut_units(audio: np.ndarray, sample_rate: int, *, mode: str = "onset",
-              min_dur_s: float | None = None, max_dur_s: float | None = None) -> list[dict]:
-    """The target's unit rows (units/schema.py), as `segment` makes them for the corpus; start
-    and dur are whole samples of the target (start * rate is an integer)."""
+def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None, block_frames: int = DEFAULT_BLOCK_FRAMES,
+                min_dur_s: float | None = None, max_dur_s: float | None = None) -> list[dict]:
+    """One pass over the target: its unit rows (units/schema.py) as `segment` makes them for the
+    corpus, sorted by start (start and dur are whole samples of the target: start * rate is an
+    integer). Sets t.frames. With mix_path, writes there (float WAV, block by block) the mono
+    mix the embed step makes of the target's channels, for embed_units.
+    UsageError for a bad --segment or a target without audio."""
+    from ..io.write import open_writer
     from ..units.extract import ModeError, UnitExtractor, resolve_durations
 
     try:
         lo, hi = resolve_durations(mode, min_dur_s, max_dur_s)
-        ex = UnitExtractor(sample_rate_hz=sample_rate, channels=audio.shape[1], mode=mode,
+        ex = UnitExtractor(sample_rate_hz=t.sample_rate, channels=t.channels, mode=mode,
                            min_dur_s=lo, max_dur_s=hi)
     except ModeError as exc:
         raise UsageError(f"--segment: {exc}") from None
+    writer = None
+    if mix_path is not None:
+        writer = open_writer(mix_path, sample_rate=t.sample_rate, channels=1, subtype="FLOAT",
+                             expected_frames=t.expected_frames)
     rows: list[dict] = []
-    for i in range(0, len(audio), 65536):
-        rows += ex.update(audio[i:i + 65536])
-    rows += ex.finish()
+    try:
+        for block in t.blocks(block_frames):
+            rows += ex.update(block)
+            if writer is not None:  # the embed step's own mix (vectors/embed.py): the mean, in float32
+                writer.write(block if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32))
+        rows += ex.finish()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.commit()
+    t.frames = ex.total_samples
+    if t.frames == 0:
+        raise UsageError(f"{t.label}: the target has no audio" + (" in that stretch" if t.start_s else ""))
     return sorted(rows, key=lambda r: r["start"])
 
 
-def embed_units(audio: np.ndarray, sample_rate: int, rows: list[dict], *, model: str) -> np.ndarray:
+def embed_units(mix_path, rows: list[dict], *, model: str) -> np.ndarray:
     """(len(rows), dim) vectors of the target's units, made by the embed step itself (the same
-    cutting, mixing and resampling as the corpus's unit vectors), row for row."""
-    from ..io.write import write_audio
+    cutting, resampling and model as the corpus's unit vectors) from the mono mix scan_target
+    wrote, row for row."""
     from ..units.store import write_shard
     from ..vectors.embed import embed_file
     from ..vectors.store import read_vectors
 
     with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
-        wav = Path(tmp) / "target.wav"
-        write_audio(wav, audio, sample_rate=sample_rate, subtype="FLOAT")
         shard = write_shard(tmp, "target-units.parquet", rows)
-        result = embed_file(str(wav), {"model": model, "level": "unit"}, shards_dir=tmp, units_path=str(shard))
+        result = embed_file(os.fspath(mix_path), {"model": model, "level": "unit"}, shards_dir=tmp,
+                            units_path=str(shard))
         table, vecs = read_vectors(os.path.join(tmp, result["embed"]["shard"]))
     units = table.column("unit").to_numpy()
     order = {int(u): i for i, u in enumerate(units)}
     return np.stack([vecs[order[int(r["unit"])]] for r in rows]) if rows else vecs[:0]
 
 
-__all__ = ["TargetAudio", "cut_units", "embed_units", "load_target"]
+__all__ = ["TargetAudio", "embed_units", "load_target", "scan_target"]

@@ -313,3 +313,98 @@ def test_bad_options(coll, tmp_path):
                                ["-C", str(root), "mosaic", str(target), "-o", str(tmp_path / "x.wav"), *args])
         assert r.exit_code == 2, (args, r.output)
     assert not (tmp_path / "x.wav").exists()
+
+
+# --- long targets: the target and the output streamed ------------------------------------------
+
+def test_rolling_output_is_the_whole_sum():
+    """Pieces added at increasing starts come out in blocks that are, bit for bit, the sum of
+    the pieces in one array, whatever the block size; memory holds a block and the longest piece."""
+    rng = np.random.default_rng(4)
+    frames = 5000
+    starts = np.sort(rng.integers(0, frames, 60))
+    pieces = [rng.standard_normal((int(rng.integers(0, 300)), 2)).astype(np.float32) for _ in starts]
+    whole = np.zeros((frames, 2), np.float32)
+    for s, p in zip(starts, pieces):
+        whole[s:s + len(p)] += p[:frames - s]
+    for block in (1, 7, 256, 1000, frames, 3 * frames):
+        out = dm.RollingOutput(frames=frames, channels=2, block_frames=block)
+        blocks = []
+        for s, p in zip(starts, pieces):
+            blocks += out.add(int(s), p)
+        blocks += out.close()
+        assert all(len(b) == block for b in blocks[:-1]) and 0 < len(blocks[-1]) <= block
+        assert np.array_equal(np.concatenate(blocks), whole)
+        assert out.max_buffered_frames <= 2 * (block + max(len(p) for p in pieces))
+    with pytest.raises(ValueError):
+        out = dm.RollingOutput(frames=100, channels=1, block_frames=10)
+        out.add(50, np.ones((5, 1), np.float32))
+        out.add(40, np.ones((5, 1), np.float32))
+
+
+@pytest.fixture(scope="module")
+def long_target(coll):
+    """3 minutes of organ_a's notes at changing levels (so each unit has a twin in the corpus)."""
+    root, audio_dir, _, tmp = coll
+    x, _ = sf.read(audio_dir / "organ_a.wav", dtype="float32")
+    reps = int(np.ceil(180 * SR / len(x)))
+    y = np.concatenate([x * (0.3 + 0.2 * (i % 4)) for i in range(reps)])
+    path = tmp / "long.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    return path, y
+
+
+def test_a_long_target_streams_and_stays_sample_aligned(coll, long_target, tmp_path):
+    """A 3-minute target written in 4 096-frame blocks gives the very samples of one block as
+    long as the target (rendering it whole), and every unit sits at its target unit's sample."""
+    import audiotrove
+
+    root, audio_dir, _, _ = coll
+    path, y = long_target
+    src, _ = sf.read(audio_dir / "organ_a.wav", dtype="float32")
+    opts = dict(match="descriptors", corpus_where='path ~ "*organ_a*"', fade_ms=0.0)
+    with audiotrove.open(root) as c:
+        audio, score = c.mosaic(str(path), output=tmp_path / "small.wav", block_frames=4096, **opts)
+        whole, score_whole = c.mosaic(str(path), block_frames=len(y) + 1, **opts)
+    assert audio is None  # written to the file, not held
+    streamed, rate = sf.read(tmp_path / "small.wav", dtype="float32", always_2d=True)
+    assert rate == SR and len(streamed) == len(y) == len(whole)  # the target's length
+    assert score.equals(score_whole)
+    ref = tmp_path / "whole.wav"
+    sf.write(ref, whole, SR, subtype="PCM_24")
+    assert np.array_equal(streamed, sf.read(ref, dtype="float32", always_2d=True)[0])
+    placed = score[score["path"].notna() & (score["target_power"] > -60)]
+    assert len(placed) > 200 and placed["target_start"].max() > 170
+    for r in placed.itertuples():  # the corpus unit, from its first sample at the target unit's
+        s, e = round(r.target_start * SR), round((r.target_start + r.target_dur) * SR)
+        c0 = round(r.start * SR)
+        m = min(e - s, round(r.dur * SR))
+        assert np.allclose(streamed[s:s + m, 0], src[c0:c0 + m] * 10 ** (r.gain_db / 20), atol=1e-4), r
+
+
+def test_memory_does_not_follow_the_target(coll, tmp_path):
+    """Neither the target nor the output is held whole: the peak of the Python allocations (numpy
+    arrays included) of a mosaic of 160 s is within a quarter of the extra samples of a mosaic of
+    40 s (holding the target and the output would add twice them). Mixed, cross-faded, layered."""
+    import tracemalloc
+
+    import audiotrove
+
+    root, audio_dir, _, tmp = coll
+    x, _ = sf.read(audio_dir / "organ_b.wav", dtype="float32")
+    peaks = []
+    for seconds in (40, 160):
+        y = np.resize(x, seconds * SR)
+        path = tmp_path / f"t{seconds}.wav"
+        sf.write(path, y, SR, subtype="FLOAT")
+        with audiotrove.open(root) as c:
+            tracemalloc.start()
+            try:
+                c.mosaic(str(path), output=tmp_path / "m.wav", match="random", segment="window:6", mix=0.3,
+                         crossfade_ms=20, layers=2, block_frames=4096)
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+        assert sf.info(tmp_path / "m.wav").frames == len(y)
+    extra_samples_bytes = (160 - 40) * SR * 4
+    assert peaks[1] - peaks[0] < extra_samples_bytes / 4, (peaks, extra_samples_bytes)

@@ -41,7 +41,7 @@ from ..errors import UsageError
 from ..io.decode import DEFAULT_BLOCK_FRAMES
 from .match import MatchSpec, parse_match
 
-BLOCK_FRAMES = DEFAULT_BLOCK_FRAMES  # the target is read and the output written in blocks of this many frames
+BLOCK_FRAMES = DEFAULT_BLOCK_FRAMES  # the output is written in blocks of this many frames
 
 SCORE_COLUMNS = ["target_unit", "target_start", "target_dur", "target_power", "target_hz", "path", "file_id",
                  "unit", "start", "dur", "hz", "distance", "cost", "gain_db", "shift_semitones", "layer"]
@@ -71,7 +71,8 @@ def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None
     `output`: the audio file to write, block by block (io/write.py: a temporary name renamed
     at the end; never over the target); without it the audio comes back in result.audio.
     `corpus`: a ready CollectionCorpus (else one is opened on `catalog` with the filters).
-    `block_frames`: the blocks the target is read and the output written in (memory).
+    `block_frames`: the blocks the output is written in and the target read for --mix and
+    --layers (its units are cut in the blocks `segment` uses).
     Raises UsageError for bad options or a target / corpus that cannot be used, WriteError
     when the output cannot be written."""
     import time
@@ -79,7 +80,7 @@ def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None
     from .choose import build_lattice, choose_path, jumps
     from .corpus import CollectionCorpus
     from .synth import choose_layers, render
-    from .target import TargetAudio, embed_units, load_target, scan_target
+    from .target import TargetAudio, embed_units, load_target, scan_target, unit_vectors
 
     spec = match if isinstance(match, MatchSpec) else parse_match(match)
     if k < 1:
@@ -120,21 +121,25 @@ def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None
                 if i == len(models) - 1:
                     raise
     lap("open_corpus")
-    with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
-        mix_path = None if spec.random else os.path.join(tmp, "target-mix.wav")
-        rows = scan_target(t, mode=segment, mix_path=mix_path, block_frames=block_frames)
-        lap("segment")  # decoding included
-        vectors = embed_units(mix_path, rows, model=spec.model) if mix_path and rows else None
-    lap("embed")
-    sr, n_out = t.sample_rate, t.frames
-    spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
+    sr = t.sample_rate
     chosen: list[list[tuple[int, dict]]] = []
     lat = None
     silent = np.zeros(0, bool)
+    with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
+        mix_path = None if spec.random else os.path.join(tmp, "target-mix.wav")
+        rows = scan_target(t, mode=segment, mix_path=mix_path)
+        lap("segment")  # decoding included
+        n_out = t.frames
+        spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
+        if rows:
+            vectors = None
+            if mix_path is not None:
+                vectors = unit_vectors(embed_units(mix_path, rows, model=spec.model, folder=tmp), rows)
+                lap("embed")
+            rng = np.random.default_rng(seed)
+            lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch == "match", rng=rng)
+            lap("search")
     if rows:
-        rng = np.random.default_rng(seed)
-        lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch == "match", rng=rng)
-        lap("search")
         choice, silent = choose_path(lat, smooth=smooth, max_reuse=max_reuse)
         lap("choose")
         chosen = _requests(rows, lat, choice, silent, layers=layers, tail_s=crossfade_ms / 1000.0)

@@ -41,15 +41,20 @@ class Lattice:
     table: pd.DataFrame  # the candidates' descriptions, indexed by row
 
 
-def build_lattice(target_rows: list[dict], corpus, vectors: np.ndarray | None, *, spec: MatchSpec,
+def build_lattice(target_rows: list[dict], corpus, vectors, *, spec: MatchSpec,
                   k: int, pitch_match: bool, rng: np.random.Generator) -> Lattice:
+    """The lattice of the target units' candidates. vectors: the units' (T, dim) vectors, or
+    an iterable of (n, dim) batches of them in order (only the candidates are kept); None for
+    --match random."""
     T = len(target_rows)
     if spec.random:
         rows = corpus.sample(T, k, rng)
         distance = np.full(rows.shape, np.nan)
     else:
         pool = k * POOL_FACTOR if spec.fields else k
-        rows, distance = corpus.search(vectors, pool)
+        found = [corpus.search(batch, pool) for batch in ([vectors] if isinstance(vectors, np.ndarray) else vectors)]
+        rows = np.concatenate([r for r, _ in found]) if found else np.zeros((0, pool), np.int64)
+        distance = np.concatenate([d for _, d in found]) if found else np.zeros((0, pool))
     table = corpus.describe(rows)
     known = table.index.to_numpy()
     ok = (rows >= 0) & np.isin(rows, known)

@@ -11,11 +11,15 @@ Each layer of a target unit [s, s + n) (samples of the target):
   3. faded in and out (raised cosine of `fade_ms`, or equal-power over `crossfade_ms`, the tail
      running on past the unit's end under the next unit's fade-in) and added at sample s.
 The output has the target's length, rate and channels (at most 2); `mix` blends the target
-underneath (out = (1 - mix) * mosaic + mix * target); samples are clipped to [-1, 1].
+underneath (out = (1 - mix) * mosaic + mix * target); samples are clipped to [-1, 1]. It is
+made block by block (dsp/mosaic.RollingOutput): the units come in the order of their starts,
+everything before the next start is final and goes out, so memory holds a block and the units
+being placed, and the target is read again block by block for the mix, never whole.
 
-Layers (`layers` > 1): the mel power spectrum of the target unit and of its cheapest
-candidates (after their shift) go to dsp/mosaic.greedy_layers, which keeps the chosen unit
-and adds those that lower the spectral error, each with its share of the power.
+Layers (`layers` > 1): the mel power spectrum of the target unit (cut from the target's
+stream) and of its cheapest candidates (after their shift) go to dsp/mosaic.greedy_layers, which
+keeps the chosen unit and adds those that lower the spectral error, each with its share of the
+power.
 """
 from __future__ import annotations
 

@@ -3,18 +3,19 @@ corpus) and one vector per unit (embedded as `embed --units` embeds the corpus).
 
     t = load_target(catalog, "song.wav@0:30-1:10")   # or a collection file (path or id), a unit
     rows = scan_target(t, mode="onset", mix_path=tmp / "mix.wav")   # one pass; counts t.frames
-    vecs = embed_units(tmp / "mix.wav", rows, model="yamnet")
+    shard = embed_units(tmp / "mix.wav", rows, model="yamnet", folder=tmp)
+    for batch in unit_vectors(shard, rows): ...      # (n, dim) float32, row for row
     for block in t.blocks(): ...                     # the target again (the render's --mix, --layers)
 
 Memory is bounded whatever the target's length: the target is never held whole. Each pass
 decodes it block by block (io/decode.py; at most 2 channels, NaN/inf samples as 0, blocks of
 `block_frames` from the target's first sample); the unit extractor keeps the units not yet
-final; the embed step reads the target's mono mix, written block by block to a temporary file.
+final; the embed step reads the target's mono mix, written block by block to a temporary file,
+and writes the vectors to a shard that is read back a batch at a time.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -117,12 +118,12 @@ def _outside_target(text: str):
     return Target("file", path=os.path.abspath(text))
 
 
-def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None, block_frames: int = DEFAULT_BLOCK_FRAMES,
+def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None,
                 min_dur_s: float | None = None, max_dur_s: float | None = None) -> list[dict]:
     """One pass over the target: its unit rows (units/schema.py) as `segment` makes them for the
-    corpus, sorted by start (start and dur are whole samples of the target: start * rate is an
-    integer). Sets t.frames. With mix_path, writes there (float WAV, block by block) the mono
-    mix the embed step makes of the target's channels, for embed_units.
+    corpus (in the same blocks), sorted by start (start and dur are whole samples of the target:
+    start * rate is an integer). Sets t.frames. With mix_path, writes there (float WAV, block by
+    block) the mono mix the embed step makes of the target's channels, for embed_units.
     UsageError for a bad --segment or a target without audio."""
     from ..io.write import open_writer
     from ..units.extract import ModeError, UnitExtractor, resolve_durations
@@ -139,7 +140,7 @@ def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None, block_fra
                              expected_frames=t.expected_frames)
     rows: list[dict] = []
     try:
-        for block in t.blocks(block_frames):
+        for block in t.blocks():
             rows += ex.update(block)
             if writer is not None:  # the embed step's own mix (vectors/embed.py): the mean, in float32
                 writer.write(block if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32))
@@ -156,22 +157,33 @@ def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None, block_fra
     return sorted(rows, key=lambda r: r["start"])
 
 
-def embed_units(mix_path, rows: list[dict], *, model: str) -> np.ndarray:
-    """(len(rows), dim) vectors of the target's units, made by the embed step itself (the same
-    cutting, resampling and model as the corpus's unit vectors) from the mono mix scan_target
-    wrote, row for row."""
+def embed_units(mix_path, rows: list[dict], *, model: str, folder) -> str:
+    """Embed the target's units with the embed step itself (the same cutting, resampling and
+    model as the corpus's unit vectors), from the mono mix scan_target wrote; the vector shard
+    is written in `folder` and its path returned (unit_vectors reads it)."""
     from ..units.store import write_shard
     from ..vectors.embed import embed_file
-    from ..vectors.store import read_vectors
 
-    with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
-        shard = write_shard(tmp, "target-units.parquet", rows)
-        result = embed_file(os.fspath(mix_path), {"model": model, "level": "unit"}, shards_dir=tmp,
-                            units_path=str(shard))
-        table, vecs = read_vectors(os.path.join(tmp, result["embed"]["shard"]))
-    units = table.column("unit").to_numpy()
-    order = {int(u): i for i, u in enumerate(units)}
-    return np.stack([vecs[order[int(r["unit"])]] for r in rows]) if rows else vecs[:0]
+    shard = write_shard(folder, "target-units.parquet", rows)
+    result = embed_file(os.fspath(mix_path), {"model": model, "level": "unit"}, shards_dir=folder,
+                        units_path=str(shard))
+    return os.path.join(folder, result["embed"]["shard"])
 
 
-__all__ = ["TargetAudio", "embed_units", "load_target", "scan_target"]
+def unit_vectors(shard, rows: list[dict], *, batch_rows: int = 4096) -> Iterator[np.ndarray]:
+    """The vectors of the target's units, row for row, as (n, dim) float32 batches read from
+    the shard embed_units wrote (the embed step keeps the units' order: by start)."""
+    from ..vectors.store import iter_vectors
+
+    done = 0
+    for units, vecs in iter_vectors(shard, batch_rows=batch_rows):
+        expected = [int(r["unit"]) for r in rows[done:done + len(units)]]
+        if [int(u) for u in units] != expected:
+            raise RuntimeError("the target's unit vectors are not in the order of its units")
+        done += len(units)
+        yield vecs
+    if done != len(rows):
+        raise RuntimeError(f"{len(rows)} target units but {done} vectors")
+
+
+__all__ = ["TargetAudio", "embed_units", "load_target", "scan_target", "unit_vectors"]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -97,11 +98,20 @@ class ShardWriter:
 def read_vectors(path: str | os.PathLike) -> tuple[pa.Table, np.ndarray]:
     """(the unit/start/dur columns, the vectors as float32 (n, dim)) of one shard."""
     table = pq.read_table(path)
-    col = table.column("vector").combine_chunks()
-    dim = col.type.list_size
-    values = col.values.to_numpy(zero_copy_only=False).astype(np.float32)
-    return table.drop(["vector"]), values.reshape(-1, dim)
+    return table.drop(["vector"]), _as_float32(table.column("vector").combine_chunks())
 
 
-__all__ = ["ShardWriter", "config_key", "read_vectors", "schema", "shard_name", "shards_dir_of_workdir",
+def iter_vectors(path: str | os.PathLike, *, batch_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(unit indices, float32 (n, dim) vectors) of one shard, batch_rows at a time, in its row
+    order: memory holds one batch, whatever the shard's length."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=["unit", "vector"]):
+        yield batch.column("unit").to_numpy(), _as_float32(batch.column("vector"))
+
+
+def _as_float32(col) -> np.ndarray:
+    values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)  # flatten: a batch may be a slice
+    return values.reshape(-1, col.type.list_size)
+
+
+__all__ = ["ShardWriter", "config_key", "iter_vectors", "read_vectors", "schema", "shard_name", "shards_dir_of_workdir",
            "vectors_root", "write_text_atomic"]

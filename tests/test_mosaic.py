@@ -342,6 +342,25 @@ def test_rolling_output_is_the_whole_sum():
         out.add(40, np.ones((5, 1), np.float32))
 
 
+def test_pieces_of_a_file_only_pyav_reads_are_held_a_window_at_a_time(tmp_path):
+    """Corpus units of an AAC file (decoded in one pass per plan, their pieces held until read)
+    come out the same when planned 3 at a time, and no more than 3 are ever held."""
+    from conftest import write_pyav
+
+    from audiotrove.mosaic.synth import PieceReader
+
+    rng = np.random.default_rng(1)
+    path = write_pyav(tmp_path / "corpus.m4a", (0.3 * rng.standard_normal((5 * SR, 1))).astype(np.float32),
+                      SR, codec="aac")
+    reqs = [{"path": str(path), "start": float(s), "dur": 0.3, "shift": 0.0} for s in rng.uniform(0, 4.5, 12)]
+    whole = PieceReader(reqs, sample_rate=SR, channels=1)
+    windowed = PieceReader(reqs, sample_rate=SR, channels=1, window_pieces=3)
+    for i in range(len(reqs)):
+        a, b = whole.read(i), windowed.read(i)
+        assert len(a) == round(0.3 * SR) and np.array_equal(a, b)
+        assert len(windowed._reader._cache) <= 3  # the pieces decoded and not yet read (private: the bound itself)
+
+
 @pytest.fixture(scope="module")
 def long_target(coll):
     """3 minutes of organ_a's notes at changing levels (so each unit has a twin in the corpus)."""

@@ -77,11 +77,61 @@ def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None
     when the output cannot be written."""
     import time
 
-    from .choose import build_lattice, choose_path, jumps
-    from .corpus import CollectionCorpus
-    from .synth import choose_layers, render
-    from .target import TargetAudio, embed_units, load_target, scan_target, unit_vectors
+    from ..io.write import same_file
+    from .choose import choose_path, jumps
+    from .synth import choose_layers
+    from .target import TargetAudio, load_target
 
+    spec = _checked(match, k=k, pitch=pitch, max_reuse=max_reuse, layers=layers, smooth=smooth,
+                    crossfade_ms=crossfade_ms, fade_ms=fade_ms, mix=mix)
+    timings: dict[str, dict] = {}
+    clock = (time.perf_counter(), time.process_time())
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = (time.perf_counter(), time.process_time())
+        timings[name] = {"wall_s": round(now[0] - clock[0], 3), "cpu_s": round(now[1] - clock[1], 3)}
+        clock = now
+
+    t = target if isinstance(target, TargetAudio) else load_target(catalog, target)
+    if output is not None and same_file(output, t.path):
+        raise UsageError(f"{output} is the target: write the mosaic under another name")
+    if corpus is None:
+        corpus = _open_corpus(catalog, spec, where=corpus_where, units=corpus_units, exclude_file=t.file_id)
+    lap("open_corpus")
+    rows, lat = _candidates(t, corpus, spec, segment=segment, k=k, pitch_match=pitch == "match", seed=seed, lap=lap)
+    sr, n_out = t.sample_rate, t.frames
+    spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
+    chosen: list[list[tuple[int, dict]]] = []  # per target unit: (candidate index, what to read), the chosen first
+    silent = np.zeros(0, bool)
+    if rows:
+        choice, silent = choose_path(lat, smooth=smooth, max_reuse=max_reuse)
+        lap("choose")
+        chosen = _requests(rows, lat, choice, silent, layers=layers, tail_s=crossfade_ms / 1000.0)
+        if layers > 1:
+            shares = choose_layers(t.blocks(block_frames), sr, t.channels, spans,
+                                   [[q for _, q in c] for c in chosen], max_layers=layers)
+            chosen = [[(chosen[ti][j][0], {**chosen[ti][j][1], "share": share}) for j, share in shares[ti]]
+                      for ti in range(len(rows))]
+            lap("layers")
+        else:
+            chosen = [c[:1] for c in chosen]
+    audio, gains, skipped = _render(t, output, spans=spans, target_db=[r["power"] for r in rows],
+                                    layers=[[q for _, q in c] for c in chosen], fade_ms=fade_ms,
+                                    crossfade_ms=crossfade_ms, mix=mix, block_frames=block_frames)
+    lap("render")
+    if not rows:
+        return MosaicResult(audio, sr, pd.DataFrame(columns=SCORE_COLUMNS), frames=n_out, timings=timings)
+    score = _score(rows, lat, chosen, gains)
+    main = score[(score["layer"] == 0) & score["path"].notna()]
+    src = [int(lat.table.loc[r, "source"]) for r in main["row"]] if len(main) else []
+    return MosaicResult(audio, sr, score.drop(columns=["row"]), frames=n_out, target_units=len(rows),
+                        silent_units=int(silent.sum()), jumps=jumps(np.array(src), main["unit"].to_numpy()),
+                        sources=int(main["path"].nunique()), skipped=skipped, timings=timings)
+
+
+def _checked(match, *, k, pitch, max_reuse, layers, smooth, crossfade_ms, fade_ms, mix) -> MatchSpec:
+    """The match spec; UsageError for an option out of its range."""
     spec = match if isinstance(match, MatchSpec) else parse_match(match)
     if k < 1:
         raise UsageError("--k must be at least 1")
@@ -95,86 +145,60 @@ def make_mosaic(catalog, target, *, output=None, corpus_where: str | None = None
         raise UsageError("--smooth, --crossfade and fades are >= 0")
     if not 0.0 <= mix <= 1.0:
         raise UsageError("--mix is between 0 and 1")
-    timings: dict[str, dict] = {}
-    clock = (time.perf_counter(), time.process_time())
+    return spec
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = (time.perf_counter(), time.process_time())
-        timings[name] = {"wall_s": round(now[0] - clock[0], 3), "cpu_s": round(now[1] - clock[1], 3)}
-        clock = now
 
-    t = target if isinstance(target, TargetAudio) else load_target(catalog, target)
-    if output is not None:
-        from ..io.write import same_file
+def _open_corpus(catalog, spec: MatchSpec, *, where, units, exclude_file):
+    from .corpus import CollectionCorpus
 
-        if same_file(output, t.path):
-            raise UsageError(f"{output} is the target: write the mosaic under another name")
-    if corpus is None:
-        models = [spec.model] if not spec.random else ["yamnet", "descriptors"]
-        for i, model in enumerate(models):  # random: the units of whichever model has vectors
-            try:
-                corpus = CollectionCorpus(catalog, model=model, where=corpus_where, units=corpus_units,
-                                          exclude_file=t.file_id)
-                break
-            except UsageError:
-                if i == len(models) - 1:
-                    raise
-    lap("open_corpus")
-    sr = t.sample_rate
-    chosen: list[list[tuple[int, dict]]] = []
-    lat = None
-    silent = np.zeros(0, bool)
+    models = [spec.model] if not spec.random else ["yamnet", "descriptors"]
+    for i, model in enumerate(models):  # random: the units of whichever model has vectors
+        try:
+            return CollectionCorpus(catalog, model=model, where=where, units=units, exclude_file=exclude_file)
+        except UsageError:
+            if i == len(models) - 1:
+                raise
+
+
+def _candidates(t, corpus, spec: MatchSpec, *, segment, k, pitch_match, seed, lap):
+    """(the target's unit rows, the lattice of their candidates or None when there are no units).
+    One pass over the target cuts its units and writes its mono mix to a temporary file; the
+    embed step embeds the units from it; the vectors are searched a batch at a time."""
+    from .choose import build_lattice
+    from .target import embed_units, scan_target, unit_vectors
+
     with tempfile.TemporaryDirectory(prefix="audiotrove-mosaic-") as tmp:
         mix_path = None if spec.random else os.path.join(tmp, "target-mix.wav")
         rows = scan_target(t, mode=segment, mix_path=mix_path)
         lap("segment")  # decoding included
-        n_out = t.frames
-        spans = [(int(round(r["start"] * sr)), min(int(round((r["start"] + r["dur"]) * sr)), n_out)) for r in rows]
-        if rows:
-            vectors = None
-            if mix_path is not None:
-                vectors = unit_vectors(embed_units(mix_path, rows, model=spec.model, folder=tmp), rows)
-                lap("embed")
-            rng = np.random.default_rng(seed)
-            lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch == "match", rng=rng)
-            lap("search")
-    if rows:
-        choice, silent = choose_path(lat, smooth=smooth, max_reuse=max_reuse)
-        lap("choose")
-        chosen = _requests(rows, lat, choice, silent, layers=layers, tail_s=crossfade_ms / 1000.0)
-        if layers > 1:
-            shares = choose_layers(t.blocks(block_frames), sr, t.channels, spans,
-                                   [[q for _, q in c] for c in chosen], max_layers=layers)
-            chosen = [[(chosen[ti][j][0], {**chosen[ti][j][1], "share": share}) for j, share in shares[ti]]
-                      for ti in range(len(rows))]
-            lap("layers")
-        else:
-            chosen = [c[:1] for c in chosen]
-    parts: list[np.ndarray] = []
-    options = dict(frames=n_out, channels=t.channels, sample_rate=sr, spans=spans,
-                   target_db=[r["power"] for r in rows], layers=[[q for _, q in c] for c in chosen],
-                   fade_ms=fade_ms, crossfade_ms=crossfade_ms, mix=mix,
-                   target_blocks=t.blocks(block_frames) if mix > 0 else None, block_frames=block_frames)
-    if output is None:
-        gains, skipped = render(parts.append, **options)
-    else:
-        from ..io.write import open_writer
+        if not rows:
+            return rows, None
+        vectors = None
+        if mix_path is not None:
+            vectors = unit_vectors(embed_units(mix_path, rows, model=spec.model, folder=tmp), rows)
+            lap("embed")
+        lat = build_lattice(rows, corpus, vectors, spec=spec, k=k, pitch_match=pitch_match,
+                            rng=np.random.default_rng(seed))
+        lap("search")
+    return rows, lat
 
-        with open_writer(output, sample_rate=sr, channels=t.channels, protect=[t.path],
-                         expected_frames=n_out) as writer:
+
+def _render(t, output, *, block_frames: int, mix: float, **options):
+    """(audio or None, gains, skipped): the output rendered block by block into `output`
+    (atomically, never over the target) or, without one, into an array."""
+    from ..io.write import open_writer
+    from .synth import render
+
+    options.update(frames=t.frames, channels=t.channels, sample_rate=t.sample_rate, mix=mix,
+                   target_blocks=t.blocks(block_frames) if mix > 0 else None, block_frames=block_frames)
+    if output is not None:
+        with open_writer(output, sample_rate=t.sample_rate, channels=t.channels, protect=[t.path],
+                         expected_frames=t.frames) as writer:
             gains, skipped = render(writer.write, **options)
-    lap("render")
-    audio = None if output is not None else (
-        np.concatenate(parts) if parts else np.zeros((0, t.channels), np.float32))
-    if not rows:
-        return MosaicResult(audio, sr, pd.DataFrame(columns=SCORE_COLUMNS), frames=n_out, timings=timings)
-    score = _score(rows, lat, chosen, gains)
-    main = score[(score["layer"] == 0) & score["path"].notna()]
-    src = [int(lat.table.loc[r, "source"]) for r in main["row"]] if len(main) else []
-    return MosaicResult(audio, sr, score.drop(columns=["row"]), frames=n_out, target_units=len(rows),
-                        silent_units=int(silent.sum()), jumps=jumps(np.array(src), main["unit"].to_numpy()),
-                        sources=int(main["path"].nunique()), skipped=skipped, timings=timings)
+        return None, gains, skipped
+    parts: list[np.ndarray] = []
+    gains, skipped = render(parts.append, **options)
+    return (np.concatenate(parts) if parts else np.zeros((0, t.channels), np.float32)), gains, skipped
 
 
 def _requests(rows, lat, choice, silent, *, layers: int, tail_s: float) -> list[list[tuple[int, dict]]]:

@@ -23,7 +23,7 @@ power.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,14 +60,24 @@ def mel_power(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return ((mag ** 2) @ weights).mean(axis=0)
 
 
-class PieceReader:
-    """Reads corpus units as pieces ready to place: at the output's rate and channels, shifted."""
+WINDOW_PIECES = 2048  # pieces read under one plan (see PieceReader)
 
-    def __init__(self, requests: list[dict], *, sample_rate: int, channels: int):
+
+class PieceReader:
+    """Reads corpus units as pieces ready to place: at the output's rate and channels, shifted.
+
+    Pieces are read in the order of their index, window_pieces at a time under one
+    units/render.SegmentReader: files libsndfile reads are seeked into; a file only PyAV decodes
+    is decoded once per window, and that window's pieces of it are held until read. So memory
+    holds at most one window's pieces, whatever the number of pieces."""
+
+    def __init__(self, requests: list[dict], *, sample_rate: int, channels: int,
+                 window_pieces: int = WINDOW_PIECES):
         self.sample_rate, self.channels = sample_rate, channels
         self._reqs = [_Request(i, r["path"], r["start"], r["dur"]) for i, r in enumerate(requests)]
         self._shift = [r["shift"] for r in requests]
-        self._reader = SegmentReader(self._reqs)
+        self._window = window_pieces
+        self._reader, self._reader_window = None, -1
         self.skipped: list[str] = []
 
     def __len__(self) -> int:
@@ -75,6 +85,10 @@ class PieceReader:
 
     def read(self, i: int) -> np.ndarray | None:
         req = self._reqs[i]
+        w = i // self._window
+        if w != self._reader_window:
+            self._reader = SegmentReader(self._reqs[w * self._window:(w + 1) * self._window])
+            self._reader_window = w
         try:
             rate = self._reader.info(req.path)[0]
             x = self._reader.read(req)
@@ -96,21 +110,18 @@ def request(row, *, target_dur_s: float, shift: float, tail_s: float) -> dict:
             "shift": float(shift)}
 
 
-def target_spectra(blocks: Iterable[np.ndarray], sample_rate: int, spans: list[tuple[int, int]]
-                   ) -> list[np.ndarray]:
-    """mel_power of each span [s, e) of the target (spans sorted by start), from its blocks:
-    each span is cut from the mono mix as the stream passes it (vectors/embed.StreamCutter)."""
+def target_spans(blocks: Iterable[np.ndarray], spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The mono mix of each span [s, e) of the target (spans sorted by start), in order, cut from
+    its blocks as the stream passes (vectors/embed.StreamCutter: memory holds the spans pending)."""
     from ..vectors.embed import StreamCutter
 
     cutter = StreamCutter(spans)
-    out: list[np.ndarray] = [None] * len(spans)  # type: ignore[list-item]
     for block in blocks:
         mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-        for i, x in cutter.push(mono):
-            out[i] = mel_power(x, sample_rate)
-    for i, x in cutter.finish():
-        out[i] = mel_power(x, sample_rate)
-    return out
+        for _, x in cutter.push(mono):
+            yield x
+    for _, x in cutter.finish():
+        yield x
 
 
 def choose_layers(target_blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
@@ -118,30 +129,32 @@ def choose_layers(target_blocks: Iterable[np.ndarray], sample_rate: int, channel
                   ) -> list[list[tuple[int, float]]]:
     """For each target unit, [(candidate index, share of the target's power)], the chosen
     candidate (index 0 of its list) first. candidates[t]: request dicts, chosen first;
-    target_blocks: the target's audio, block by block (one pass)."""
-    flat = [(t, j, c) for t, cs in enumerate(candidates) for j, c in enumerate(cs)]
-    reader = PieceReader([c for _, _, c in flat], sample_rate=sample_rate, channels=channels)
-    spectra: dict[tuple[int, int], np.ndarray] = {}
-    for i, (t, j, _) in enumerate(flat):
-        s, e = spans[t]
-        piece = reader.read(i)
-        if piece is not None:
-            spectra[(t, j)] = mel_power(piece[:e - s], sample_rate)
-    targets = target_spectra(target_blocks, sample_rate, spans)
+    target_blocks: the target's audio, block by block (one pass, unit by unit with its candidates)."""
+    reader = PieceReader([c for cs in candidates for c in cs], sample_rate=sample_rate, channels=channels)
+    target_audio = target_spans(target_blocks, spans)
     out = []
+    i = 0
     for t, cs in enumerate(candidates):
-        if not cs or (t, 0) not in spectra:
+        s, e = spans[t]
+        target_x = next(target_audio)
+        spectra: dict[int, np.ndarray] = {}
+        for j in range(len(cs)):
+            piece = reader.read(i)
+            i += 1
+            if piece is not None:
+                spectra[j] = mel_power(piece[:e - s], sample_rate)
+        if not cs or 0 not in spectra:
             out.append([(0, 1.0)] if cs else [])
             continue
-        target = targets[t]
+        target = mel_power(target_x, sample_rate)
         total = target.sum()
         if total <= 0:
             out.append([(0, 1.0)])
             continue
-        idx = [j for j in range(len(cs)) if (t, j) in spectra]
-        mats = np.stack([spectra[(t, j)] / max(spectra[(t, j)].sum(), 1e-20) for j in idx])
+        idx = sorted(spectra)
+        mats = np.stack([spectra[j] / max(spectra[j].sum(), 1e-20) for j in idx])
         picked = greedy_layers(target / total, mats, max_layers=max_layers, first=0)
-        out.append([(idx[i], share) for i, share in picked])
+        out.append([(idx[k], share) for k, share in picked])
     return out
 
 
@@ -191,4 +204,4 @@ def render(write: Callable[[np.ndarray], None], *, frames: int, channels: int, s
     return gains, reader.skipped
 
 
-__all__ = ["choose_layers", "mel_power", "render", "request", "target_spectra"]
+__all__ = ["PieceReader", "choose_layers", "mel_power", "render", "request", "target_spans"]

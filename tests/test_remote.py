@@ -5,6 +5,7 @@ and fetched files analyzed like local ones. The server is local (127.0.0.1), eve
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -199,6 +200,9 @@ def test_list_checksums_credentials_and_fetch_errors(server, tmp_path, collectio
     failed = ls_json(collection, "fetch.status = error")
     assert sorted(r["path"] for r in failed) == sorted([u2, u3])
     assert {r["path"]: r["fetch"]["http_status"] for r in failed}[u3] == 404
+    shown = json.loads(at(collection, "status", "--format", "json").stdout)["failures"]
+    assert sorted((f["step"], f["path"]) for f in shown) == sorted([("fetch", u2), ("fetch", u3)])
+    assert any("HTTP 404" in f["error"] for f in shown) and any("sha256" in f["error"] for f in shown)
     rejected = [r["fetch"]["rejected_path"] for r in failed if r["path"] == u2][0]
     assert Path(rejected).read_bytes() == good
     out = at(collection, "analyze", "-j", "1")

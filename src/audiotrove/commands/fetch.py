@@ -23,6 +23,7 @@ def fetch_cmd(
     retries: int = typer.Option(5, "--retries", min=0, max=100, help="Further attempts on 5xx, 429, timeouts and dropped connections."),
     backoff: float = typer.Option(1.0, "--backoff", min=0.0, help="First wait between attempts in seconds; doubles each time."),
     max_wait: float = typer.Option(60.0, "--max-wait", min=0.0, help="Longest single wait in seconds (caps backoff and Retry-After)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Also ask the server whether each fetched file changed (If-None-Match / If-Modified-Since) and download the ones that did; the steps then redo them."),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="An http:// proxy for every URL (http://user:password@host:port); '' for none. Default: the environment's http_proxy / https_proxy / no_proxy."),
 ):
     """Download every registered URL without a verified local copy.
@@ -53,7 +54,7 @@ def fetch_cmd(
 
     with open_catalog() as cat:
         try:
-            summary = fetch_urls(cat, options, to=to, on_failure=show)
+            summary = fetch_urls(cat, options, to=to, on_failure=show, refresh=refresh)
         except KeyboardInterrupt as exc:
             summary = getattr(exc, "summary", None)
             if summary is not None:

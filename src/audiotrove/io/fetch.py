@@ -231,6 +231,8 @@ class Download:
     folder: Path                   # the cache folder; nothing is written outside it
     checksums: dict = field(default_factory=dict)  # algo -> lowercase hex
     expect_media: bool = True      # an HTML page is then an error
+    validators: dict = field(default_factory=dict)  # etag / last_modified of the copy on disk:
+    #                                 a conditional request; 304 leaves that copy (Fetched.unchanged)
 
 
 @dataclass
@@ -254,6 +256,7 @@ class Fetched:
     resumed_from: int = 0          # bytes already on disk when the successful attempt began
     error: str | None = None
     rejected_path: str | None = None
+    unchanged: bool = False        # 304 to a conditional request: the copy on disk is current
 
     def record(self) -> dict:
         """The JSON stored per item (the `fetch.*` fields)."""
@@ -532,6 +535,10 @@ class Fetcher:
             headers["Range"] = f"bytes={have}-"
             if validator:
                 headers["If-Range"] = validator
+        elif d.validators.get("etag"):
+            headers["If-None-Match"] = d.validators["etag"]
+        elif d.validators.get("last_modified"):
+            headers["If-Modified-Since"] = d.validators["last_modified"]
         self._rate.wait()
         if self.stop.is_set():
             raise _Stopped()
@@ -545,6 +552,13 @@ class Fetcher:
                              _retry_after(resp.getheader("Retry-After")))
             if status >= 500:
                 raise _Retry(f"HTTP {status} {resp.reason}")
+            if status == 304 and d.validators and not have:  # not modified: keep the copy
+                got.unchanged = True
+                got.etag = resp.getheader("ETag") or d.validators.get("etag")
+                resp.read()
+                self._reuse(conn, resp)
+                conn = None
+                return
             if status == 416 and have:  # our bytes are no prefix of this file any more
                 _remove(part, side)
                 raise _Retry("the server refused to resume (HTTP 416); starting again", 0.0)

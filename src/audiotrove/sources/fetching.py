@@ -20,7 +20,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from ..catalog.db import CATALOG_DIR, Catalog
-from ..io.fetch import CHECKSUM_ALGOS, Download, Fetched, Fetcher, FetchOptions, mask_url
+from ..io.fetch import CHECKSUM_ALGOS, Download, Fetched, Fetcher, FetchOptions, contained, mask_url
 
 CACHE_DIR = "cache"
 
@@ -53,10 +53,6 @@ class FetchSummary:
         if self.interrupted:
             text += "; interrupted: run again to resume (partial files are kept)"
         return text
-
-
-def _inside(folder: Path, path: str) -> bool:
-    return os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
 
 
 def pending(cat: Catalog, *, refresh: bool = False) -> tuple[list, int]:
@@ -95,6 +91,13 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
         downloads.append(Download(key=f.id, url=f.path, folder=folder, checksums=sums,
                                   validators=validators))
     started = time.perf_counter()
+
+    def failed(got: Fetched) -> None:
+        summary.failed += 1
+        summary.failures.append((mask_url(got.url), got.error or "failed"))
+        if on_failure is not None:
+            on_failure(got)
+
     with FetchProgress(len(downloads), enabled=show_progress) as progress:
         fetcher = Fetcher(options, on_bytes=progress.add_bytes)
         urls = {f.id: f.path for f in cat.files() if f.kind == "url"}
@@ -114,10 +117,7 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
                         summary.unchanged += 1
                     else:
                         record["check_error"] = got.error
-                        summary.failed += 1
-                        summary.failures.append((mask_url(got.url), got.error or "failed"))
-                        if on_failure is not None:
-                            on_failure(got)
+                        failed(got)
                     cat.set_attrs([(got.key, "fetch", record)])
                     progress.done(got)
                     continue
@@ -127,13 +127,10 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
                     summary.bytes += got.bytes - got.resumed_from
                     if old is not None:
                         summary.updated += 1
-                        if os.path.realpath(old) != os.path.realpath(got.path) and _inside(folder, old):
+                        if os.path.realpath(old) != os.path.realpath(got.path) and contained(folder, Path(old)):
                             os.remove(old)  # the copy under an older name (Content-Disposition)
                 else:
-                    summary.failed += 1
-                    summary.failures.append((mask_url(got.url), got.error or "failed"))
-                    if on_failure is not None:
-                        on_failure(got)
+                    failed(got)
                 progress.done(got)
         except KeyboardInterrupt as exc:
             summary.interrupted = True

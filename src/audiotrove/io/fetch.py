@@ -50,6 +50,7 @@ import threading
 import time
 import unicodedata
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -295,8 +296,6 @@ def proxy_for(url: str, proxy: str | None = None) -> str | None:
     ("" means none), else the environment's `<scheme>_proxy` (or `all_proxy`) unless `no_proxy`
     names the host (urllib's reading of them)."""
     if proxy is None:
-        import urllib.request
-
         parts = urllib.parse.urlsplit(url)
         found = urllib.request.getproxies_environment()
         proxy = found.get(parts.scheme.lower()) or found.get("all")

@@ -37,7 +37,7 @@ Onset mode: three cues.
   stays) and the new note's partials rose; it starts where the old note's odd partials began
   to fall for good.
 A flux onset inside one held note is dropped: the same pitch 150-20 ms before it and 80-200 ms
-after, a level dip of at most swell_dip_db, and no onset band rising more than swell_shape_db
+(or 30-90 ms) after, a level dip of at most swell_dip_db, and no onset band rising more than swell_shape_db
 above the bands' median change (a swell: tremolo, breath, bow pressure; a new note whose
 partials the old one shares still raises its own bands far above the rest).
 A unit lasts until the next onset, or until its level falls to the floor (release_db below its
@@ -173,6 +173,8 @@ class OnsetSegmenter:
         # _swell's windows (frames): pitch 150-20 ms before vs 80-200 ms after; onset bands
         # 115-25 ms before vs 35-115 ms after
         self._swell_pitch = (_frames(0.15, fr), _frames(0.02, fr), _frames(0.08, fr), _frames(0.2, fr))
+        # or 30-90 ms after: a swell that the next note follows within 0.2 s
+        self._swell_soon = (_frames(0.03, fr), _frames(0.09, fr))
         self._swell_bands = (_frames(0.115, fr), _frames(0.025, fr), _frames(0.035, fr), _frames(0.115, fr))
         self._swell_back = _frames(1.0, fr)  # how far back the note's peak level is looked for
         self._note_pitch = math.nan  # the pitch of the last stable note (semitones), its last frame
@@ -646,8 +648,9 @@ class OnsetSegmenter:
 
     def _swell(self, last: int, frame: int) -> bool:
         """A flux onset inside one steady note, however long after the previous onset: the
-        pitch 80-200 ms after it is the pitch 150-20 ms before it (within half the pitch jump,
-        both sides mostly voiced), the level dipped at most swell_dip_db under its peak since
+        pitch 80-200 ms after it, or 30-90 ms after it (the next note may come within 0.2 s of
+        a swell: TimGM6mb's choir swells 85-145 ms before many note-ons), is the pitch 150-20
+        ms before it (within half the pitch jump, both sides mostly voiced), the level dipped at most swell_dip_db under its peak since
         the previous onset (at most 1 s back), and no onset band rose more than swell_shape_db
         above the bands' median change: the note's spectrum kept its shape, it only swelled
         (tremolo, breath, bow pressure). A new note, even one whose period the old note shares
@@ -658,11 +661,11 @@ class OnsetSegmenter:
         of timbre is not told apart."""
         t = self._track
         b0, b1, a0, a1 = self._swell_pitch
-        before, after = t.get("semi", frame - b0, frame - b1 + 1), t.get("semi", frame + a0, frame + a1 + 1)
-        if (len(before) == 0 or len(after) == 0 or np.isfinite(before).mean() < self.pitch_voiced
-                or np.isfinite(after).mean() < self.pitch_voiced):
+        before = t.get("semi", frame - b0, frame - b1 + 1)
+        if len(before) == 0 or np.isfinite(before).mean() < self.pitch_voiced:
             return False
-        if abs(np.nanmedian(after) - np.nanmedian(before)) >= self.pitch_jump / 2:
+        if not any(self._same_pitch(before, t.get("semi", frame + lo, frame + hi + 1))
+                   for lo, hi in ((a0, a1), self._swell_soon)):
             return False
         lvl = t.get("level", max(last, frame - self._swell_back), frame + 1)
         if len(lvl) < 2 or lvl.max() - lvl[-4:].min() > self.swell_dip_db:
@@ -676,6 +679,12 @@ class OnsetSegmenter:
         heard = np.maximum(ma, mb) > max(ma.max(), mb.max()) - 40.0  # bands within 40 dB of the loudest
         change = (ma - mb)[heard]
         return bool(change.size and change.max() - np.median(change) < self.swell_shape_db)
+
+    def _same_pitch(self, before: np.ndarray, after: np.ndarray) -> bool:
+        """Both stretches of frame pitches mostly voiced, their medians within half a pitch jump."""
+        if len(after) == 0 or np.isfinite(after).mean() < self.pitch_voiced:
+            return False
+        return bool(abs(np.nanmedian(after) - np.nanmedian(before)) < self.pitch_jump / 2)
 
     def _revise_start(self, since: int, frame: int, start: int) -> None:
         """Move the start of the first onset found after `since` (and at most note_back_s

@@ -313,6 +313,9 @@ def test_bad_options(coll, tmp_path):
                                ["-C", str(root), "mosaic", str(target), "-o", str(tmp_path / "x.wav"), *args])
         assert r.exit_code == 2, (args, r.output)
     assert not (tmp_path / "x.wav").exists()
+    before = target.read_bytes()  # the output is never written over the target
+    r = CliRunner().invoke(app, ["-C", str(root), "mosaic", str(target), "-o", str(target), "--match", "descriptors"])
+    assert r.exit_code == 2 and "is the target" in r.output and target.read_bytes() == before
 
 
 # --- long targets: the target and the output streamed ------------------------------------------

@@ -125,7 +125,7 @@ def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None,
     start * rate is an integer). Sets t.frames. With mix_path, writes there (float WAV, block by
     block) the mono mix the embed step makes of the target's channels, for embed_units.
     UsageError for a bad --segment or a target without audio."""
-    from ..io.write import open_writer
+    from ..io.write import WAV_RF64_BYTES, open_writer
     from ..units.extract import ModeError, UnitExtractor, resolve_durations
 
     try:
@@ -135,9 +135,9 @@ def scan_target(t: TargetAudio, *, mode: str = "onset", mix_path=None,
     except ModeError as exc:
         raise UsageError(f"--segment: {exc}") from None
     writer = None
-    if mix_path is not None:
+    if mix_path is not None:  # a length not known before the end: RF64, which holds more than 4 GiB
         writer = open_writer(mix_path, sample_rate=t.sample_rate, channels=1, subtype="FLOAT",
-                             expected_frames=t.expected_frames)
+                             expected_frames=WAV_RF64_BYTES if t.expected_frames is None else t.expected_frames)
     rows: list[dict] = []
     try:
         for block in t.blocks():

@@ -89,6 +89,7 @@ def test_best_path_is_viterbi():
     assert list(dm.best_path(cost, stay)) == [0, 0, 0]
     cost[1, 1] = -20.0  # unless a candidate is much better
     assert list(dm.best_path(cost, stay)) == [1, 1, 1]
+    assert list(dm.best_path(cost, lambda t: stay[t])) == [1, 1, 1]  # transitions given step by step
     cost = np.array([[np.inf, 1.0], [0.0, 2.0]])
     assert list(dm.best_path(cost, np.zeros((1, 2, 2)))) == [1, 0]
 

@@ -124,10 +124,11 @@ def choose_path(lat: Lattice, *, smooth: float = 0.0, max_reuse: int | None = No
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(choice (T,) candidate index, silent (T,) bool): see the module docstring."""
     T, K = lat.cost.shape
-    trans = None
-    if smooth > 0 and T > 1:
-        def trans(t: int) -> np.ndarray:
-            return smooth * transition_step(lat.source, lat.unit, t)
+
+    def continuity(t: int) -> np.ndarray:
+        return smooth * transition_step(lat.source, lat.unit, t)
+
+    trans = continuity if smooth > 0 and T > 1 else None
     forbidden = np.zeros((T, K), bool)
     while True:
         cost = np.where(forbidden, np.inf, lat.cost)

@@ -42,6 +42,7 @@ from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError
 from ..units.render import SegmentReader, _Request, _to_channels
 
 LAYER_CANDIDATES = 8  # the cheapest candidates the layer search considers per target unit (the chosen one included)
+WINDOW_PIECES = 2048  # corpus pieces read under one plan (see PieceReader)
 
 
 def mel_power(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -58,9 +59,6 @@ def mel_power(x: np.ndarray, sample_rate: int) -> np.ndarray:
     weights = htk_mel_matrix(sample_rate_hz=YAMNET.sample_rate_hz, n_fft=YAMNET.n_fft, n_mels=YAMNET.n_mels,
                              fmin_hz=YAMNET.fmin_hz, fmax_hz=YAMNET.fmax_hz)
     return ((mag ** 2) @ weights).mean(axis=0)
-
-
-WINDOW_PIECES = 2048  # pieces read under one plan (see PieceReader)
 
 
 class PieceReader:

@@ -96,8 +96,9 @@ def load_target(catalog, text: str) -> TargetAudio:
         raise UsageError(f"{text}: cannot read the target: {exc}") from None
     sr = reader.sample_rate
     lo = int(round(start_s * sr))
-    known = [n for n in (None if end_s is None else int(round(end_s * sr)) - lo,
-                         None if reader.declared_frames is None else reader.declared_frames - lo) if n is not None]
+    stretch = None if end_s is None else int(round(end_s * sr)) - lo
+    rest = None if reader.declared_frames is None else reader.declared_frames - lo
+    known = [n for n in (stretch, rest) if n is not None]
     return TargetAudio(text, t.path, t.file_id, start_s, end_s, sr, min(reader.channels, MAX_CHANNELS),
                        expected_frames=max(min(known), 0) if known else None)
 

@@ -27,7 +27,7 @@ def register(app, coll, html, twin_of) -> None:
         from ..views.maps import map_points
 
         return map_points(coll.catalog(), name=name or None, level=level or None, color=color or None,
-                          limit=limit)
+                          limit=limit, arrays=True)
 
     def encoded(name, level, color, limit, fmt: str) -> bytes:
         """map.json's (or map.bin's) bytes, kept while the stored maps stay as they are
@@ -35,6 +35,7 @@ def register(app, coll, html, twin_of) -> None:
         import json
 
         from ..maps.store import maps_dir
+        from ..views.maps import plain
         from .app import _default
 
         folder = maps_dir(coll.root)
@@ -43,7 +44,7 @@ def register(app, coll, html, twin_of) -> None:
         body = coll.maps.get(key)
         if body is None:
             points = data(name, level, color, limit)
-            body = (json.dumps(points, default=_default).encode() if fmt == "json" else binary(points))
+            body = (json.dumps(plain(points), default=_default).encode() if fmt == "json" else binary(points))
             coll.maps.put(key, body)
         return body
 
@@ -103,16 +104,34 @@ def register(app, coll, html, twin_of) -> None:
 FLOAT_COLUMNS = ("x", "y", "start", "dur")
 
 
+def _typed(name: str, values):
+    """One column as the page reads it: float32 (NaN where missing) or int32."""
+    import numpy as np
+
+    if isinstance(values, list):  # map_points' lists
+        if name not in FLOAT_COLUMNS and None not in values:
+            return np.asarray(values, dtype="<i4")
+        return np.asarray([np.nan if v is None else v for v in values] if None in values else values, dtype="<f4")
+    if isinstance(values, np.ma.MaskedArray):  # integers, some missing
+        return np.where(np.ma.getmaskarray(values), np.nan, values.data).astype("<f4")
+    if name in FLOAT_COLUMNS or values.dtype.kind == "f":
+        return values.astype("<f4")
+    return values.astype("<i4")
+
+
 def binary(points: dict) -> bytes:
-    """map_points' data with its long columns as typed arrays, for the page (the JSON twin is
-    /map.json): a little-endian uint32 header length, the JSON header (everything else, plus
-    "binary": [{"name", "type", "offset", "length"}]), padded to 4 bytes, then the arrays:
-    x, y, start, dur as float32, the integer columns as int32 (float32 with NaN where a value
-    is missing), category colour codes as int32; a column that is None as a whole (col, row
-    without a grid) stays None in the header. Reading it costs no parsing in the browser."""
+    """map_points' data (lists, or arrays=True's arrays: the same bytes) with its long columns
+    as typed arrays, for the page (the JSON twin is /map.json): a little-endian uint32 header
+    length, the JSON header (everything else, plus "binary": [{"name", "type", "offset",
+    "length"}]), padded to 4 bytes, then the arrays: x, y, start, dur as float32, the integer
+    columns as int32 (float32 with NaN where a value is missing), category colour codes as int32;
+    a column that is None as a whole (col, row without a grid) stays None in the header. Reading
+    it costs no parsing in the browser."""
     import json
 
     import numpy as np
+
+    from ..views.maps import plain_values
 
     head = {k: v for k, v in points.items() if k not in ("columns", "colors")}
     head["columns"] = {}
@@ -121,17 +140,14 @@ def binary(points: dict) -> bytes:
     for name, values in points["columns"].items():
         if values is None:  # a whole column without values (col, row of a map without a grid)
             head["columns"][name] = None
-        elif name not in FLOAT_COLUMNS and None not in values:
-            arrays.append((f"columns.{name}", np.asarray(values, dtype="<i4")))
         else:
-            arrays.append((f"columns.{name}", np.asarray([np.nan if v is None else v for v in values]
-                                                         if None in values else values, dtype="<f4")))
+            arrays.append((f"columns.{name}", _typed(name, values)))
     for field, spec in points["colors"].items():
         if spec.get("kind") == "category":
             head["colors"][field] = {k: v for k, v in spec.items() if k != "values"}
             arrays.append((f"colors.{field}", np.asarray(spec["values"], dtype="<i4")))
         else:  # a range keeps its nulls (JSON)
-            head["colors"][field] = spec
+            head["colors"][field] = {**spec, "values": plain_values(spec["values"])}
     table, offset = [], 0
     for name, a in arrays:
         table.append({"name": name, "type": "int32" if a.dtype.kind == "i" else "float32",

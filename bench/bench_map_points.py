@@ -182,7 +182,12 @@ def time_one(root: Path, label: str) -> None:
         body = binary(points)
         t2 = time.perf_counter()
         peak_bin = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        text = json.dumps(maps.plain(points) if new else points, default=_default).encode()
+        if new:  # as the server writes /map.json
+            from audiotrove.io.jsonarrays import dumps
+
+            text = dumps(points, default=_default).encode()
+        else:
+            text = json.dumps(points, default=_default).encode()
         t3 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"view": label, "points": points["shown"], "map_points_s": t1 - t0, "bin_s": t2 - t1,

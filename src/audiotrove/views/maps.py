@@ -21,7 +21,8 @@
 
 With arrays=True the long columns (columns.*, colors.*.values) are numpy arrays instead of lists:
 numbers float64 with NaN where a value is missing, integers int64 (a numpy masked array where
-some are missing); `plain(data)` turns them into the lists above. Everything is computed on whole
+some are missing); `plain(data)` turns them into the lists above, and io/jsonarrays.py dumps(data)
+writes the same JSON text as json.dumps(plain(data)) in a fraction of its time. Everything is computed on whole
 columns (the map's Parquet table read with each path once, the colour field read alone), so a
 1 000 000-point map costs no Python object per point until lists are asked for.
 
@@ -186,27 +187,12 @@ def _integers(values) -> np.ndarray:
     return s.astype("int64").to_numpy()
 
 
-def plain_values(values) -> list | None:
-    """One long column of the arrays form as the list map_points gives (None where missing)."""
-    if values is None or isinstance(values, list):
-        return values
-    if isinstance(values, np.ma.MaskedArray):
-        out = values.data.astype(object)
-        out[np.ma.getmaskarray(values)] = None
-    elif values.dtype.kind == "f":
-        out = values.astype(object)
-        out[np.isnan(values)] = None
-    else:
-        return values.tolist()
-    return out.tolist()
-
-
 def plain(data: dict) -> dict:
-    """map_points(..., arrays=True)'s data with lists for its arrays: map_points(...)'s data."""
-    out = dict(data)
-    out["columns"] = {k: plain_values(v) for k, v in data["columns"].items()}
-    out["colors"] = {k: {**spec, "values": plain_values(spec["values"])} for k, spec in data["colors"].items()}
-    return out
+    """map_points(..., arrays=True)'s data with lists for its arrays: map_points(...)'s data.
+    (io/jsonarrays.py dumps writes the arrays form as JSON directly: the same text.)"""
+    from ..io.jsonarrays import as_lists
+
+    return as_lists(data)
 
 
 # pandas.api.types.infer_dtype kinds that hold no true/false value

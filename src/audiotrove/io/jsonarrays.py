@@ -137,7 +137,8 @@ def _floats(a: np.ndarray, sep: bytes, allow_nan: bool) -> bytes:
 
 
 def _decimals(values: np.ndarray, mag: np.ndarray) -> int | None:
-    """The fewest decimals that write (nearly) all of `values` exactly: tried on a sample."""
+    """The fewest decimals that write all of `values` exactly (all but 1 %, which are then
+    written one by one): guessed on a sample, raised while more than 1 % need more."""
     if len(values) == 0:
         return None
     top = float(mag.max())
@@ -145,11 +146,17 @@ def _decimals(values: np.ndarray, mag: np.ndarray) -> int | None:
     most = min(15 - int_digits, len(_POW10) - 1)
     if most < 0:
         return None
+
+    def failing(v, d):
+        return v[np.rint(v * _POW10[d]) / _POW10[d] != v]
+
     sample = values[:: max(1, len(values) // 2000)]
-    for d in range(most + 1):
-        if np.all(np.rint(sample * _POW10[d]) / _POW10[d] == sample):
-            return d
-    return most
+    d = next((d for d in range(most + 1) if not len(failing(sample, d))), most)
+    rest = failing(values, d)
+    while len(rest) > len(values) // 100 and d < most:  # (written at d, a value is also at d + 1)
+        d += 1
+        rest = failing(rest, d)
+    return d
 
 
 def _digits(m: np.ndarray, v: np.ndarray, *, last: int, count: int, keep_leading: bool) -> None:

@@ -41,9 +41,16 @@ def load_table(root, name: str = DEFAULT_NAME, level: str = "file", *,
                compact_paths: bool = False) -> tuple[pd.DataFrame, dict]:
     """(the map's rows, its info). FileNotFoundError when that map was never made.
     compact_paths: the path column as a pandas Categorical (each file's path once: a unit map of
-    1 000 000 rows reads in a tenth of the time and memory)."""
+    1 000 000 rows reads in a tenth of the time), the Arrow buffers freed as they are converted."""
     path = table_path(root, name, level)
-    df = pd.read_parquet(path, read_dictionary=["path"]) if compact_paths else pd.read_parquet(path)
+    if compact_paths:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, read_dictionary=["path"])
+        df = table.to_pandas(self_destruct=True, split_blocks=True)
+        del table
+    else:
+        df = pd.read_parquet(path)
     return df, json.loads(path.with_suffix(".json").read_text())
 
 

@@ -152,4 +152,4 @@ def binary(points: dict) -> bytes:
     head["binary"] = table
     text = dumps(head).encode()
     text += b" " * (-(4 + len(text)) % 4)
-    return b"".join([np.uint32(len(text)).astype("<u4").tobytes(), text] + [a.tobytes() for _, a in arrays])
+    return b"".join([np.uint32(len(text)).astype("<u4").tobytes(), text] + [memoryview(a) for _, a in arrays])

@@ -2,7 +2,7 @@
 explorer's /map.bin and /map.json, `map --html`), and whether its bytes stay the same.
 
     python bench/bench_map_points.py build DIR [--files 100000] [--segmented 1000] [--units-per-file 1000] [--variety]
-    python bench/bench_map_points.py hash DIR > hashes.json     # sha256 of every view's bytes
+    python bench/bench_map_points.py hash DIR [--view NAME ...] > hashes.json   # sha256 of each view's bytes
     python bench/bench_map_points.py time DIR [--view NAME ...]  # seconds and peak memory per view
 
 build: bench_web.build's collection (bench_query's files, `segmented` of them cut into units,
@@ -126,7 +126,7 @@ def query(view: tuple) -> str:
     return urllib.parse.urlencode(params)
 
 
-def hashes(root: Path) -> None:
+def hashes(root: Path, views) -> None:
     import tempfile
 
     from fastapi.testclient import TestClient
@@ -138,8 +138,8 @@ def hashes(root: Path) -> None:
     client = TestClient(create_app(root), base_url="http://127.0.0.1:8000")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, view in VIEWS.items():
-            row = {}
+        for label in views:
+            view, row = VIEWS[label], {}
             for fmt in ("json", "bin"):
                 r = client.get(f"/map.{fmt}?{query(view)}")
                 assert r.status_code == 200, (label, r.text[:300])
@@ -225,7 +225,7 @@ def main() -> None:
     if args.what == "build":
         build(args.root, args)
     elif args.what == "hash":
-        hashes(args.root)
+        hashes(args.root, args.view or list(VIEWS))
     elif args.what == "time":
         timing(args.root, args.view or TIMED)
     else:

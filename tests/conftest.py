@@ -21,6 +21,11 @@ import numpy as np
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
+# every server the tests talk to is on 127.0.0.1: a proxy set in the environment must not carry
+# them (`fetch` follows http_proxy / https_proxy; the proxy tests set their own)
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

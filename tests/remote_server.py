@@ -142,6 +142,12 @@ def _handler(server: RemoteServer):
         def _file(self, path: str, kind: str, arg: str) -> None:
             data = server.files[path]
             etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+            if self.headers.get("If-None-Match") == etag:  # a conditional request: unchanged
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             start = 0
             m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "").strip())
             if_range = self.headers.get("If-Range")

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from proxy_server import ProxyServer
 from remote_server import RemoteServer
 
 from audiotrove.io.fetch import (
     Download, Fetcher, FetchOptions, contained, mask_url, parse_checksum, parse_rate, parse_size,
-    safe_name, strip_credentials, url_layout,
+    proxy_for, safe_name, strip_credentials, url_layout,
 )
 
 
@@ -300,3 +301,85 @@ def test_a_kept_alive_connection_closed_by_the_server_is_replaced(server, tmp_pa
     got = fetch([Download(k, u, tmp_path) for k, u in enumerate(urls)], connections=1)
     assert [got[k].status for k in range(3)] == ["ok"] * 3
     assert [got[k].attempts for k in range(3)] == [1, 1, 1]  # no backoff, no error
+
+
+# ------------------------------------------------------------------------------------- proxies
+
+@pytest.fixture
+def proxy():
+    p = ProxyServer(user="ann", password="p@ss").start()
+    yield p
+    p.stop()
+
+
+def test_http_through_a_proxy_with_credentials(server, proxy, tmp_path):
+    data = payload(50_000, 7)
+    url = server.add("/via/proxy.wav", data)
+    g = fetch([Download(1, url, tmp_path)], proxy=f"http://ann:p%40ss@{proxy.address}")[1]
+    assert g.status == "ok" and Path(g.path).read_bytes() == data
+    # the proxy got the absolute URL and the credentials; the server never saw them
+    assert [(m, t) for m, t, _ in proxy.requests] == [("GET", url)]
+    assert proxy.requests[0][2]["Proxy-Authorization"] == "Basic " + __import__("base64").b64encode(b"ann:p@ss").decode()
+    assert [p for p, h in server.requests] == ["/via/proxy.wav"]
+    assert "Proxy-Authorization" not in server.requests[0][1]
+    assert "p%40ss" not in repr(g.record()) and "p@ss" not in repr(g.record())
+    # wrong or no credentials: one clear item error, not five retries
+    for given in (f"http://ann:nope@{proxy.address}", proxy.address):
+        g = fetch([Download(2, url, tmp_path / "x")], proxy=given)[2]
+        assert g.status == "error" and g.attempts == 1
+        assert "asks for credentials (HTTP 407)" in g.error and "nope" not in g.error
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.wav"))
+
+
+def test_https_goes_through_a_connect_tunnel(proxy, tmp_path, monkeypatch):
+    """TLS is checked end to end against the server's own certificate (trusted here through
+    SSL_CERT_FILE), the proxy only sees CONNECT host:port."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    tls = RemoteServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
+    tls.start()
+    try:
+        data = payload(30_000, 3)
+        url = tls.add("/secure.wav", data).replace("http://", "https://")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        g = fetch([Download(1, url, tmp_path / "c")], proxy=f"http://ann:p%40ss@{proxy.address}")[1]
+        assert g.status == "ok" and Path(g.path).read_bytes() == data, g.error
+        host = url.split("/")[2]
+        assert [(m, t) for m, t, _ in proxy.requests] == [("CONNECT", host)]
+        assert [p for p, _ in tls.requests] == ["/secure.wav"]
+        # without the certificate trusted, the tunnel still ends in a TLS check that fails
+        monkeypatch.delenv("SSL_CERT_FILE")
+        g = fetch([Download(2, url, tmp_path / "d")], proxy=f"http://ann:p%40ss@{proxy.address}")[2]
+        assert g.status == "error" and "TLS certificate not valid" in g.error
+    finally:
+        tls.stop()
+
+
+def test_the_environment_names_the_proxy_and_no_proxy_bypasses_it(server, tmp_path, monkeypatch):
+    url = server.add("/env.wav", payload(1000, 1))
+    p = ProxyServer().start()
+    try:
+        monkeypatch.setenv("http_proxy", f"http://{p.address}")
+        assert proxy_for(url) == f"http://{p.address}"
+        assert proxy_for("https://example.org/x.wav") is None  # no https_proxy set
+        assert fetch([Download(1, url, tmp_path / "a")])[1].status == "ok"
+        assert [t for _, t, _ in p.requests] == [url]
+        monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+        assert proxy_for(url) is None
+        assert fetch([Download(2, url, tmp_path / "b")])[2].status == "ok"
+        assert len(p.requests) == 1  # went direct
+        # an explicit proxy wins over the environment, and "" means none
+        assert proxy_for(url, "") is None and proxy_for(url, "10.0.0.1:3128") == "http://10.0.0.1:3128"
+    finally:
+        p.stop()

@@ -311,6 +311,27 @@ def test_one_off_analyze_formats(tmp_path):
     assert csv_text.splitlines()[0].startswith("path,status,error,media_info.")
 
 
+def test_one_off_records_come_in_order_while_the_batch_runs(tmp_path):
+    from audiotrove.runner import run_step
+    from audiotrove.views.oneoff import analyze_files
+
+    paths = [str(_pause_file(tmp_path / f"{k}.wav")) for k in range(3)]
+    events = []
+
+    def run(cat, step, overrides, **kwargs):
+        summary = run_step(cat, step, overrides, **kwargs)
+        events.append("batch ended")
+        return summary
+
+    missing = str(tmp_path / "missing.wav")
+    result = analyze_files(paths + [missing], workers=1, run=run,
+                           on_record=lambda record: events.append(record["path"]))
+    # each file's record is handed over when it is committed, not when the batch ends
+    assert events == paths + ["batch ended", missing]
+    assert [r["path"] for r in result.records] == paths + [missing]
+    assert [r["status"] for r in result.records] == ["ok", "ok", "ok", "error"]
+
+
 # --- one name per concept ------------------------------------------------------------------------
 
 def test_every_printed_column_name_is_accepted(segmented):

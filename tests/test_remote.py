@@ -5,6 +5,7 @@ and fetched files analyzed like local ones. The server is local (127.0.0.1), eve
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -180,6 +181,48 @@ def test_add_ia_fetch_analyze_query(server, tmp_path, collection):
     assert [r["source"]["identifier"] for r in rows] == ["oral-2"]
 
 
+def test_refresh_keeps_current_copies_and_downloads_changed_ones(server, tmp_path, collection):
+    u1 = server.add("/a.wav", wav_bytes(tmp_path, freq_hz=300, seconds=1.0))
+    u2 = server.add("/b.wav", wav_bytes(tmp_path, freq_hz=400, seconds=1.0))
+    lst = tmp_path / "urls.txt"
+    lst.write_text(f"{u1}\n{u2}\n")
+    assert at(collection, "add", lst).returncode == 0
+    out = at(collection, "fetch")
+    assert "fetch: 2 ok, 0 failed, 0 already fetched" in out.stderr
+    assert "analyze: 2 ok" in at(collection, "analyze", "-j", "1").stderr
+    first = {r["path"]: r for r in ls_json(collection)}
+    # nothing changed: each copy is confirmed with its ETag (304), nothing downloaded again
+    n_requests = len(server.requests)
+    out = at(collection, "fetch", "--refresh")
+    assert out.returncode == 0 and "2 ok, 0 failed, 0 already fetched, 2 unchanged, 0 updated" in out.stderr
+    sent = {p: h.get("If-None-Match") for p, h in server.requests[n_requests:]}
+    assert sent == {"/a.wav": first[u1]["fetch"]["etag"], "/b.wav": first[u2]["fetch"]["etag"]}
+    assert server.served["/a.wav"] == server.served["/b.wav"] == len(server.files["/a.wav"])  # once
+    second = {r["path"]: r for r in ls_json(collection)}
+    for u in (u1, u2):
+        assert second[u]["fetch"]["local_path"] == first[u]["fetch"]["local_path"]
+        assert second[u]["fetch"]["checked_at"] >= first[u]["fetch"]["fetched_at"]
+    # b.wav changed on the server (now 2 s): downloaded again, its copy replaced, analyzed again
+    server.files["/b.wav"] = wav_bytes(tmp_path, freq_hz=500, seconds=2.0)
+    out = at(collection, "fetch", "--refresh")
+    assert "2 ok, 0 failed, 0 already fetched, 1 unchanged, 1 updated" in out.stderr
+    out = at(collection, "analyze", "-j", "1")
+    assert "1 ok" in out.stderr and "1 already up to date" in out.stderr
+    third = {r["path"]: r for r in ls_json(collection)}
+    assert third[u2]["fetch"]["local_path"] == first[u2]["fetch"]["local_path"]
+    assert Path(third[u2]["fetch"]["local_path"]).read_bytes() == server.files["/b.wav"]
+    duration = {u: r["media_info"]["container"]["duration"] for u, r in third.items()}
+    before = {u: r["media_info"]["container"]["duration"] for u, r in first.items()}
+    assert duration[u2] == pytest.approx(2 * before[u2]) and duration[u1] == before[u1]
+    # the server loses a.wav: the check fails, the copy and its record stay usable
+    del server.files["/a.wav"]
+    out = at(collection, "fetch", "--refresh", "--retries", "0")
+    assert out.returncode == 1 and "HTTP 404" in out.stderr and "1 unchanged" in out.stderr
+    rec = {r["path"]: r for r in ls_json(collection)}[u1]
+    assert rec["fetch"]["status"] == "ok" and "HTTP 404" in rec["fetch"]["check_error"]
+    assert Path(rec["fetch"]["local_path"]).is_file() and rec["status"] == "ok"
+
+
 def test_list_checksums_credentials_and_fetch_errors(server, tmp_path, collection):
     good = wav_bytes(tmp_path, freq_hz=500)
     u1 = server.add("/ok.wav", good)
@@ -199,6 +242,9 @@ def test_list_checksums_credentials_and_fetch_errors(server, tmp_path, collectio
     failed = ls_json(collection, "fetch.status = error")
     assert sorted(r["path"] for r in failed) == sorted([u2, u3])
     assert {r["path"]: r["fetch"]["http_status"] for r in failed}[u3] == 404
+    shown = json.loads(at(collection, "status", "--format", "json").stdout)["failures"]
+    assert sorted((f["step"], f["path"]) for f in shown) == sorted([("fetch", u2), ("fetch", u3)])
+    assert any("HTTP 404" in f["error"] for f in shown) and any("sha256" in f["error"] for f in shown)
     rejected = [r["fetch"]["rejected_path"] for r in failed if r["path"] == u2][0]
     assert Path(rejected).read_bytes() == good
     out = at(collection, "analyze", "-j", "1")

@@ -210,11 +210,15 @@ def _analyze_one_off(files: list[str], workers: Optional[int], overrides: dict, 
                      raw_format: Optional[str] = None, item_timeout: Optional[float] = None) -> int:
     from .views.oneoff import analyze_files
 
+    def print_line(record: dict) -> None:  # jsonl: each file's line as soon as it is ready
+        print(json.dumps(record), flush=True)
+
     result = analyze_files(files, overrides, workers=workers, show_progress=fmt != "table",
-                           run=run_step_cli, raw_format=raw_format, item_timeout_s=item_timeout)
-    if fmt in ("json", "jsonl"):
+                           run=run_step_cli, raw_format=raw_format, item_timeout_s=item_timeout,
+                           on_record=print_line if fmt == "jsonl" else None)
+    if fmt == "json":
         write_dicts(result.records, fmt)
-    else:
+    elif fmt != "jsonl":  # jsonl: printed as the files finished
         from .catalog.records import flatten
         from .commands.common import write_listing
         from .views.files import Listing

@@ -23,6 +23,8 @@ def fetch_cmd(
     retries: int = typer.Option(5, "--retries", min=0, max=100, help="Further attempts on 5xx, 429, timeouts and dropped connections."),
     backoff: float = typer.Option(1.0, "--backoff", min=0.0, help="First wait between attempts in seconds; doubles each time."),
     max_wait: float = typer.Option(60.0, "--max-wait", min=0.0, help="Longest single wait in seconds (caps backoff and Retry-After)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Also ask the server whether each fetched file changed (If-None-Match / If-Modified-Since) and download the ones that did; the steps then redo them."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="An http:// proxy for every URL (http://user:password@host:port); '' for none. Default: the environment's http_proxy / https_proxy / no_proxy."),
 ):
     """Download every registered URL without a verified local copy.
 
@@ -30,7 +32,8 @@ def fetch_cmd(
     from the bytes on disk with an HTTP Range request), verified (sha256/md5/sha1 from list files and
     Internet Archive metadata; a mismatch is kept aside in .rejected/ and fetched again next run).
     Only http and https, also after redirects; TLS certificates are verified; user:password goes
-    in ~/.netrc (or $NETRC), never in the catalog. Each file records `fetch.*`: local_path,
+    in ~/.netrc (or $NETRC), never in the catalog. Behind a proxy: `--proxy` or the usual
+    http_proxy / https_proxy / no_proxy variables (https through a CONNECT tunnel). Each file records `fetch.*`: local_path,
     bytes, sha256, http_status, etag, last_modified, fetched_at. `analyze` then reads the copies.
     """
     from ..io.fetch import FetchOptions, netrc_credentials, parse_rate, parse_size
@@ -43,14 +46,15 @@ def fetch_cmd(
         raise fail(str(exc))
     options = FetchOptions(connections=connections, per_host=per_host, rate_per_s=rate_per_s,
                            max_size_bytes=max_size_bytes, timeout_s=timeout, retries=retries,
-                           backoff_s=backoff, max_wait_s=max_wait, credentials=netrc_credentials())
+                           backoff_s=backoff, max_wait_s=max_wait, credentials=netrc_credentials(),
+                           proxy=proxy)
 
     def show(got) -> None:
         err.print(f"[red]failed[/] {escape(got.error or got.url)}", soft_wrap=True)
 
     with open_catalog() as cat:
         try:
-            summary = fetch_urls(cat, options, to=to, on_failure=show)
+            summary = fetch_urls(cat, options, to=to, on_failure=show, refresh=refresh)
         except KeyboardInterrupt as exc:
             summary = getattr(exc, "summary", None)
             if summary is not None:

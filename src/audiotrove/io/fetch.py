@@ -24,6 +24,12 @@ Guarantees
 - Retries with exponential backoff on 5xx, timeouts and dropped connections; 429 and 503
   honour Retry-After (capped by `max_wait_s`); 404/403/410 and other 4xx are item errors
   naming the status and the URL; an HTML page where media was expected is an item error.
+
+Proxies: an http:// proxy, from `FetchOptions.proxy` or else the environment as curl, pip and
+urllib read it (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`). Plain http goes to the
+proxy with the absolute URL; https goes through a CONNECT tunnel, so TLS is still checked
+against the server's own name. Proxy credentials (`http://user:password@proxy:3128`) are sent
+as Proxy-Authorization to the proxy only, and never recorded.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ import threading
 import time
 import unicodedata
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -225,6 +232,8 @@ class Download:
     folder: Path                   # the cache folder; nothing is written outside it
     checksums: dict = field(default_factory=dict)  # algo -> lowercase hex
     expect_media: bool = True      # an HTML page is then an error
+    validators: dict = field(default_factory=dict)  # etag / last_modified of the copy on disk:
+    #                                 a conditional request; 304 leaves that copy (Fetched.unchanged)
 
 
 @dataclass
@@ -248,6 +257,7 @@ class Fetched:
     resumed_from: int = 0          # bytes already on disk when the successful attempt began
     error: str | None = None
     rejected_path: str | None = None
+    unchanged: bool = False        # 304 to a conditional request: the copy on disk is current
 
     def record(self) -> dict:
         """The JSON stored per item (the `fetch.*` fields)."""
@@ -277,6 +287,45 @@ class FetchOptions:
     max_redirects: int = 10
     user_agent: str = "audiotrove (+https://github.com/audiotrove)"
     credentials: Callable[[str], tuple[str, str] | None] | None = None  # host -> (user, password)
+    proxy: str | None = None       # http://[user:password@]host:port for every URL; "": none;
+    #                                None: the environment's (http_proxy, https_proxy, no_proxy)
+
+
+def proxy_for(url: str, proxy: str | None = None) -> str | None:
+    """The proxy URL to reach `url` through, or None for a direct connection: `proxy` when given
+    ("" means none), else the environment's `<scheme>_proxy` (or `all_proxy`) unless `no_proxy`
+    names the host (urllib's reading of them)."""
+    if proxy is None:
+        parts = urllib.parse.urlsplit(url)
+        found = urllib.request.getproxies_environment()
+        proxy = found.get(parts.scheme.lower()) or found.get("all")
+        if proxy and urllib.request.proxy_bypass_environment(parts.hostname or "", found):
+            proxy = None
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else "http://" + proxy  # host:port alone is an http proxy
+
+
+def _proxy_refused(proxy: str) -> FetchError:
+    return FetchError(f"the proxy {mask_url(proxy)} asks for credentials (HTTP 407): give them "
+                      "in the proxy URL, http://user:password@host:port")
+
+
+def _proxy_address(proxy: str) -> tuple[str, int, dict]:
+    """(host, port, headers for the proxy) of an http:// proxy URL (a bare host:port too)."""
+    parts = urllib.parse.urlsplit(proxy)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise FetchError(f"proxy {mask_url(proxy)}: only http:// proxies are supported")
+    headers = {}
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise FetchError(f"proxy {mask_url(proxy)}: not a valid port") from None
+    return parts.hostname, port, headers
 
 
 def netrc_credentials(path: str | None = None) -> Callable[[str], tuple[str, str] | None]:
@@ -485,6 +534,10 @@ class Fetcher:
             headers["Range"] = f"bytes={have}-"
             if validator:
                 headers["If-Range"] = validator
+        elif d.validators.get("etag"):
+            headers["If-None-Match"] = d.validators["etag"]
+        elif d.validators.get("last_modified"):
+            headers["If-Modified-Since"] = d.validators["last_modified"]
         self._rate.wait()
         if self.stop.is_set():
             raise _Stopped()
@@ -498,6 +551,13 @@ class Fetcher:
                              _retry_after(resp.getheader("Retry-After")))
             if status >= 500:
                 raise _Retry(f"HTTP {status} {resp.reason}")
+            if status == 304 and d.validators and not have:  # not modified: keep the copy
+                got.unchanged = True
+                got.etag = resp.getheader("ETag") or d.validators.get("etag")
+                resp.read()
+                self._reuse(conn, resp)
+                conn = None
+                return
             if status == 416 and have:  # our bytes are no prefix of this file any more
                 _remove(part, side)
                 raise _Retry("the server refused to resume (HTTP 416); starting again", 0.0)
@@ -652,8 +712,13 @@ class Fetcher:
                 if creds:
                     token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
                     send["Authorization"] = f"Basic {token}"
+            proxy = proxy_for(current, opt.proxy)
             target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-            conn, reused = self._connection(scheme, parts.hostname or "", parts.port)
+            if proxy and scheme == "http":  # a plain-http proxy takes the absolute URL
+                netloc = parts.netloc.rpartition("@")[2]
+                target = urllib.parse.urlunsplit(("http", netloc, parts.path or "/", parts.query, ""))
+            conn, reused = self._connection(scheme, parts.hostname or "", parts.port, proxy=proxy)
+            send.update(getattr(conn, "audiotrove_proxy_headers", {}))
             try:
                 try:
                     conn.request("GET", target, headers=send)
@@ -663,7 +728,8 @@ class Fetcher:
                         raise
                     # a kept-alive connection the server had closed meanwhile: once more, fresh
                     self._discard(conn)
-                    conn, _ = self._connection(scheme, parts.hostname or "", parts.port, fresh=True)
+                    conn, _ = self._connection(scheme, parts.hostname or "", parts.port, proxy=proxy,
+                                               fresh=True)
                     conn.request("GET", target, headers=send)
                     resp = conn.getresponse()
             except ssl.SSLCertVerificationError as exc:
@@ -675,8 +741,15 @@ class Fetcher:
             except (ConnectionError, OSError, http.client.HTTPException) as exc:
                 self._discard(conn)
                 if isinstance(exc, socket.gaierror):
-                    raise FetchError(f"unknown host {parts.hostname}: {mask_url(current)}") from None
-                raise _Retry(f"connection failed ({type(exc).__name__}: {exc})") from None
+                    where = f"proxy {mask_url(proxy)}" if proxy else parts.hostname
+                    raise FetchError(f"unknown host {where}: {mask_url(current)}") from None
+                if proxy and "Tunnel connection failed: 407" in str(exc):
+                    raise _proxy_refused(proxy) from None
+                via = f" through the proxy {mask_url(proxy)}" if proxy else ""
+                raise _Retry(f"connection failed{via} ({type(exc).__name__}: {exc})") from None
+            if resp.status == 407 and proxy:
+                self._discard(conn)
+                raise _proxy_refused(proxy)
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
                 location = resp.getheader("Location")
                 self._drain(conn, resp)
@@ -685,28 +758,37 @@ class Fetcher:
             return conn, resp, current
         raise FetchError(f"more than {opt.max_redirects} redirects: {mask_url(url)}")
 
-    def _connection(self, scheme: str, host: str, port: int | None, *,
+    def _connection(self, scheme: str, host: str, port: int | None, *, proxy: str | None = None,
                     fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
-        """(a connection to scheme://host:port, whether it is a kept-alive one)."""
+        """(a connection to scheme://host:port, directly or through the http:// `proxy` (a
+        CONNECT tunnel for https), whether it is a kept-alive one)."""
         pool = getattr(self._local, "pool", None)
         if pool is None:
             pool = self._local.pool = {}
-        key = (scheme, host, port)
+        key = (scheme, host, port, proxy)
         conn = None if fresh else pool.pop(key, None)
         reused = conn is not None
         if conn is None:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(host, port, timeout=self.options.timeout_s,
-                                                   context=self._ssl)
+            timeout = self.options.timeout_s
+            if proxy:
+                proxy_host, proxy_port, proxy_headers = _proxy_address(proxy)
+                if scheme == "https":
+                    conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=timeout, context=self._ssl)
+                    conn.set_tunnel(host, port or 443, headers=proxy_headers)  # TLS checks `host`
+                else:
+                    conn = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
+                    conn.audiotrove_proxy_headers = proxy_headers  # sent with each request
+            elif scheme == "https":
+                conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
             else:
-                conn = http.client.HTTPConnection(host, port, timeout=self.options.timeout_s)
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            conn.audiotrove_key = key
         return conn, reused
 
     def _reuse(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
         """Keep the connection for the next request when the response was read to its end."""
         if resp.isclosed() and not resp.will_close:
-            key = (("https" if isinstance(conn, http.client.HTTPSConnection) else "http"),
-                   conn.host, conn.port)
+            key = conn.audiotrove_key
             old = self._local.pool.get(key)
             if old is not None and old is not conn:
                 old.close()

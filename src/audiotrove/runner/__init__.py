@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 from ..catalog.db import CATALOG_DIR, Catalog
 from ..errors import UsageError, log_bug
@@ -51,7 +52,8 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
              workers: int | None = None, file_ids: set[int] | None = None,
              retry_failed: bool = False, show_progress: bool = True,
              item_timeout_s: float | None = None, wait_for_lock: bool = False,
-             executor: Executor | None = None) -> RunSummary:
+             executor: Executor | None = None,
+             on_commit: Callable[[int], None] | None = None) -> RunSummary:
     """Bring `step_name` up to date for the chosen files (all by default).
 
     A step it requires is met by each file's current result of that step, whatever its
@@ -61,7 +63,8 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
     limit of one item (default: 60 s + 10 x the seconds of audio it has decoded).
     Raises KeyboardInterrupt after committing what finished if the user presses Ctrl-C;
     the returned summary's `interrupted` is then set on the exception as `.summary`.
-    `executor`: where the items run (a DaskExecutor...); by default the local process pool of
+    `on_commit(file_id)` is called after each of this step's outcomes is committed (not for the
+    steps it requires), so a caller can show results as they come. `executor`: where the items run (a DaskExecutor...); by default the local process pool of
     `workers` processes. A cluster that goes away (ClusterLost) carries `.summary` the same way.
     """
     step = get_step(step_name)
@@ -77,7 +80,8 @@ def run_step(catalog: Catalog, step_name: str, overrides: dict | None = None, *,
                          retry_failed=retry_failed)
         catalog.make_current(step.name, step.version, plan.params_hash, plan.up_to_date_ids)
         return execute_plan(catalog, plan, workers=workers or default_workers(),
-                            show_progress=show_progress, item_timeout_s=item_timeout_s, executor=executor)
+                            show_progress=show_progress, item_timeout_s=item_timeout_s, executor=executor,
+                            on_commit=on_commit)
 
 
 def _say_waiting(step: str, show: bool):
@@ -106,7 +110,8 @@ def step_executor(workers: int, *, item_timeout_s: float | None = None,
 
 
 def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: bool,
-                 item_timeout_s: float | None = None, executor: Executor | None = None) -> RunSummary:
+                 item_timeout_s: float | None = None, executor: Executor | None = None,
+                 on_commit: Callable[[int], None] | None = None) -> RunSummary:
     summary = RunSummary(plan.step.name, planned=len(plan.items), up_to_date=plan.up_to_date,
                          failed_before=plan.failed_before, urls_pending=plan.urls_pending)
     started = time.perf_counter()
@@ -127,6 +132,8 @@ def execute_plan(catalog: Catalog, plan: Plan, *, workers: int, show_progress: b
             summary.failed += 1
         summary.audio_s += outcome.audio_s
         progress.advance(outcome)
+        if on_commit is not None:
+            on_commit(outcome.file_id)
 
     with RunProgress(plan.step.name, len(plan.items), enabled=show_progress) as progress:
         try:

@@ -6,6 +6,7 @@ The audio count moves within a file too: workers report the seconds they have de
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from rich.console import Console
@@ -31,6 +32,9 @@ class RunProgress:
             TextColumn("{task.fields[failures]}"),
             console=self.console,
             disable=not self.enabled,
+            # lines a caller prints while the bar is shown (one-off analyze's JSON lines) go
+            # above it when stdout is the terminal too, and to stdout untouched when it is piped
+            redirect_stdout=sys.stdout.isatty(),
         )
         self.task = self.progress.add_task(step, total=total, throughput="", failures="")
 

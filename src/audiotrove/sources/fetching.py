@@ -1,4 +1,6 @@
-"""`audiotrove fetch`: download every registered URL that has no verified local copy.
+"""`audiotrove fetch`: download every registered URL that has no verified local copy
+(`--refresh`: and ask the server, with the copy's ETag / Last-Modified, whether the others
+changed; a changed file is downloaded again and replaces its copy, so the steps redo it).
 
 The downloads run on threads (io/fetch.py); this module is their coordinator: it alone writes
 the catalog, one small transaction per finished item (`fetch.*` of the file), so a kill loses
@@ -18,7 +20,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from ..catalog.db import CATALOG_DIR, Catalog
-from ..io.fetch import CHECKSUM_ALGOS, Download, Fetched, Fetcher, FetchOptions, mask_url
+from ..io.fetch import CHECKSUM_ALGOS, Download, Fetched, Fetcher, FetchOptions, contained, mask_url
 
 CACHE_DIR = "cache"
 
@@ -32,7 +34,9 @@ def cache_folder(cat: Catalog, to: str | os.PathLike | None = None) -> Path:
 class FetchSummary:
     ok: int = 0
     failed: int = 0
-    present: int = 0          # already fetched and still on disk
+    present: int = 0          # already fetched and still on disk (not checked)
+    unchanged: int = 0        # --refresh: the server says the copy is current (304)
+    updated: int = 0          # --refresh: a changed file, downloaded again
     bytes: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
@@ -43,22 +47,24 @@ class FetchSummary:
         return self.bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def line(self) -> str:
-        text = (f"fetch: {self.ok} ok, {self.failed} failed, {self.present} already fetched; "
+        checked = f", {self.unchanged} unchanged, {self.updated} updated" if self.unchanged or self.updated else ""
+        text = (f"fetch: {self.ok} ok, {self.failed} failed, {self.present} already fetched{checked}; "
                 f"{self.bytes / 1e6:.1f} MB in {self.elapsed_s:.1f} s ({self.mb_per_s:.1f} MB/s)")
         if self.interrupted:
             text += "; interrupted: run again to resume (partial files are kept)"
         return text
 
 
-def pending(cat: Catalog) -> tuple[list, int]:
-    """(URL files without a verified local copy, how many have one)."""
+def pending(cat: Catalog, *, refresh: bool = False) -> tuple[list, int]:
+    """(URL files to fetch: those without a verified local copy, all of them with `refresh`;
+    how many have a copy and are left as they are)."""
     local = cat.local_copies()
     todo, present = [], 0
     for f in cat.files():
         if f.kind != "url":
             continue
         path = local.get(f.id)
-        if path and os.path.isfile(path):
+        if path and os.path.isfile(path) and not refresh:
             present += 1
         else:
             todo.append(f)
@@ -66,38 +72,65 @@ def pending(cat: Catalog) -> tuple[list, int]:
 
 
 def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | None = None,
-               show_progress: bool = True, on_failure=None) -> FetchSummary:
-    """Fetch what is pending; raises KeyboardInterrupt (with `.summary`) after saving what finished."""
+               show_progress: bool = True, on_failure=None, refresh: bool = False) -> FetchSummary:
+    """Fetch what is pending (`refresh`: also check the fetched files, see the module docstring);
+    raises KeyboardInterrupt (with `.summary`) after saving what finished."""
     folder = cache_folder(cat, to)
     folder.mkdir(parents=True, exist_ok=True)
-    todo, present = pending(cat)
+    todo, present = pending(cat, refresh=refresh)
     summary = FetchSummary(present=present)
     attrs = cat.attrs(name="source")
+    local = {fid: path for fid, path in cat.local_copies().items() if os.path.isfile(path)}
+    before = cat.attrs(name="fetch") if refresh else {}
     downloads = []
     for f in todo:
         source = attrs.get(f.id, {}).get("source", {})
         sums = {a: str(source[a]).lower() for a in CHECKSUM_ALGOS if source.get(a)}
-        downloads.append(Download(key=f.id, url=f.path, folder=folder, checksums=sums))
+        record = before.get(f.id, {}).get("fetch", {}) if f.id in local else {}
+        validators = {k: record[k] for k in ("etag", "last_modified") if record.get(k)}
+        downloads.append(Download(key=f.id, url=f.path, folder=folder, checksums=sums,
+                                  validators=validators))
     started = time.perf_counter()
+
+    def failed(got: Fetched) -> None:
+        summary.failed += 1
+        summary.failures.append((mask_url(got.url), got.error or "failed"))
+        if on_failure is not None:
+            on_failure(got)
+
     with FetchProgress(len(downloads), enabled=show_progress) as progress:
         fetcher = Fetcher(options, on_bytes=progress.add_bytes)
-        waiting = {f.id for f in todo}
         urls = {f.id: f.path for f in cat.files() if f.kind == "url"}
         for fid, path in cat.local_copies().items():  # names other URLs hold stay theirs
-            if fid not in waiting and fid in urls:
+            if fid in urls:
                 fetcher.claim(path, urls[fid])
         results = fetcher.run(downloads)
         try:
             for got in results:
+                old = local.get(got.key)
+                if old is not None and (got.unchanged or got.status != "ok"):
+                    # current (304), or the check failed: the copy stays, and so does its record
+                    record = {k: v for k, v in before[got.key]["fetch"].items() if k != "check_error"}
+                    record["checked_at"] = got.fetched_at
+                    if got.unchanged:
+                        summary.ok += 1
+                        summary.unchanged += 1
+                    else:
+                        record["check_error"] = got.error
+                        failed(got)
+                    cat.set_attrs([(got.key, "fetch", record)])
+                    progress.done(got)
+                    continue
                 cat.set_attrs([(got.key, "fetch", got.record())])
                 if got.status == "ok":
                     summary.ok += 1
                     summary.bytes += got.bytes - got.resumed_from
+                    if old is not None:
+                        summary.updated += 1
+                        if os.path.realpath(old) != os.path.realpath(got.path) and contained(folder, Path(old)):
+                            os.remove(old)  # the copy under an older name (Content-Disposition)
                 else:
-                    summary.failed += 1
-                    summary.failures.append((mask_url(got.url), got.error or "failed"))
-                    if on_failure is not None:
-                        on_failure(got)
+                    failed(got)
                 progress.done(got)
         except KeyboardInterrupt as exc:
             summary.interrupted = True

@@ -37,7 +37,8 @@ def status(catalog: Catalog) -> dict:
     """{"root", "files", "urls_not_fetched", "steps": [{"step", "state", "files"}],
     "failures": [{"path", "step", "error"}]}: the steps that were run, files per state of
     their current result, files not analyzed yet ("todo" of analyze, the step every file gets;
-    other steps run on the files asked for), and every current failure."""
+    other steps run on the files asked for), and every current failure, URLs whose last
+    download failed included (step "fetch")."""
     files = catalog.files()
     total = len(files)
     fetched = catalog.local_copies()
@@ -52,6 +53,13 @@ def status(catalog: Catalog) -> dict:
         if todo > 0 and step == PRIMARY_STEP:
             steps.append({"step": step, "state": "todo", "files": todo})
     failures = [{"path": p, "step": s, "error": e} for p, s, e in catalog.failures()]
+    # URLs whose last download failed (`fetch` records its outcome in the file's fetch.* group)
+    tried = catalog.attrs(name="fetch")
+    for f in files:
+        got = tried.get(f.id, {}).get("fetch", {})
+        if f.kind == "url" and f.id not in fetched and got.get("status") == "error":
+            failures.append({"path": got.get("url") or f.path, "step": "fetch",
+                             "error": got.get("error") or "failed"})
     return {"root": str(catalog.root), "files": total, "urls_not_fetched": urls,
             "steps": steps, "failures": failures}
 

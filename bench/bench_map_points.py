@@ -86,7 +86,8 @@ def build(root: Path, args) -> None:
             unpitched = rng.random(n) < 0.3
             cols = {f.name: table[f.name] for f in SCHEMA}
             cols["hz"] = pa.array(np.where(unpitched, np.nan, cols["hz"].to_numpy()), pa.float32(), mask=unpitched)
-            cols["note"] = pa.array([None if u else names[k] for u, k in zip(unpitched, rng.integers(0, 30, n))], pa.string())
+            picks = rng.integers(0, 30, n)
+            cols["note"] = pa.array([None if u else names[k] for u, k in zip(unpitched, picks)], pa.string())
             cols["octave"] = pa.array(rng.integers(1, 8, n), pa.int16(), mask=unpitched)
             cols["clarity"] = pa.array(cols["clarity"].to_numpy(), pa.float32(), mask=rng.random(n) < 0.05)
             pq.write_table(pa.table(cols, schema=SCHEMA), shard)

@@ -91,7 +91,8 @@ def coll(tmp_path_factory):
                                "error, data, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                                (h, SEGMENT_STEP, "test", "p", "{}", "ok", None,
                                 json.dumps({"units": {"shard": name, "count": UNITS}}), 0.1, now + 100 + j)).lastrowid
-            conn.execute("INSERT INTO current_results(file_id, step, result_id) VALUES (?,?,?)", (fid, SEGMENT_STEP, rid))
+            conn.execute("INSERT INTO current_results(file_id, step, result_id) VALUES (?,?,?)",
+                         (fid, SEGMENT_STEP, rid))
     FieldIndex.open(cat)
     cat.close()
     # the unit map: every unit, and one that no shard has (its unit fields are missing)

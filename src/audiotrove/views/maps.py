@@ -21,10 +21,11 @@
 
 With arrays=True the long columns (columns.*, colors.*.values) are numpy arrays instead of lists:
 numbers float64 with NaN where a value is missing, integers int64 (a numpy masked array where
-some are missing); `plain(data)` turns them into the lists above, and io/jsonarrays.py dumps(data)
-writes the same JSON text as json.dumps(plain(data)) in a fraction of its time. Everything is computed on whole
-columns (the map's Parquet table read with each path once, the colour field read alone), so a
-1 000 000-point map costs no Python object per point until lists are asked for.
+some are missing); `plain(data)` turns them into the lists above, and io/jsonarrays.py
+dumps(data) writes the same JSON text as json.dumps(plain(data)) in a fraction of its time.
+Everything is computed on whole columns (the map's Parquet table read with each path once, the
+colour field read alone), so a 1 000 000-point map costs no Python object per point until lists
+are asked for.
 
 Errors are UsageError: no such map (it says which command makes one), an unknown colour field,
 a unit label no unit has yet (`tag` before `audiotrove tag`: it says which command gives it).

@@ -277,31 +277,12 @@ def test_the_arrays_form_is_the_same_data_and_the_same_binary(coll):
             assert binary(arrays) == binary(lists)
 
 
-def test_json_of_arrays_is_json_dumps_of_the_lists():
-    """io/jsonarrays.py: the same text as json.dumps of the lists, for floats of every size and
-    rounding (short decimals written from their digits, the rest as Python writes them), NaN as
-    null, integers, masked integers, both separator styles."""
-    from audiotrove.io.jsonarrays import as_lists, dumps
+def test_json_of_arrays_writes_missing_values_as_null():
+    """io/jsonarrays.py: NaN and masked values become null, the rest the numbers they are."""
+    from audiotrove.io.jsonarrays import dumps
 
-    rng = np.random.default_rng(0)
-    cases = []
-    for decimals in (0, 1, 2, 3, 5, 8):
-        for scale in (1e-6, 1e-3, 1, 30, 1e4, 1e9, 1e14, 1e17):
-            a = np.round(rng.normal(0, scale, 400), decimals)
-            a[rng.random(400) < 0.1] = np.nan
-            cases.append(a)
-    cases += [rng.normal(0, 1, 300),  # not rounded: 17 digits
-              np.array([0.0, -0.0, 1e-4, -1e-4, 9.9999e-5, 1e15, 1e16, 123456789012345.6, 0.1 + 0.2, 5e-324,
-                        1.7976931348623157e308, 2.5, 3.0, -7.0, np.nan]),
-              np.round(rng.normal(0, 1, 300).astype(np.float32), 3),
-              np.arange(-5, 100_000, 7), np.array([0, -1, 9, 10, 99, 100, -100, 2**62, -2**63, 2**63 - 1]),
-              np.ma.MaskedArray(np.arange(20), mask=np.arange(20) % 3 == 0), np.array([], float),
-              np.array([np.nan]), np.arange(10, dtype=np.uint8)]
-    for a in cases:
-        data = {"v": a, "w": [1, 2.5, None, "x"], "n": {"deep": [a[:3], 4]}}
-        for kw in ({}, {"separators": (",", ":")}, {"separators": (",", ":"), "allow_nan": False}):
-            if not kw.get("allow_nan", True) and a.dtype.kind == "f" and np.isinf(a).any():
-                continue
-            assert dumps(data, **kw) == json.dumps(as_lists(data), **kw), (a[:5], kw)
-    with pytest.raises(ValueError):
-        dumps({"v": np.array([1.0, np.inf])}, allow_nan=False)
+    data = {"x": np.array([0.5, np.nan, -2.0]), "c": np.ma.MaskedArray([1, 2, 3], mask=[False, True, False]),
+            "n": np.arange(3, dtype=np.uint8), "w": [1, None, "x"]}
+    assert json.loads(dumps(data)) == {"x": [0.5, None, -2.0], "c": [1, None, 3], "n": [0, 1, 2],
+                                       "w": [1, None, "x"]}
+    assert dumps(data, separators=(",", ":")).startswith('{"x":[0.5,null,-2.0],"c":[1,null,3]')

@@ -21,8 +21,8 @@
 
 With arrays=True the long columns (columns.*, colors.*.values) are numpy arrays instead of lists:
 numbers float64 with NaN where a value is missing, integers int64 (a numpy masked array where
-some are missing); `plain(data)` turns them into the lists above, and io/jsonarrays.py
-dumps(data) writes the same JSON text as json.dumps(plain(data)) in a fraction of its time.
+some are missing); `plain(data)` turns them into the lists above (io/jsonarrays.py dumps(data)
+writes that JSON).
 Everything is computed on whole columns (the map's Parquet table read with each path once, the
 colour field read alone), so a 1 000 000-point map costs no Python object per point until lists
 are asked for.
@@ -189,8 +189,7 @@ def _integers(values) -> np.ndarray:
 
 
 def plain(data: dict) -> dict:
-    """map_points(..., arrays=True)'s data with lists for its arrays: map_points(...)'s data.
-    (io/jsonarrays.py dumps writes the arrays form as JSON directly: the same text.)"""
+    """map_points(..., arrays=True)'s data with lists for its arrays: map_points(...)'s data."""
     from ..io.jsonarrays import as_lists
 
     return as_lists(data)

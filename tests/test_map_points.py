@@ -228,7 +228,7 @@ def test_a_unit_map_coloured_by_other_fields_is_the_reference(coll, limit):
 
     root, truth = coll
     fields = ["power", "hz", "note", "octave", "mfcc_2", "lufs", "media_info.audio.codec", "media_info.has_video"]
-    units = ["dB", "Hz", None, None, None, None, None, None]  # (a file field's unit is not given today)
+    units = ["dB", "Hz", None, None, None, "LUFS", None, None]  # a file field's unit too
     with Catalog.open(root) as cat:
         got = map_points(cat, level="unit", color=",".join(fields), limit=limit, seed=5)
     want = reference_points(root, truth, level="unit", fields=fields, units=units, limit=limit, seed=5)
@@ -254,7 +254,7 @@ def test_a_file_map_is_the_reference(coll):
     fields = ["lufs", "media_info.audio.codec", "media_info.has_video"]
     with Catalog.open(root) as cat:
         got = map_points(cat, level="file", color=fields)
-    want = reference_points(root, truth, level="file", fields=fields, units=[None, None, None])
+    want = reference_points(root, truth, level="file", fields=fields, units=["LUFS", None, None])
     _same(got, want)
     assert got["colors"]["lufs"]["kind"] == "range" and None in got["colors"]["lufs"]["values"]  # never analyzed
     assert -1 in got["colors"]["media_info.audio.codec"]["values"]

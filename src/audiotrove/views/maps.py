@@ -157,9 +157,9 @@ def _field_unit(color: str, level: str) -> str | None:
 
             if color in UNIT_FIELDSET:
                 return UNIT_FIELDSET.resolve(color).unit
-        from ..catalog.fields import FIELDS
+        from ..catalog.fields import registry
 
-        return FIELDS.resolve(color).unit
+        return registry().resolve(color).unit
     except Exception:  # a discovered field: no unit known
         return None
 

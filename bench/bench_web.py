@@ -114,7 +114,7 @@ def build(root: Path, n_files: int, segmented: int, per_file: int) -> dict:
         "grid.col": pd.array([pd.NA] * n, "Int64"), "grid.row": pd.array([pd.NA] * n, "Int64"),
         "map.cluster": cluster})
     save_table(root, "map", "unit", df, {"name": "map", "level": "unit", "model": "yamnet", "method": "tsne",
-                                         "dims": 2, "count": n, "grid": None, "clusters": []})
+                                         "dims": 2, "count": n, "grid": None, "clusters": [], "seed": 0})
     t = time.perf_counter()
     FieldIndex.open(cat)
     t_index = time.perf_counter() - t
@@ -256,6 +256,9 @@ def main() -> None:
     row(f"map.bin (what the page reads), {built['units']:,} points, kept", ms, wall, f"{len(body) / 1e6:.1f} MB")
     ms, wall, body, _ = timed(server, "/map.bin?limit=999999", repeat=1)
     row("map.bin, 999 999 points (not kept: read and encoded)", ms, wall, f"{len(body) / 1e6:.1f} MB")
+    for color in ("power", "lufs"):  # another colour field: a unit field (the shards), a file field
+        ms, wall, body, _ = timed(server, f"/map.bin?color={color}", repeat=1)
+        row(f"map.bin, color={color} (not kept: read and encoded)", ms, wall, f"{len(body) / 1e6:.1f} MB")
     ms, wall, body, _ = timed(server, "/map.json", repeat=1)
     row(f"map.json (the JSON twin), {built['units']:,} points, read and encoded", ms, wall, f"{len(body) / 1e6:.1f} MB")
     first_draw = None

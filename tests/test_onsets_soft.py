@@ -386,6 +386,26 @@ def test_a_choir_swell_just_before_the_next_note_is_not_an_onset(tmp_path):
     assert p >= 0.95, p
 
 
+def test_a_choir_whose_pitch_readings_flicker_keeps_its_notes_whole(tmp_path):
+    """FluidR3's choir is a chorus of detuned voices: the frame pitch often moves by a semitone
+    or a twelfth within a held note while the spectrum keeps its shape. Such a reading
+    is not a pitch onset (no onset band rises 15 dB above the bands' median change): on this
+    melody F 0.77 and pitch 0.53 before, 0.85 and 0.71 now (the choir stays short of the
+    instrument targets: bench/RESULTS_onsets.md)."""
+    import soundfile as sf
+
+    mr = _midi_render()
+    program, low, high = mr.INSTRUMENTS["choir aahs"]
+    notes = mr.melody(low=low, high=high, seconds=10, seed=0)
+    wav = mr.render(notes, program=program, path=tmp_path / "m.wav")
+    y, sr = sf.read(wav, dtype="float32", always_2d=True)
+    rows = units(y.mean(axis=1), sr=sr)
+    f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    assert len(rows) <= len(notes)
+    assert f >= 0.82, f
+    assert p >= 0.65, p
+
+
 def test_a_swell_before_a_legato_change_is_not_backtracked_into():
     # each note swells 8 dB over its last 100 ms (as a horn leaning into the next note); the
     # next note starts at that level with no rise of its own: its unit starts at the change,

@@ -398,13 +398,17 @@ class Catalog:
         wanted = None if file_ids is None else set(file_ids)
         return {r["fid"]: _result_row(r) for r in rows if wanted is None or r["fid"] in wanted}
 
-    def iter_current(self, step: str | None = None) -> Iterator[tuple[FileRow, dict[str, ResultRow]]]:
-        """Every file (by path) with its current result of each step (or of `step`)."""
+    def iter_current(self, step: str | None = None, *,
+                     with_result: bool = False) -> Iterator[tuple[FileRow, dict[str, ResultRow]]]:
+        """Every file (by path) with its current result of each step (or of `step`).
+        with_result: only the files that have one (what a reader of one step's results wants:
+        the same rows, without walking every file of a large collection in Python)."""
+        join = "JOIN" if with_result else "LEFT JOIN"
         query = (
             "SELECT f.id AS fid, f.path, f.kind, f.size_bytes, f.mtime_ns, f.content_hash AS fhash, r.* "
-            "FROM files f LEFT JOIN current_results c ON c.file_id = f.id "
+            f"FROM files f {join} current_results c ON c.file_id = f.id "
             + ("AND c.step = ? " if step else "")
-            + "LEFT JOIN results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
+            + f"{join} results r ON r.id = c.result_id AND r.content_hash = f.content_hash "
             "ORDER BY f.path, r.created_at, r.id"
         )
         current: FileRow | None = None

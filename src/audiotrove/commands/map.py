@@ -94,7 +94,8 @@ def map_cmd(
                 from ..views.maps import map_points
 
                 output_folder(html)
-                write_html(map_points(cat, name=name, level=level, color=colours, limit=html_points), html)
+                write_html(map_points(cat, name=name, level=level, color=colours, limit=html_points, arrays=True),
+                           html)
         except (UsageError, QueryError, ModelError) as exc:
             raise fail(str(exc))
     if fmt == "json":

@@ -22,7 +22,10 @@ Onset mode: three cues.
   hardly rises): when per-frame pitch is given (hz, clarity of audiotrove.dsp.pitch), the
   median pitch of the pitch_window_s after a frame differs from that before it by at least
   pitch_jump_semitones, both sides mostly voiced; the local maximum of that difference is an
-  onset, unless a flux onset lies within pitch_merge_s (the flux onset is kept).
+  onset, unless a flux onset lies within pitch_merge_s (the flux onset is kept), and only
+  when the new note's partials rose (pitch_rise_db) and some onset band rose pitch_shape_db
+  above the bands' median change (a reading that moves while the spectrum keeps its shape,
+  as in a chorus of detuned voices, is the estimator's, not a new note).
 - Note changes, for cross-fades that stay unpitched or mixed longer than that window (a
   cello's or a choir's slow attack under the old note's release): a stable pitch (pitched
   frames within note_spread_semitones for note_stable_s) that differs from the last stable
@@ -143,6 +146,7 @@ class OnsetSegmenter:
                  note_revise_s: float = 0.025, note_weak_rise_db: float = 20.0, note_fall_db: float = 5.0,
                  note_fall_s: float = 0.05, note_fall_back_s: float = 0.09, note_heard_s: float = 0.1,
                  octave_odd_db: float = 20.0, swell_dip_db: float = 6.0, swell_shape_db: float = 12.0,
+                 pitch_shape_db: float = 15.0,
                  min_unit_s: float = 0.01):
         if not 0 < min_dur_s <= max_dur_s:
             raise ValueError("need 0 < min_dur_s <= max_dur_s")
@@ -170,6 +174,7 @@ class OnsetSegmenter:
         self.note_heard = _frames(note_heard_s, fr)
         self.octave_odd_db = octave_odd_db
         self.swell_dip_db, self.swell_shape_db = swell_dip_db, swell_shape_db
+        self.pitch_shape_db = pitch_shape_db
         # _swell's windows (frames): pitch 150-20 ms before vs 80-200 ms after; onset bands
         # 115-25 ms before vs 35-115 ms after
         self._swell_pitch = (_frames(0.15, fr), _frames(0.02, fr), _frames(0.08, fr), _frames(0.2, fr))
@@ -392,6 +397,9 @@ class OnsetSegmenter:
             rise_at, rise_db = self._partials_rise(j, new, old)
             if rise_db < self.pitch_rise_db:
                 continue  # no new partials rose: a ringing mixture or a pitch error, not a note
+            shape = self._shape_change(f)
+            if shape is not None and shape < self.pitch_shape_db:
+                continue  # the spectrum kept its shape: the estimator's reading moved, not the note
             start = min(start, rise_at)
             # the event keeps its detection frame f (>= lo): events are then decided in the
             # same order whatever the blocks; the unit starts at the refined start
@@ -670,15 +678,25 @@ class OnsetSegmenter:
         lvl = t.get("level", max(last, frame - self._swell_back), frame + 1)
         if len(lvl) < 2 or lvl.max() - lvl[-4:].min() > self.swell_dip_db:
             return False
+        shape = self._shape_change(frame)
+        return shape is not None and shape < self.swell_shape_db
+
+    def _shape_change(self, frame: int) -> float | None:
+        """How far the onset band that rose most (the mean of 35-115 ms after `frame` less the
+        mean of 115-25 ms before) rose above the median band's change, in dB, over the bands
+        within 40 dB of the loudest: a new note raises the bands of its own partials far above
+        the rest; a swell, or a pitch reading that moves while the note stays, raises none
+        apart. None when the frames are not there."""
+        t = self._track
         m0, m1, n0, n1 = self._swell_bands
         mel_before = t.get("mel", frame - m0, frame - m1 + 1)
         mel_after = t.get("mel", frame + n0, frame + n1 + 1)
         if len(mel_before) == 0 or len(mel_after) == 0:
-            return False
+            return None
         mb, ma = mel_before.mean(axis=0), mel_after.mean(axis=0)
-        heard = np.maximum(ma, mb) > max(ma.max(), mb.max()) - 40.0  # bands within 40 dB of the loudest
+        heard = np.maximum(ma, mb) > max(ma.max(), mb.max()) - 40.0
         change = (ma - mb)[heard]
-        return bool(change.size and change.max() - np.median(change) < self.swell_shape_db)
+        return float(change.max() - np.median(change)) if change.size else None
 
     def _same_pitch(self, before: np.ndarray, after: np.ndarray) -> bool:
         """Both stretches of frame pitches mostly voiced, their medians within half a pitch jump."""

@@ -13,12 +13,12 @@ browser decodes (WAV, FLAC, MP3, Ogg/Opus, AAC/M4A; not AIFF or WMA). A URL item
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from importlib import resources
 from pathlib import Path
 
+from ..io.jsonarrays import dumps
 from ..io.write import write_text_atomic
 
 _IMPORT = re.compile(r'^import\s+\{[^}]*\}\s+from\s+"\./mapview\.js";\s*$', re.M)
@@ -37,13 +37,14 @@ def file_url(path: str) -> str:
 
 
 def _json_for_script(data: dict) -> str:
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    text = dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)  # = json.dumps of the lists
     # inside <script>: no "</script>", no "<!--"; U+2028/9 are fine in JSON.parse
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page(data: dict, *, title: str | None = None) -> str:
-    """The HTML text of the map page for map_points' `data` (files get their URLs)."""
+    """The HTML text of the map page for map_points' `data` (lists, or arrays=True's arrays: the
+    same page; files get their URLs)."""
     data = dict(data)
     data["files"] = {**data["files"], "url": [file_url(p) for p in data["files"]["path"]]}
     script = "\n".join([static_text("mapview.js"), _IMPORT.sub("", static_text("mappage.js")), BOOT])

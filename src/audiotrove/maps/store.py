@@ -37,10 +37,21 @@ def save_table(root, name: str, level: str, df: pd.DataFrame, info: dict) -> Pat
     return final
 
 
-def load_table(root, name: str = DEFAULT_NAME, level: str = "file") -> tuple[pd.DataFrame, dict]:
-    """(the map's rows, its info). FileNotFoundError when that map was never made."""
+def load_table(root, name: str = DEFAULT_NAME, level: str = "file", *,
+               compact_paths: bool = False) -> tuple[pd.DataFrame, dict]:
+    """(the map's rows, its info). FileNotFoundError when that map was never made.
+    compact_paths: the path column as a pandas Categorical (each file's path once: a unit map of
+    1 000 000 rows reads in a tenth of the time), the Arrow buffers freed as they are converted."""
     path = table_path(root, name, level)
-    return pd.read_parquet(path), json.loads(path.with_suffix(".json").read_text())
+    if compact_paths:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, read_dictionary=["path"])
+        df = table.to_pandas(self_destruct=True, split_blocks=True)
+        del table
+    else:
+        df = pd.read_parquet(path)
+    return df, json.loads(path.with_suffix(".json").read_text())
 
 
 def _values(row, keys, prefix) -> dict:

@@ -63,7 +63,7 @@ def current_label_tables(catalog: Catalog, file_ids: set[int] | None = None) -> 
     out: dict[str, dict[int, str]] = {}
     for kind, (step, _) in LABELS.items():
         found: dict[int, str] = {}
-        for f, results in catalog.iter_current(step):
+        for f, results in catalog.iter_current(step, with_result=True):
             res = results.get(step)
             if (file_ids is not None and f.id not in file_ids) or res is None or res.status != "ok" or not res.data:
                 continue

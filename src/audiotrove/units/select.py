@@ -288,3 +288,51 @@ def _getter(name: str):
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def unit_field_values(catalog, name: str, file_ids: set[int] | None = None) -> pd.DataFrame | None:
+    """file_id, unit and the one unit field `name` of the units of the files' current
+    segmentations (only those of `file_ids` when given), typed as list_units types that column
+    (mfcc_k: Python floats), in no particular order; None for a label no unit has yet (list_units
+    has no such column then). One narrow read of the shards: what a map colours by, without
+    listing every column of every unit."""
+    import duckdb
+
+    from .labels import LABELS, current_label_tables
+    from .store import current_shards
+
+    field = UNIT_FIELDSET.resolve(name).name
+    if field not in _COLUMN or field in MAP_COLUMNS or field == "mfcc":
+        raise ValueError(f"{name} is not a unit column of the shards")
+    kind = next((k for k, (_, fields) in LABELS.items() if field in fields), None)
+    refs, _ = current_shards(catalog)
+    tables = current_label_tables(catalog, {r.file_id for r in refs}).get(kind, {}) if kind else {}
+    if kind and not tables:
+        return None
+    if file_ids is not None:
+        refs = [r for r in refs if r.file_id in file_ids]
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("file_id", "unit", field)})
+    if not refs:
+        return empty
+    files = pd.DataFrame({"file_id": [r.file_id for r in refs], "shard": [str(r.shard) for r in refs],
+                          "shard_name": [Path(r.shard).name for r in refs]})
+    expr, join, params = _COLUMN[field], "", [sorted(set(files["shard"]))]
+    if kind:
+        files[f"{kind}_table"] = [tables.get(r.file_id) for r in refs]
+        used = sorted(set(files[f"{kind}_table"].dropna()))
+        if used:  # else: null for every unit asked for, as list_units gives them
+            expr = _label_columns([kind])[field]
+            join = (f" LEFT JOIN read_parquet(?, filename = true) AS l_{kind} ON l_{kind}.filename = f.{kind}_table"
+                    f" AND l_{kind}.unit = u.unit AND l_{kind}.units = f.shard_name")
+            params.append(used)
+    sql = (f'SELECT f.file_id AS file_id, u."unit" AS unit, {expr} AS "{field}" '
+           f"FROM read_parquet(?, filename = true) AS u JOIN files AS f ON u.filename = f.shard{join}")
+    con = duckdb.connect()
+    try:
+        con.register("files", files)
+        df = con.execute(sql, params).df()
+    finally:
+        con.close()
+    if field.startswith("mfcc_"):  # list_units gives mfcc as lists of Python floats
+        df[field] = df[field].astype(object)
+    return df

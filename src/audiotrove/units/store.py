@@ -99,7 +99,7 @@ def current_shards(catalog: Catalog, file_ids: set[int] | None = None) -> tuple[
     refs: list[ShardRef] = []
     problems: list[str] = []
     local = catalog.local_copies()  # a fetched URL's audio is its verified local copy
-    for f, results in catalog.iter_current(SEGMENT_STEP):
+    for f, results in catalog.iter_current(SEGMENT_STEP, with_result=True):
         if file_ids is not None and f.id not in file_ids:
             continue
         res = results.get(SEGMENT_STEP)

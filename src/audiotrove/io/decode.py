@@ -56,7 +56,7 @@ class AudioReader:
         if self.backend in ("soundfile", "raw"):
             source = _soundfile_blocks(self.path, block_frames)
         else:
-            source = _rebuffer(_pyav_frames(self.path, self.channels), block_frames, self.channels)
+            source = rebuffer(_pyav_frames(self.path, self.channels), block_frames, self.channels)
         self.decoded_frames = 0
         for block in source:
             self.decoded_frames += len(block)
@@ -367,7 +367,7 @@ def _frame_to_array(frame, channels: int) -> np.ndarray:
     return np.ascontiguousarray(planes.T, dtype=np.float32)
 
 
-def _rebuffer(frames: Iterator[np.ndarray], block_frames: int, channels: int) -> Iterator[np.ndarray]:
+def rebuffer(frames: Iterator[np.ndarray], block_frames: int, channels: int) -> Iterator[np.ndarray]:
     """Regroup variable-size decoder frames into fixed-size blocks."""
     pending: list[np.ndarray] = []
     count = 0

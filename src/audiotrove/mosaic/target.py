@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UsageError
-from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError, _rebuffer, open_audio
+from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError, rebuffer, open_audio
 
 MAX_CHANNELS = 2  # the output's channels at most (a target with more gives its first two)
 
@@ -48,7 +48,7 @@ class TargetAudio:
         first sample (the last block shorter). UsageError when the file cannot be decoded."""
         try:
             reader = open_audio(self.path)
-            for block in _rebuffer(self._stretch(reader), block_frames, reader.channels):
+            for block in rebuffer(self._stretch(reader), block_frames, reader.channels):
                 block = block[:, :MAX_CHANNELS]
                 yield np.where(np.isfinite(block), block, np.float32(0.0))
         except DecodeError as exc:

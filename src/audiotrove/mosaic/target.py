@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UsageError
-from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError, rebuffer, open_audio
+from ..io.decode import DEFAULT_BLOCK_FRAMES, DecodeError, open_audio, rebuffer
 
 MAX_CHANNELS = 2  # the output's channels at most (a target with more gives its first two)
 

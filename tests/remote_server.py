@@ -17,6 +17,8 @@ each path may have a list of behaviours consumed one per request (then it serves
     "disposition:NAME" add Content-Disposition: attachment; filename="NAME"
     "close"            serve the file, then close the connection without saying so (a server
                        that drops idle keep-alive connections)
+    "noetag"           serve the file with no ETag, ignoring If-None-Match (a server that
+                       cannot say whether it changed); otherwise a matching If-None-Match gets 304
     "gate:K[:S]"       wait (at most S seconds, default WAIT_S) until K file responses have been
                        in progress at once (`active_max` >= K; reset `active_max` between uses)
 
@@ -142,7 +144,7 @@ def _handler(server: RemoteServer):
         def _file(self, path: str, kind: str, arg: str) -> None:
             data = server.files[path]
             etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
-            if self.headers.get("If-None-Match") == etag:  # a conditional request: unchanged
+            if kind != "noetag" and self.headers.get("If-None-Match") == etag:  # unchanged
                 self.send_response(304)
                 self.send_header("ETag", etag)
                 self.send_header("Content-Length", "0")
@@ -157,6 +159,8 @@ def _handler(server: RemoteServer):
                     return self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
             body = data[start:]
             headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Length": str(len(body))}
+            if kind == "noetag":
+                del headers["ETag"]
             if start:
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             if kind == "disposition":

@@ -214,6 +214,14 @@ def test_refresh_keeps_current_copies_and_downloads_changed_ones(server, tmp_pat
     duration = {u: r["media_info"]["container"]["duration"] for u, r in third.items()}
     before = {u: r["media_info"]["container"]["duration"] for u, r in first.items()}
     assert duration[u2] == pytest.approx(2 * before[u2]) and duration[u1] == before[u1]
+    # a server that gives no validators sends the file again: the same bytes count as unchanged
+    server.faults["/a.wav"] = ["noetag"]
+    server.faults["/b.wav"] = ["noetag"]
+    with Catalog.open(collection) as cat:  # a copy fetched from such a server has no ETag
+        fid = cat.file_ids([u1])[u1]
+        cat.set_attrs([(fid, "fetch", {**third[u1]["fetch"], "etag": None, "last_modified": None})])
+    out = at(collection, "fetch", "--refresh")
+    assert "2 ok, 0 failed, 0 already fetched, 2 unchanged, 0 updated" in out.stderr
     # the server loses a.wav: the check fails, the copy and its record stay usable
     del server.files["/a.wav"]
     out = at(collection, "fetch", "--refresh", "--retries", "0")

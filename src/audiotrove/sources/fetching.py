@@ -35,7 +35,7 @@ class FetchSummary:
     ok: int = 0
     failed: int = 0
     present: int = 0          # already fetched and still on disk (not checked)
-    unchanged: int = 0        # --refresh: the server says the copy is current (304)
+    unchanged: int = 0        # --refresh: the copy is current (304, or the same bytes sent again)
     updated: int = 0          # --refresh: a changed file, downloaded again
     bytes: int = 0
     elapsed_s: float = 0.0
@@ -125,7 +125,9 @@ def fetch_urls(cat: Catalog, options: FetchOptions, *, to: str | os.PathLike | N
                 if got.status == "ok":
                     summary.ok += 1
                     summary.bytes += got.bytes - got.resumed_from
-                    if old is not None:
+                    if old is not None and got.sha256 == before[got.key]["fetch"].get("sha256"):
+                        summary.unchanged += 1  # sent again (no validator to ask with), same bytes
+                    elif old is not None:
                         summary.updated += 1
                         if os.path.realpath(old) != os.path.realpath(got.path) and contained(folder, Path(old)):
                             os.remove(old)  # the copy under an older name (Content-Disposition)

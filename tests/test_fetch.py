@@ -48,6 +48,26 @@ def fetch(downloads, options=None, **kw):
     return {g.key: g for g in Fetcher(options or fast(**kw)).run(downloads)}
 
 
+def tls_server(tmp_path: Path) -> tuple[RemoteServer, Path]:
+    """A started https RemoteServer with a fresh self-signed certificate for 127.0.0.1 (not
+    trusted unless SSL_CERT_FILE names it), and that certificate's file; skipped without openssl."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    tls = RemoteServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
+    return tls.start(), cert
+
+
 def outside_files(root: Path, cache: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not contained(cache, p)]
 
@@ -270,21 +290,7 @@ def test_credentials_from_netrc_only_to_their_host(server, tmp_path):
 
 def test_tls_certificates_are_verified(server, tmp_path):
     """A self-signed certificate is refused (verification is on), with a clear item error."""
-    import shutil
-    import ssl
-    import subprocess
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a self-signed certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    tls = RemoteServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
-    tls.start()
+    tls, _ = tls_server(tmp_path)
     try:
         tls.add("/x.wav", payload(100))
         url = tls.url.replace("http://", "https://") + "/x.wav"
@@ -334,21 +340,7 @@ def test_http_through_a_proxy_with_credentials(server, proxy, tmp_path):
 def test_https_goes_through_a_connect_tunnel(proxy, tmp_path, monkeypatch):
     """TLS is checked end to end against the server's own certificate (trusted here through
     SSL_CERT_FILE), the proxy only sees CONNECT host:port."""
-    import shutil
-    import ssl
-    import subprocess
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
-    tls = RemoteServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    tls.httpd.socket = context.wrap_socket(tls.httpd.socket, server_side=True)
-    tls.start()
+    tls, cert = tls_server(tmp_path)
     try:
         data = payload(30_000, 3)
         url = tls.add("/secure.wav", data).replace("http://", "https://")

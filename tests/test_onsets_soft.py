@@ -332,17 +332,32 @@ def _midi_render():
     return midi_render
 
 
-@pytest.mark.parametrize("name,f_min", [("clarinet", 0.95), ("french horn", 0.85)])
-def test_rendered_melody(tmp_path, name, f_min):
+def _render_scores(tmp_path, name: str, *, seed: int = 0, soundfont: str | None = None):
+    """A 10 s melody of General MIDI instrument `name` rendered (FluidR3, or `soundfont`,
+    skipped when absent), cut into units: (units, notes, onset F, pitch right)."""
     import soundfile as sf
 
     mr = _midi_render()
+    kw = {}
+    if soundfont is not None:
+        if not mr.available(Path(soundfont)):
+            pytest.skip(f"needs fluidsynth and {soundfont}")
+        kw["soundfont"] = Path(soundfont)
     program, low, high = mr.INSTRUMENTS[name]
-    notes = mr.melody(low=low, high=high, seconds=10, seed=0)
-    wav = mr.render(notes, program=program, path=tmp_path / "m.wav")
+    notes = mr.melody(low=low, high=high, seconds=10, seed=seed)
+    wav = mr.render(notes, program=program, path=tmp_path / "m.wav", **kw)
     y, sr = sf.read(wav, dtype="float32", always_2d=True)
     rows = units(y.mean(axis=1), sr=sr)
     f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    return rows, notes, f, p
+
+
+TIMGM6MB = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+@pytest.mark.parametrize("name,f_min", [("clarinet", 0.95), ("french horn", 0.85)])
+def test_rendered_melody(tmp_path, name, f_min):
+    _, _, f, p = _render_scores(tmp_path, name)
     assert f >= f_min, f
     assert p >= 0.9, p
 
@@ -350,18 +365,7 @@ def test_rendered_melody(tmp_path, name, f_min):
 def test_a_flute_whose_held_notes_swell_is_one_onset_per_note(tmp_path):
     """TimGM6mb's flute swells every 0.3 s within a held note (3-5 dB, the same pitch and
     spectral shape): flux peaks that are not onsets (F 0.74 on this melody before, 0.93 now)."""
-    import soundfile as sf
-
-    mr = _midi_render()
-    soundfont = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-    if not mr.available(soundfont):
-        pytest.skip("needs fluidsynth and timgm6mb-soundfont")
-    program, low, high = mr.INSTRUMENTS["flute"]
-    notes = mr.melody(low=low, high=high, seconds=10, seed=0)
-    wav = mr.render(notes, program=program, path=tmp_path / "m.wav", soundfont=soundfont)
-    y, sr = sf.read(wav, dtype="float32", always_2d=True)
-    rows = units(y.mean(axis=1), sr=sr)
-    f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    _, _, f, p = _render_scores(tmp_path, "flute", seed=0, soundfont=TIMGM6MB)
     assert f >= 0.9, f
     assert p >= 0.9, p
 
@@ -370,18 +374,7 @@ def test_a_choir_swell_just_before_the_next_note_is_not_an_onset(tmp_path):
     """TimGM6mb's choir swells 85-145 ms before many of its note-ons: 80-200 ms after such a
     flux peak the next note already sounds, so only the pitch 30-90 ms after it shows the same
     note held (F 0.86 on this melody before, 0.91 now)."""
-    import soundfile as sf
-
-    mr = _midi_render()
-    soundfont = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-    if not mr.available(soundfont):
-        pytest.skip("needs fluidsynth and timgm6mb-soundfont")
-    program, low, high = mr.INSTRUMENTS["choir aahs"]
-    notes = mr.melody(low=low, high=high, seconds=10, seed=2)
-    wav = mr.render(notes, program=program, path=tmp_path / "m.wav", soundfont=soundfont)
-    y, sr = sf.read(wav, dtype="float32", always_2d=True)
-    rows = units(y.mean(axis=1), sr=sr)
-    f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    _, _, f, p = _render_scores(tmp_path, "choir aahs", seed=2, soundfont=TIMGM6MB)
     assert f >= 0.9, f
     assert p >= 0.95, p
 
@@ -392,15 +385,7 @@ def test_a_choir_whose_pitch_readings_flicker_keeps_its_notes_whole(tmp_path):
     is not a pitch onset (no onset band rises 15 dB above the bands' median change): on this
     melody F 0.77 and pitch 0.53 before, 0.85 and 0.71 now (the choir stays short of the
     instrument targets: bench/RESULTS_onsets.md)."""
-    import soundfile as sf
-
-    mr = _midi_render()
-    program, low, high = mr.INSTRUMENTS["choir aahs"]
-    notes = mr.melody(low=low, high=high, seconds=10, seed=0)
-    wav = mr.render(notes, program=program, path=tmp_path / "m.wav")
-    y, sr = sf.read(wav, dtype="float32", always_2d=True)
-    rows = units(y.mean(axis=1), sr=sr)
-    f, p = scores(rows, [(t, pitch) for t, _, pitch in notes])
+    rows, notes, f, p = _render_scores(tmp_path, "choir aahs")
     assert len(rows) <= len(notes)
     assert f >= 0.82, f
     assert p >= 0.65, p

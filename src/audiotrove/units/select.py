@@ -183,17 +183,14 @@ def select_units(refs: list[ShardRef], query: str | None = None,
     the unit map's Parquet table, joined when given; `labels`: {kind: {file_id: table}} of
     units/labels.py, joined as the tag / class fields. Raises QueryError (also when nothing is
     segmented yet, so a typo is never silent)."""
-    import duckdb
-
     limits = limits or Limits()
     keys = parse_sort(sort) if isinstance(sort, str) or sort is None else list(sort)
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("path", "file_id", *UNIT_COLUMNS)})
     unit_filter_sql(query)
     if not refs:
         return empty
-    files = pd.DataFrame({"file_id": [r.file_id for r in refs], "path": [r.path for r in refs],
-                          "shard": [str(r.shard) for r in refs],
-                          "shard_name": [Path(r.shard).name for r in refs]})
+    files = _shard_files(refs)
+    files.insert(1, "path", [r.path for r in refs])
     joined: dict[str, list[str]] = {}
     for kind, tables in (labels or {}).items():
         files[f"{kind}_table"] = [tables.get(r.file_id) for r in refs]
@@ -201,14 +198,27 @@ def select_units(refs: list[ShardRef], query: str | None = None,
             joined[kind] = sorted(set(files[f"{kind}_table"].dropna()))
     shards = sorted(set(files["shard"]))
     sql, params = build_sql(shards, query, keys, limits, unit_map=unit_map, labels=joined)
+    df = _query(sql, params, files)
+    df["mfcc"] = df["mfcc"].map(lambda v: None if v is None else [float(x) for x in v])
+    return df.reset_index(drop=True)
+
+
+def _shard_files(refs) -> pd.DataFrame:
+    """The `files` table a units query joins on: file_id, shard path and shard name per file."""
+    return pd.DataFrame({"file_id": [r.file_id for r in refs], "shard": [str(r.shard) for r in refs],
+                         "shard_name": [Path(r.shard).name for r in refs]})
+
+
+def _query(sql: str, params: list, files: pd.DataFrame) -> pd.DataFrame:
+    """Run a units query in a fresh DuckDB connection with `files` registered."""
+    import duckdb
+
     con = duckdb.connect()
     try:
         con.register("files", files)
-        df = con.execute(sql, params).df()
+        return con.execute(sql, params).df()
     finally:
         con.close()
-    df["mfcc"] = df["mfcc"].map(lambda v: None if v is None else [float(x) for x in v])
-    return df.reset_index(drop=True)
 
 
 def parse_order(text: str) -> list[SortKey]:
@@ -296,8 +306,6 @@ def unit_field_values(catalog, name: str, file_ids: set[int] | None = None) -> p
     (mfcc_k: Python floats), in no particular order; None for a label no unit has yet (list_units
     has no such column then). One narrow read of the shards: what a map colours by, without
     listing every column of every unit."""
-    import duckdb
-
     from .labels import LABELS, current_label_tables
     from .store import current_shards
 
@@ -314,8 +322,7 @@ def unit_field_values(catalog, name: str, file_ids: set[int] | None = None) -> p
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in ("file_id", "unit", field)})
     if not refs:
         return empty
-    files = pd.DataFrame({"file_id": [r.file_id for r in refs], "shard": [str(r.shard) for r in refs],
-                          "shard_name": [Path(r.shard).name for r in refs]})
+    files = _shard_files(refs)
     expr, join, params = _COLUMN[field], "", [sorted(set(files["shard"]))]
     if kind:
         files[f"{kind}_table"] = [tables.get(r.file_id) for r in refs]
@@ -327,12 +334,7 @@ def unit_field_values(catalog, name: str, file_ids: set[int] | None = None) -> p
             params.append(used)
     sql = (f'SELECT f.file_id AS file_id, u."unit" AS unit, {expr} AS "{field}" '
            f"FROM read_parquet(?, filename = true) AS u JOIN files AS f ON u.filename = f.shard{join}")
-    con = duckdb.connect()
-    try:
-        con.register("files", files)
-        df = con.execute(sql, params).df()
-    finally:
-        con.close()
+    df = _query(sql, params, files)
     if field.startswith("mfcc_"):  # list_units gives mfcc as lists of Python floats
         df[field] = df[field].astype(object)
     return df
